@@ -1,0 +1,30 @@
+# Default runtime shared by every config (mmengine Runner).
+default_scope = 'mmdet3d'
+# Importing the plugin registers CMT's modules (attention, models, transforms, hooks).
+custom_imports = dict(imports=['projects.mmdet3d_plugin'], allow_failed_imports=False)
+
+log_interval = 50
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=log_interval),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # keeps the last 3 checkpoints; older ones are removed only after a newer one was written
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='Det3DVisualizationHook'))
+# GPU memory (CPU: process RSS) per rank in the text log, JSON scalars and TensorBoard; summary in work_dir.
+custom_hooks = [dict(type='GPUMemoryHook')]  # logs at default_hooks.logger.interval
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+
+# TensorBoard: add dict(type='TensorboardVisBackend') here, or pass `--tensorboard` to tools/train.py.
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')

@@ -1,0 +1,9 @@
+"""engine subpackage: importing it registers its modules."""
+from .attention_info import find_bias_attention, summarize_bias_mode
+from .memory_hook import GPUMemoryHook
+from .memory_probe import CudaMemoryProbe, ProcessRSSProbe, make_memory_probe
+
+__all__ = [
+    'GPUMemoryHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe',
+    'find_bias_attention', 'summarize_bias_mode'
+]

@@ -1,0 +1,62 @@
+"""NuScenesMetric on a chosen official split (e.g. the training scenes).
+
+mmdet3d's NuScenesMetric always evaluates on the validation split of its version ('mini_val' / 'val'). To show
+that a model learns (fits its training scenes), the official devkit must score it on 'mini_train' / 'train'
+instead; everything else (result conversion, devkit evaluation, logged keys) stays mmdet3d's.
+"""
+from contextlib import contextmanager
+
+from mmdet3d.evaluation.metrics import NuScenesMetric
+from mmdet3d.registry import METRICS
+
+# nuscenes.utils.splits names accepted per dataset version
+VALID_SPLITS = {
+    'v1.0-mini': ('mini_train', 'mini_val'),
+    'v1.0-trainval': ('train', 'val'),
+    'v1.0-test': ('test', ),
+}
+
+
+@contextmanager
+def _devkit_eval_set(eval_set: str):
+    """Make ``NuScenesEval`` (looked up by mmdet3d at call time) evaluate on ``eval_set``."""
+    from nuscenes.eval.detection import evaluate
+    original = evaluate.NuScenesEval
+
+    def with_split(*args, **kwargs):
+        kwargs['eval_set'] = eval_set
+        return original(*args, **kwargs)
+
+    evaluate.NuScenesEval = with_split
+    try:
+        yield
+    finally:
+        evaluate.NuScenesEval = original
+
+
+@METRICS.register_module()
+class NuScenesSplitMetric(NuScenesMetric):
+    """``NuScenesMetric`` that scores the official split ``eval_set`` (default: the version's val split).
+
+    Args:
+        eval_set (str, optional): 'mini_train' / 'mini_val' for v1.0-mini, 'train' / 'val' for v1.0-trainval.
+            The dataset evaluated must hold exactly that split's samples (its info file).
+        **kwargs: NuScenesMetric's arguments.
+    """
+
+    def __init__(self, eval_set=None, **kwargs):
+        super().__init__(**kwargs)
+        known = sorted(s for splits in VALID_SPLITS.values() for s in splits)
+        if eval_set is not None and eval_set not in known:
+            raise ValueError(f'NuScenesSplitMetric: unknown eval_set={eval_set!r}; expected one of {known}')
+        self.eval_set = eval_set
+
+    def _evaluate_single(self, result_path, classes=None, result_name='pred_instances_3d'):
+        if self.eval_set is None:
+            return super()._evaluate_single(result_path, classes=classes, result_name=result_name)
+        valid = VALID_SPLITS.get(self.version, ())
+        if self.eval_set not in valid:
+            raise ValueError(f'NuScenesSplitMetric: eval_set={self.eval_set!r} is not a split of the dataset '
+                             f'version {self.version!r}; expected one of {valid}')
+        with _devkit_eval_set(self.eval_set):
+            return super()._evaluate_single(result_path, classes=classes, result_name=result_name)

@@ -1,0 +1,338 @@
+"""CMT's transformer detection head with the geometric-bias cross-attention.
+
+Tokens: BEV tokens (B, H*W, C) from the LiDAR BEV map after ``shared_conv``, row-major over (H, W); image tokens
+(B, N*h*w, C) from the stride-16 camera features, ordered (N, h, w). Memory = [BEV tokens; image tokens].
+Coordinates encoding: BEV tokens get ``bev_embedding(pos2embed(cell centre))``; image tokens get
+``rv_embedding(points at depth bins along their camera ray)``; queries get both encodings of their reference
+point (the camera part summed over the views the point projects into). The bias attention sees the same
+geometry: key lines = BEV vertical lines through cell centres and camera rays through feature-cell centres,
+query points = reference points in metres.
+Outputs per decoder layer: cls logits (B, Nq, num_classes) and a 10-d box code in CMT layout
+``(cx, cy, log dx, log dy, cz, log dz, sin, cos, vx, vy)`` (see docs/quirks.md on how the branches map to it).
+"""
+import copy
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import ConvModule
+from mmdet.models.layers import inverse_sigmoid
+from mmdet.utils import reduce_mean
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdet3d.registry import MODELS, TASK_UTILS
+from mmdet3d.structures import LiDARInstance3DBoxes
+from ...attention.geometry import bev_key_lines, camera_key_lines
+from ..layers.cmt_position_encoding import (denormalize_points, depth_bins, lift_pixels, lidar2img_from_metas,
+                                            normalize_points, pixel_centres, pos2embed, project_points)
+from ..task_modules.box_codec import encode_boxes, gravity_center_boxes
+from .query_denoising import DNQueries, build_dn_queries
+
+Lines = Tuple[Tensor, Tensor]
+
+
+def _mlp(c_in: int, c_hidden: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(c_in, c_hidden), nn.ReLU(inplace=True), nn.Linear(c_hidden, c_out))
+
+
+@MODELS.register_module()
+class CmtHead(BaseModule):
+    """CMT head for fusion, LiDAR-only (``use_img=False``) and camera-only (``use_bev=False``) models.
+
+    Args:
+        num_classes (int): number of classes.
+        in_channels (int): BEV feature channels (SECONDFPN: 512); ignored when ``use_bev=False``.
+        hidden_dim (int): C, token width.
+        num_query (int): learned object queries.
+        pc_range (list[float]): [x_min, y_min, z_min, x_max, y_max, z_max] metres; normalises reference points,
+            encodings and box centres.
+        bev_range (list[float], optional): the extent (same 6-list form) that the BEV feature map actually
+            covers, for the BEV key lines and encodings; defaults to ``pc_range`` (differs for voxel0100, whose
+            1024-voxel grid covers -54..48.4 m, see docs/quirks.md).
+        depth_num (int): depth bins along camera rays (CMT: 64).
+        use_bev / use_img (bool): which token sets exist.
+        transformer (dict): ``CmtTransformer`` cfg.
+        separate_head (dict): ``CmtSeparateTaskHead`` kwargs (without in_channels/heads/groups).
+        common_heads (dict): regression branches name -> (out, num_conv).
+        num_cls_convs (int): convs of the classification branch.
+        with_dn (bool): query denoising at train time.
+        dn_cfg (dict): ``scalar`` (max groups), ``noise_scale``, ``noise_trans``, ``split``, ``dn_weight``.
+        bbox_coder (dict): ``CmtNMSFreeCoder`` cfg.
+        loss_cls / loss_bbox (dict): loss cfgs (mmdet FocalLoss / L1Loss).
+        code_weights (list[float]): weights of the 10 box codes in the L1 loss.
+        bg_cls_weight (float): weight of negatives in the classification normaliser (CMT: 0.1).
+        sync_avg_factor (bool): all-reduce the matching-loss normalisers over GPUs (CMT: False, per-GPU).
+        bias_mode (str, optional) / use_bias (bool, optional): when not None, override ``bias_mode`` /
+            ``use_bias`` of every decoder layer's cross-attention (short ``--cfg-options`` keys).
+        train_cfg (dict): ``assigner`` cfg. test_cfg (dict): unused (kept for the detector API).
+    """
+
+    def __init__(self,
+                 num_classes: int = 10,
+                 in_channels: int = 512,
+                 hidden_dim: int = 256,
+                 num_query: int = 900,
+                 pc_range: Sequence[float] = (-54.0, -54.0, -5.0, 54.0, 54.0, 3.0),
+                 bev_range: Optional[Sequence[float]] = None,
+                 depth_num: int = 64,
+                 use_bev: bool = True,
+                 use_img: bool = True,
+                 transformer: dict = None,
+                 separate_head: dict = dict(head_conv=64, final_kernel=1, init_bias=-2.19),
+                 common_heads: dict = dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
+                 num_cls_convs: int = 2,
+                 with_dn: bool = True,
+                 dn_cfg: dict = dict(scalar=10, noise_scale=1.0, noise_trans=0.0, split=0.75, dn_weight=1.0),
+                 bbox_coder: dict = None,
+                 loss_cls: dict = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                                       loss_weight=2.0),
+                 loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=0.25),
+                 code_weights: Sequence[float] = (2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2),
+                 bg_cls_weight: float = 0.1,
+                 sync_avg_factor: bool = False,
+                 bias_mode: Optional[str] = None,
+                 use_bias: Optional[bool] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg)
+        if not (use_bev or use_img):
+            raise ValueError('CmtHead needs use_bev or use_img')
+        if transformer is None or bbox_coder is None:
+            raise ValueError('CmtHead needs `transformer` and `bbox_coder` cfgs')
+        if set(common_heads) != {'center', 'height', 'dim', 'rot', 'vel'}:
+            raise ValueError(f'common_heads must have keys center, height, dim, rot, vel; got {list(common_heads)}')
+        self.num_classes, self.num_query, self.hidden_dim = num_classes, num_query, hidden_dim
+        self.use_bev, self.use_img, self.with_dn = use_bev, use_img, with_dn
+        self.register_buffer('pc_range', torch.tensor(pc_range, dtype=torch.float32), persistent=False)
+        self.register_buffer('bev_range', torch.tensor(bev_range if bev_range is not None else pc_range,
+                                                       dtype=torch.float32), persistent=False)
+        self.register_buffer('depths', depth_bins(depth_num, float(pc_range[3])), persistent=False)
+        self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
+        self.dn_cfg = dict(dict(scalar=10, noise_scale=1.0, noise_trans=0.0, split=0.75, dn_weight=1.0), **dn_cfg)
+        self.bg_cls_weight, self.sync_avg_factor = bg_cls_weight, sync_avg_factor
+
+        transformer = copy.deepcopy(transformer)
+        cross_cfg = transformer['decoder']['layer_cfg']['cross_attn_cfg']
+        if bias_mode is not None:
+            cross_cfg['bias_mode'] = bias_mode
+        if use_bias is not None:
+            cross_cfg['use_bias'] = use_bias
+        self.transformer = MODELS.build(transformer)
+        self.num_layers = len(self.transformer.decoder.layers)
+
+        if use_bev:
+            self.shared_conv = ConvModule(in_channels, hidden_dim, 3, padding=1, conv_cfg=dict(type='Conv2d'),
+                                          norm_cfg=dict(type='BN2d'))
+        if use_img:
+            self.rv_embedding = _mlp(depth_num * 3, hidden_dim * 4, hidden_dim)
+        self.bev_embedding = _mlp(hidden_dim * 2, hidden_dim, hidden_dim)
+        self.reference_points = nn.Embedding(num_query, 3)
+        heads = dict(common_heads, cls_logits=(num_classes, num_cls_convs))
+        self.task_head = MODELS.build(
+            dict(type='CmtSeparateTaskHead', **separate_head, in_channels=hidden_dim, heads=heads,
+                 groups=self.num_layers))
+        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.bbox_coder = TASK_UTILS.build(bbox_coder)
+        self.assigner = TASK_UTILS.build(train_cfg['assigner']) if train_cfg else None
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        nn.init.uniform_(self.reference_points.weight, 0, 1)
+
+    # ------------------------------------------------------------------ tokens and encodings
+    def _bev_tokens(self, bev_feat: Tensor) -> Tuple[Tensor, Tensor, Lines]:
+        """bev_feat (B, Cin, H, W) -> tokens (B, H*W, C), pos (B, H*W, C), lines (H*W, 3) x2."""
+        x = self.shared_conv(bev_feat)
+        B, C, H, W = x.shape
+        o, d = bev_key_lines(self.bev_range.tolist(), (H, W), device=x.device)
+        coords = (o[:, :2] - self.pc_range[:2]) / (self.pc_range[3:5] - self.pc_range[:2])
+        pos = self.bev_embedding(pos2embed(coords, self.hidden_dim))
+        return x.flatten(2).transpose(1, 2), pos.expand(B, -1, -1), (o, d)
+
+    def _img_tokens(self, img_feat: Tensor, lidar2img: Tensor, img_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor, Lines]:
+        """img_feat (B*N, C, h, w), lidar2img (B, N, 4, 4) -> tokens/pos (B, N*h*w, C), lines (B, N*h*w, 3) x2."""
+        BN, C, h, w = img_feat.shape
+        B, N = lidar2img.shape[:2]
+        if B * N != BN:
+            raise ValueError(f'image features (B*N={BN}) do not match lidar2img {tuple(lidar2img.shape)}')
+        tokens = img_feat.view(B, N, C, h * w).permute(0, 1, 3, 2).reshape(B, N * h * w, C)
+        uv = pixel_centres((h, w), img_hw, device=img_feat.device).view(1, 1, h * w, 2).expand(B, N, -1, -1)
+        pts = lift_pixels(uv, self.depths, torch.inverse(lidar2img))  # (B, N, hw, D, 3)
+        pos = self.rv_embedding(normalize_points(pts, self.pc_range).flatten(-2)).reshape(B, N * h * w, -1)
+        return tokens, pos, camera_key_lines(lidar2img, (h, w), img_hw)
+
+    def _query_pos(self, ref_norm: Tensor, lidar2img: Optional[Tensor], img_hw) -> Tensor:
+        """ref_norm (B, Q, 3) in [0, 1] -> query position encoding (B, Q, C)."""
+        pos = self.bev_embedding(pos2embed(ref_norm[..., :2], self.hidden_dim))
+        if lidar2img is None:
+            return pos
+        uv, depth = project_points(denormalize_points(ref_norm, self.pc_range), lidar2img)
+        H, W = img_hw
+        valid = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H) & (depth > 0)
+        pts = lift_pixels(uv, self.depths, torch.inverse(lidar2img))  # (B, N, Q, D, 3)
+        rv = self.rv_embedding(normalize_points(pts, self.pc_range).flatten(-2))
+        return pos + (rv * valid[..., None]).sum(1)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, bev_feat: Optional[Tensor], img_feat: Optional[Tensor], batch_input_metas: List[dict],
+                img_hw: Optional[Tuple[int, int]] = None, dn: Optional[DNQueries] = None) -> Dict[str, Tensor]:
+        """bev_feat (B, Cin, H, W) or None; img_feat (B*N, C, h, w) or None; img_hw (H, W) of the padded input
+        images. Returns ``cls_scores`` (L, B, Nq, num_classes), ``bbox_preds`` (L, B, Nq, 10) and, with DN,
+        ``dn_cls_scores`` / ``dn_bbox_preds`` (L, B, P, .). Runs in fp32 (autocast off) except the attention
+        core (decoder ``cross_attn_dtype``)."""
+        device = (bev_feat if bev_feat is not None else img_feat).device
+        with torch.autocast(device.type, enabled=False):
+            return self._forward(bev_feat, img_feat, batch_input_metas, img_hw, dn)
+
+    def _forward(self, bev_feat, img_feat, batch_input_metas, img_hw, dn) -> Dict[str, Tensor]:
+        B = len(batch_input_metas)
+        parts = []  # (tokens, pos, key lines) per token set, BEV first
+        if self.use_bev:
+            if bev_feat is None:
+                raise ValueError('CmtHead(use_bev=True) got no BEV features: the config has no LiDAR branch; '
+                                 'set model.pts_bbox_head.use_bev=False for camera-only models')
+            parts.append(self._bev_tokens(bev_feat.float()))
+        lidar2img = None
+        if self.use_img:
+            if img_feat is None or img_hw is None:
+                raise ValueError('CmtHead(use_img=True) needs image features and img_hw; set '
+                                 'model.pts_bbox_head.use_img=False for LiDAR-only models')
+            lidar2img = lidar2img_from_metas(batch_input_metas, device=img_feat.device)
+            parts.append(self._img_tokens(img_feat.float(), lidar2img, tuple(img_hw)))
+        memory = torch.cat([p[0] for p in parts], 1)
+        memory_pos = torch.cat([p[1] for p in parts], 1)
+        if len(parts) == 1:
+            key_lines = parts[0][2]
+        else:  # BEV lines (H*W, 3) broadcast over the batch, then camera rays (B, N*h*w, 3)
+            key_lines = tuple(
+                torch.cat([bev.expand(B, -1, -1), cam], dim=1) for bev, cam in zip(parts[0][2], parts[1][2]))
+
+        ref = self.reference_points.weight.clamp(0, 1)[None].expand(B, -1, -1)
+        attn_mask, pad = None, 0
+        if dn is not None:
+            ref, attn_mask, pad = torch.cat([dn.ref_points, ref], 1), dn.attn_mask, dn.pad_size
+        query_pos = self._query_pos(ref, lidar2img, img_hw)
+        # Query points of the bias: the (un-refined, CMT has no iterative refinement) reference points in
+        # metres, shared by all layers and not detached, so the bias also trains the reference points.
+        ref_m = denormalize_points(ref, self.pc_range)
+        dec = self.transformer(memory, memory_pos, query_pos, ref_m, key_lines, attn_mask)  # (L, B, Q, C)
+        return self._decode(self.task_head(dec), ref, pad)
+
+    def _decode(self, preds: Dict[str, Tensor], ref: Tensor, pad: int) -> Dict[str, Tensor]:
+        """Box codes from branch outputs; centre/height are offsets to the reference point in logit space."""
+        ref_logit = inverse_sigmoid(ref)
+        rng = self.pc_range
+        center = (preds['center'] + ref_logit[..., :2]).sigmoid() * (rng[3:5] - rng[:2]) + rng[:2]
+        height = (preds['height'] + ref_logit[..., 2:3]).sigmoid() * (rng[5] - rng[2]) + rng[2]
+        bbox = torch.cat([center, height, preds['dim'], preds['rot'], preds['vel']], dim=-1)
+        cls = preds['cls_logits']
+        out = dict(cls_scores=cls[:, :, pad:], bbox_preds=bbox[:, :, pad:])
+        if pad:
+            out.update(dn_cls_scores=cls[:, :, :pad], dn_bbox_preds=bbox[:, :, :pad])
+        return out
+
+    # ------------------------------------------------------------------ training
+    def loss(self, bev_feat, img_feat, batch_data_samples, img_hw=None) -> Dict[str, Tensor]:
+        """Matching + DN losses of every decoder layer: ``loss_cls``, ``loss_bbox`` (last layer),
+        ``d{i}.loss_*`` (earlier layers), ``dn_loss_*`` / ``d{i}.dn_loss_*`` when ``with_dn``."""
+        if self.assigner is None:
+            raise ValueError('CmtHead.loss needs train_cfg.pts.assigner in the model config')
+        metas = [ds.metainfo for ds in batch_data_samples]
+        device = (bev_feat if bev_feat is not None else img_feat).device
+        gts = [ds.gt_instances_3d for ds in batch_data_samples]
+        gt_boxes = [gravity_center_boxes(g.bboxes_3d).to(device).float() for g in gts]
+        gt_labels = [g.labels_3d.to(device).long() for g in gts]
+        with torch.autocast(device.type, enabled=False):
+            dn = None
+            if self.with_dn:
+                dn = build_dn_queries(gt_boxes, gt_labels, self.num_query, self.pc_range, self.num_classes,
+                                      self.dn_cfg['scalar'], self.dn_cfg['noise_scale'], self.dn_cfg['noise_trans'],
+                                      self.dn_cfg['split'])
+            outs = self._forward(bev_feat, img_feat, metas, img_hw, dn)
+            return self.loss_by_feat(outs, gt_boxes, gt_labels, dn)
+
+    def loss_by_feat(self, outs: Dict[str, Tensor], gt_boxes: List[Tensor], gt_labels: List[Tensor],
+                     dn: Optional[DNQueries]) -> Dict[str, Tensor]:
+        losses = {}
+        L = outs['cls_scores'].shape[0]
+        for layer in range(L):
+            prefix = '' if layer == L - 1 else f'd{layer}.'
+            cls, bbox = outs['cls_scores'][layer], outs['bbox_preds'][layer]
+            losses[prefix + 'loss_cls'], losses[prefix + 'loss_bbox'] = self._matching_loss(
+                cls, bbox, gt_boxes, gt_labels)
+            if not self.with_dn:
+                continue
+            if dn is None:  # batch without GT: keep the keys, zero losses connected to the graph
+                zero = (cls.sum() + bbox.sum()) * 0
+                losses[prefix + 'dn_loss_cls'], losses[prefix + 'dn_loss_bbox'] = zero, zero
+            else:
+                losses[prefix + 'dn_loss_cls'], losses[prefix + 'dn_loss_bbox'] = self._dn_loss(
+                    outs['dn_cls_scores'][layer], outs['dn_bbox_preds'][layer], dn)
+        return losses
+
+    def _box_loss(self, bbox: Tensor, targets: Tensor, weights: Tensor, avg_factor: float) -> Tensor:
+        finite = torch.isfinite(targets).all(-1)
+        loss = self.loss_bbox(bbox[finite], targets[finite], weights[finite], avg_factor=avg_factor)
+        return torch.nan_to_num(loss)
+
+    def _matching_loss(self, cls: Tensor, bbox: Tensor, gt_boxes: List[Tensor],
+                       gt_labels: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """cls (B, Q, K) logits, bbox (B, Q, 10): Hungarian targets, focal + weighted L1."""
+        B, Q, _ = cls.shape
+        labels = cls.new_full((B, Q), self.num_classes, dtype=torch.long)
+        targets = bbox.new_zeros(B, Q, 10)
+        weights = bbox.new_zeros(B, Q, 10)
+        for b in range(B):
+            res = self.assigner.assign(bbox[b].detach(), cls[b].detach(), gt_boxes[b], gt_labels[b])
+            pos = res.gt_inds > 0
+            idx = res.gt_inds[pos] - 1
+            labels[b, pos] = gt_labels[b][idx]
+            targets[b, pos] = encode_boxes(gt_boxes[b][idx])
+            weights[b, pos] = self.code_weights
+        num_pos = float((labels < self.num_classes).sum())
+        num_neg = B * Q - num_pos
+        cls_avg = cls.new_tensor(num_pos + num_neg * self.bg_cls_weight)
+        pos_avg = cls.new_tensor(num_pos)
+        if self.sync_avg_factor:
+            cls_avg, pos_avg = reduce_mean(cls_avg), reduce_mean(pos_avg)
+        loss_cls = self.loss_cls(cls.flatten(0, 1), labels.flatten(), torch.ones_like(labels.flatten()),
+                                 avg_factor=max(cls_avg.item(), 1.0))
+        loss_bbox = self._box_loss(bbox.flatten(0, 1), targets.flatten(0, 1), weights.flatten(0, 1),
+                                   max(pos_avg.item(), 1.0))
+        return torch.nan_to_num(loss_cls), loss_bbox
+
+    def _dn_loss(self, cls: Tensor, bbox: Tensor, dn: DNQueries) -> Tuple[Tensor, Tensor]:
+        """Losses of the DN queries (valid slots): cls normalised by the expected number of positives
+        (``num * pi/6 * split^3``), L1 over all DN queries normalised by the all-reduced count."""
+        valid = dn.valid
+        cls, bbox, labels = cls[valid], bbox[valid], dn.labels[valid]
+        targets = encode_boxes(dn.boxes[valid])
+        num = float(valid.sum())
+        split = self.dn_cfg['split']
+        cls_avg = max(num * math.pi / 6 * split**3, 1.0)
+        loss_cls = self.loss_cls(cls, labels, torch.ones_like(labels), avg_factor=cls_avg)
+        num_avg = max(reduce_mean(cls.new_tensor(num)).item(), 1.0)
+        weights = self.code_weights.expand_as(targets)
+        loss_bbox = self._box_loss(bbox, targets, weights, num_avg)
+        w = self.dn_cfg['dn_weight']
+        return torch.nan_to_num(loss_cls) * w, loss_bbox * w
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, bev_feat, img_feat, batch_data_samples, img_hw=None) -> List[InstanceData]:
+        """Top-k boxes of the last layer per sample: InstanceData(bboxes_3d LiDARInstance3DBoxes (K, 9),
+        scores_3d (K,), labels_3d (K,))."""
+        metas = [ds.metainfo for ds in batch_data_samples]
+        outs = self.forward(bev_feat, img_feat, metas, img_hw)
+        results = []
+        for cls, bbox in zip(outs['cls_scores'][-1], outs['bbox_preds'][-1]):
+            dec = self.bbox_coder.decode(cls, bbox)
+            res = InstanceData()
+            res.bboxes_3d = LiDARInstance3DBoxes(dec['bboxes'], box_dim=9, origin=(0.5, 0.5, 0.5))
+            res.scores_3d = dec['scores']
+            res.labels_3d = dec['labels']
+            results.append(res)
+        return results

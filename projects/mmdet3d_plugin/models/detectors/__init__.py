@@ -1,0 +1,4 @@
+"""CMT detector."""
+from .cmt_detector import CmtDetector
+
+__all__ = ['CmtDetector']

@@ -1,0 +1,4 @@
+"""Image necks CMT needs beyond mmdet (CPFPN)."""
+from .cp_fpn import CPFPN
+
+__all__ = ['CPFPN']

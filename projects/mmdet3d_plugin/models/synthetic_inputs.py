@@ -1,0 +1,86 @@
+"""Synthetic detector inputs (camera rig, points, GT boxes) for tests and ``tools/benchmark_model.py``.
+
+The batch has the form ``Det3DDataPreprocessor`` consumes: ``dict(inputs=dict(points=[(P, 5)], img=[(N, 3, H, W)]),
+data_samples=[Det3DDataSample])`` with ``metainfo['lidar2img']`` (N 4x4 arrays) and ``gt_instances_3d``.
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+from mmengine.structures import InstanceData
+
+
+def camera_rig(num_cams: int, img_hw: Tuple[int, int], height: float = 1.6) -> np.ndarray:
+    """(N, 4, 4) lidar2img of N pinhole cameras at ``height`` m, yaws evenly spread around the vehicle,
+    focal length = 0.8 * image width (about nuScenes' 70 degree field of view)."""
+    H, W = img_hw
+    f = 0.8 * W
+    K = np.array([[f, 0, W / 2, 0], [0, f, H / 2, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
+    mats = []
+    for k in range(num_cams):
+        yaw = 2 * math.pi * k / num_cams
+        fwd = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        right = np.array([math.sin(yaw), -math.cos(yaw), 0.0])
+        down = np.array([0.0, 0.0, -1.0])
+        R = np.stack([right, down, fwd])
+        ext = np.eye(4)
+        ext[:3, :3] = R
+        ext[:3, 3] = -R @ np.array([0.0, 0.0, height])
+        mats.append(K @ ext)
+    return np.stack(mats)
+
+
+def random_boxes(num: int, pc_range: Sequence[float], generator: Optional[torch.Generator] = None,
+                 margin: float = 4.0) -> LiDARInstance3DBoxes:
+    """``num`` random boxes (bottom centre, with velocity) whose centres lie ``margin`` m inside pc_range."""
+    g = generator
+    lo = torch.tensor(pc_range[:2]) + margin
+    hi = torch.tensor(pc_range[3:5]) - margin
+    xy = lo + (hi - lo) * torch.rand(num, 2, generator=g)
+    z = pc_range[2] + 2.0 + torch.rand(num, 1, generator=g)
+    size = torch.tensor([0.5, 0.5, 1.0]) + torch.rand(num, 3, generator=g) * torch.tensor([4.0, 2.0, 2.0])
+    yaw = (torch.rand(num, 1, generator=g) * 2 - 1) * math.pi
+    vel = torch.randn(num, 2, generator=g)
+    return LiDARInstance3DBoxes(torch.cat([xy, z, size, yaw, vel], 1), box_dim=9)
+
+
+def random_points(num: int, pc_range: Sequence[float], generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """(num, 5) points (x, y, z, intensity, sweep time) uniform inside pc_range."""
+    rng = torch.tensor(pc_range, dtype=torch.float32)
+    xyz = rng[:3] + (rng[3:] - rng[:3]) * torch.rand(num, 3, generator=generator)
+    return torch.cat([xyz, torch.rand(num, 1, generator=generator) * 255,
+                      torch.rand(num, 1, generator=generator) * 0.5], 1)
+
+
+def synthetic_batch(batch_size: int, pc_range: Sequence[float], num_gt: Union[int, Sequence[int]] = 5,
+                    num_classes: int = 10, num_points: int = 2000, num_cams: int = 2,
+                    img_hw: Tuple[int, int] = (64, 160), with_points: bool = True, with_img: bool = True,
+                    seed: int = 0, device: Union[str, torch.device] = 'cpu') -> dict:
+    """A random batch. ``num_gt`` per sample (int or list, 0 allowed); images are 0..255 floats."""
+    g = torch.Generator().manual_seed(seed)
+    counts = [num_gt] * batch_size if isinstance(num_gt, int) else list(num_gt)
+    rig = camera_rig(num_cams, img_hw)
+    points, imgs, samples = [], [], []
+    for b in range(batch_size):
+        sample = Det3DDataSample()
+        meta = dict(box_type_3d=LiDARInstance3DBoxes, sample_idx=b)
+        if with_img:
+            meta.update(lidar2img=list(rig), img_shape=img_hw, pad_shape=img_hw, num_views=num_cams)
+            imgs.append((torch.rand(num_cams, 3, *img_hw, generator=g) * 255).to(device))
+        if with_points:
+            points.append(random_points(num_points, pc_range, g).to(device))
+        sample.set_metainfo(meta)
+        gt = InstanceData()
+        gt.bboxes_3d = random_boxes(counts[b], pc_range, g).to(device)
+        gt.labels_3d = torch.randint(0, num_classes, (counts[b], ), generator=g).to(device)
+        sample.gt_instances_3d = gt
+        samples.append(sample)
+    inputs = {}
+    if with_points:
+        inputs['points'] = points
+    if with_img:
+        inputs['img'] = imgs
+    return dict(inputs=inputs, data_samples=samples)

@@ -1,0 +1,5 @@
+"""Model utilities: GridMask augmentation, pretrained-checkpoint checks."""
+from .grid_mask import GridMask
+from .pretrained import check_pretrained_path, require_checkpoint_file
+
+__all__ = ['GridMask', 'check_pretrained_path', 'require_checkpoint_file']

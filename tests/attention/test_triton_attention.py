@@ -1,0 +1,280 @@
+"""Triton geometric-bias attention vs a dense fp64 reference written here.
+
+CPU: the kernels run under the Triton interpreter in ONE subprocess (TRITON_INTERPRET=1 must be
+set before triton is imported, and must not leak into other tests); it runs every case below and
+prints the relative errors as JSON. GPU (skipped on CPU): the CMT training shape, fp32, memory.
+"""
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+MODULE_PATH = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                       'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
+GRAD_NAMES = ('q', 'k', 'v', 'r', 'bias_scale')
+
+# name: (B, H, Nq, Nk, D, dtype, factor_precision, layout)
+# layout: 'shared' = o, d expanded over batch (stride 0); 'per_batch'; 'strided' = per-batch lines
+# and q/k/v as transposed views of (B, N, H, D); 'far' = coordinates up to +-5 (51 m / 10 m) and
+# bias_scale up to 2, so the bias dominates the logits.
+CPU_CASES = {
+    'fp32_ragged_shared': (2, 2, 37, 53, 32, 'float32', 'auto', 'shared'),
+    'bf16_ragged': (1, 2, 70, 130, 32, 'bfloat16', 'auto', 'per_batch'),
+    'fp16_d64_strided': (1, 2, 37, 130, 64, 'float16', 'auto', 'strided'),
+    'fp32_d64_nq1_nk1': (2, 2, 1, 1, 64, 'float32', 'auto', 'shared'),
+    'bf16_nk1': (1, 2, 70, 1, 32, 'bfloat16', 'auto', 'per_batch'),
+    'fp32_nq1': (1, 2, 1, 53, 32, 'float32', 'auto', 'per_batch'),
+    'fp32_full_tiles_far': (1, 2, 32, 48, 32, 'float32', 'auto', 'far'),
+    'fp32_bf16x3_factors_far': (1, 2, 37, 53, 32, 'float32', 'bf16x3', 'far'),
+    'bf16_tf32x3_factors': (1, 2, 37, 53, 32, 'bfloat16', 'tf32x3', 'shared'),
+}
+# (rtol, atol): pass when max |x - ref| <= rtol * max |ref| + atol, per dtype / factor mode. atol
+# covers gradients that are exactly 0 (Nk = 1). The interpreter's dots are exact fp32, so 16-bit
+# errors come from rounding the inputs, P and dS to 16 bits, as on the GPU.
+# bf16x3 factors carry ~2^-16 relative error per factor product (the interpreter truncates to
+# bf16 where the GPU rounds), and d r / d bias_scale see dS rounded once to bf16.
+TOL = {'float32': (2e-5, 1e-6), 'float32/bf16x3': (1.5e-3, 1e-5), 'float16': (6e-3, 1e-4),
+       'bfloat16': (2e-2, 1e-3), 'float32/bf16x3/geometry': (1e-2, 1e-4)}
+
+
+def tolerance(dtype, factor_precision, name):
+    """(rtol, atol) for one output/gradient `name` of a CPU case."""
+    if dtype == 'float32' and factor_precision == 'bf16x3':
+        return TOL['float32/bf16x3/geometry' if name in ('r', 'bias_scale') else 'float32/bf16x3']
+    return TOL[dtype]
+
+
+def dense_reference(q, k, v, r, o, d, bias_scale, sm_scale):
+    """softmax(sm_scale q k^T - bias_scale[h] (|r-o|^2 - ((r-o).d)^2)) v, dense, in q's dtype."""
+    w = r[:, :, None, :] - o[:, None, :, :]  # (B, Nq, Nk, 3)
+    dist2 = (w * w).sum(-1) - (w * d[:, None, :, :]).sum(-1) ** 2
+    logits = sm_scale * q @ k.transpose(-1, -2) - bias_scale.view(1, -1, 1, 1) * dist2[:, None]
+    return torch.softmax(logits, dim=-1) @ v
+
+
+def make_inputs(B, H, Nq, Nk, D, dtype, layout, device='cpu', seed=0):
+    """Fresh random q, k, v (dtype), r, o, d, bias_scale (fp32), upstream grad (fp32)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    rand = lambda *s: torch.randn(*s, generator=g, device=device)  # noqa: E731
+    if layout == 'strided':
+        q, k, v = (rand(B, n, H, D).to(dtype).transpose(1, 2) for n in (Nq, Nk, Nk))
+    else:
+        q, k, v = (rand(B, H, n, D).to(dtype) for n in (Nq, Nk, Nk))
+    span = 5.0 if layout == 'far' else 1.5
+    r = (torch.rand(B, Nq, 3, generator=g, device=device) * 2 - 1) * span
+    lines_b = 1 if layout == 'shared' else B
+    o = (torch.rand(lines_b, Nk, 3, generator=g, device=device) * 2 - 1) * span
+    d = rand(lines_b, Nk, 3)
+    d = d / d.norm(dim=-1, keepdim=True)
+    if layout == 'shared':
+        o, d = o.expand(B, -1, -1), d.expand(B, -1, -1)
+    bias_scale = torch.rand(H, generator=g, device=device) * (2.0 if layout == 'far' else 0.5) + 0.05
+    grad_out = rand(B, H, Nq, D)
+    return q, k, v, r, o, d, bias_scale, grad_out
+
+
+def relative_errors(q, k, v, r, o, d, bias_scale, grad_out, run, ref_dtype=torch.float64):
+    """{name: [max |x - ref|, max |ref|]} for run(q, k, v, r, o, d, bias_scale) and its gradients."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bias_scale)]
+    out = run(leaves[0], leaves[1], leaves[2], leaves[3], o, d, leaves[4])
+    out.backward(grad_out.to(out.dtype))
+    ref_leaves = [t.detach().to(ref_dtype).requires_grad_(True) for t in (q, k, v, r, bias_scale)]
+    ref = dense_reference(ref_leaves[0], ref_leaves[1], ref_leaves[2], ref_leaves[3],
+                          o.to(ref_dtype), d.to(ref_dtype), ref_leaves[4], 1.0 / math.sqrt(q.shape[-1]))
+    ref.backward(grad_out.to(ref_dtype))
+
+    def err(x, y):
+        return [(x.to(ref_dtype) - y).abs().max().item(), y.abs().max().item()]
+
+    errs = {'out': err(out.detach(), ref.detach())}
+    for name, a, b in zip(GRAD_NAMES, leaves, ref_leaves):
+        errs[name] = err(a.grad, b.grad)
+    return errs
+
+
+def _load_module():
+    """The kernel module by file path (the subprocess must not import the whole plugin)."""
+    spec = importlib.util.spec_from_file_location('triton_attention_under_test', MODULE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_interpreted_cases():
+    """Subprocess entry (TRITON_INTERPRET=1 already set): print {case: errors} as JSON."""
+    ta = _load_module()
+    results = {}
+    for i, (name, (B, H, Nq, Nk, D, dtype, fprec, layout)) in enumerate(CPU_CASES.items()):
+        inputs = make_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), layout, seed=100 + i)
+
+        def run(q, k, v, r, o, d, bs, fprec=fprec):
+            return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
+
+        results[name] = relative_errors(*inputs, run)
+    print('RESULTS_JSON ' + json.dumps(results))
+
+
+@pytest.fixture(scope='module')
+def interpreted_errors():
+    pytest.importorskip('triton')
+    env = dict(os.environ, TRITON_INTERPRET='1')
+    proc = subprocess.run([sys.executable, osp.abspath(__file__), '--interpreted-cases'],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULTS_JSON ')][-1]
+    return json.loads(line[len('RESULTS_JSON '):])
+
+
+@pytest.mark.parametrize('case', list(CPU_CASES))
+def test_interpreted_kernel_matches_fp64_reference(interpreted_errors, case):
+    dtype, fprec = CPU_CASES[case][5], CPU_CASES[case][6]
+    errs = interpreted_errors[case]
+    assert set(errs) == {'out', *GRAD_NAMES}
+    bad = {}
+    for name, (err, ref) in errs.items():
+        rtol, atol = tolerance(dtype, fprec, name)
+        if not err <= rtol * ref + atol:
+            bad[name] = (err, ref, rtol, atol)
+    assert not bad, f'{case}: (err, max|ref|, rtol, atol) failing: {bad}; all: {errs}'
+
+
+def test_bias_changes_the_output():
+    """Guard against a reference in which the bias does nothing (the cases above would be vacuous)."""
+    q, k, v, r, o, d, bs, _ = make_inputs(1, 2, 37, 53, 32, torch.float64, 'far')
+    with_bias = dense_reference(q, k, v, r, o.double(), d.double(), bs.double(), 32 ** -0.5)
+    without = dense_reference(q, k, v, r, o.double(), d.double(), 0 * bs.double(), 32 ** -0.5)
+    assert (with_bias - without).abs().max() > 0.1
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks (no kernel launch)
+# ----------------------------------------------------------------------------------------------
+def _ta():
+    pytest.importorskip('triton')
+    return _load_module()
+
+
+def _good():
+    q, k, v, r, o, d, bs, _ = make_inputs(1, 2, 5, 7, 32, torch.float32, 'shared')
+    return dict(q=q, k=k, v=v, r=r, o=o, d=d, bias_scale=bs)
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('qkv', torch.zeros(1, 2, 5, 48), 'head dim D=48'),
+    ('k', torch.zeros(1, 2, 7, 16), r'k and v must be \(B=1, H=2, Nk, D=32\)'),
+    ('v', torch.zeros(1, 2, 7, 32, dtype=torch.float16), 'share one dtype'),
+    ('r', torch.zeros(1, 5, 2), r'r must be \(B=1, Nq=5, 3\)'),
+    ('o', torch.zeros(1, 6, 3), r'o must be \(B=1, Nk=7, 3\)'),
+    ('d', torch.zeros(1, 7, 3, dtype=torch.float64), 'd must be float32'),
+    ('bias_scale', torch.zeros(3), r'bias_scale must be \(H=2,\)'),
+    ('o', torch.zeros(1, 7, 3, requires_grad=True), 'no gradient is computed for key line `o`'),
+])
+def test_bad_input_names_the_field(field, value, match):
+    ta = _ta()
+    args = _good()
+    for name in (('q', 'k', 'v') if field == 'qkv' else (field,)):
+        args[name] = value
+    with pytest.raises(ValueError, match=match):
+        ta.triton_bias_attention(**args)
+
+
+def test_bad_factor_precision_lists_choices():
+    ta = _ta()
+    with pytest.raises(ValueError, match="one of \\('auto', 'bf16x3', 'tf32x3'\\)"):
+        ta.triton_bias_attention(**_good(), factor_precision='fp64')
+
+
+def test_availability_on_cpu_follows_interpreter_flag():
+    ta = _ta()
+    interpreting = os.environ.get('TRITON_INTERPRET', '0') == '1'
+    assert ta.triton_is_available('cpu') is interpreting
+    if not interpreting:
+        with pytest.raises(RuntimeError, match='TRITON_INTERPRET=1'):
+            ta.triton_bias_attention(**_good())
+
+
+# ----------------------------------------------------------------------------------------------
+# GPU
+# ----------------------------------------------------------------------------------------------
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize('dtype,D', [(torch.float32, 32), (torch.bfloat16, 64), (torch.float16, 32)])
+def test_gpu_small_vs_fp64(dtype, D):
+    ta = _ta()
+    inputs = make_inputs(2, 4, 300, 1001, D, dtype, 'shared', device='cuda', seed=7)
+    errs = relative_errors(*inputs, ta.triton_bias_attention)
+    rtol, atol = {torch.float32: (1e-4, 1e-5), torch.float16: (5e-3, 1e-4), torch.bfloat16: (3e-2, 1e-3)}[dtype]
+    bad = {k: v for k, (v, ref) in errs.items() if not v <= rtol * ref + atol}
+    assert not bad, errs
+
+
+def _per_head_fp32_reference_errors(q, k, v, r, o, d, bs, grad_out, out, grads):
+    """fp32 dense reference one (b, h) at a time (the full bias does not fit): max rel. errors."""
+    B, H = q.shape[:2]
+    ref_r = torch.zeros_like(r)
+    ref_bs = torch.zeros_like(bs)
+    worst = dict.fromkeys(('out', 'q', 'k', 'v', 'r', 'bias_scale'), 0.0)
+    scale = dict.fromkeys(worst, 0.0)
+    diff = dict.fromkeys(worst, 0.0)
+    for b in range(B):
+        for h in range(H):
+            lv = [t.detach().float().requires_grad_(True) for t in (q[b:b + 1, h:h + 1], k[b:b + 1, h:h + 1],
+                                                                     v[b:b + 1, h:h + 1], r[b:b + 1], bs[h:h + 1])]
+            ref = dense_reference(lv[0], lv[1], lv[2], lv[3], o[b:b + 1], d[b:b + 1], lv[4], q.shape[-1] ** -0.5)
+            ref.backward(grad_out[b:b + 1, h:h + 1].float())
+            for name, x, y in (('out', out[b:b + 1, h:h + 1], ref), ('q', grads[0][b:b + 1, h:h + 1], lv[0].grad),
+                               ('k', grads[1][b:b + 1, h:h + 1], lv[1].grad), ('v', grads[2][b:b + 1, h:h + 1], lv[2].grad)):
+                diff[name] = max(diff[name], (x.float() - y.detach()).abs().max().item())
+                scale[name] = max(scale[name], y.detach().abs().max().item())
+            ref_r[b] += lv[3].grad[0]
+            ref_bs[h] += lv[4].grad[0]
+    for name, x, y in (('r', grads[3], ref_r), ('bias_scale', grads[4], ref_bs)):
+        diff[name] = (x - y).abs().max().item()
+        scale[name] = y.abs().max().item()
+    for name in worst:
+        worst[name] = diff[name] / max(scale[name], 1e-2)
+    return worst
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
+    """B=2, H=8, Nq=1800, Nk=22384, D=32 bf16: errors vs fp32 dense, peak memory vs bias-free SDPA."""
+    ta = _ta()
+    import torch.nn.functional as F
+    B, H, Nq, Nk, D = 2, 8, 1800, 22384, 32
+    q, k, v, r, o, d, bs, grad_out = make_inputs(B, H, Nq, Nk, D, torch.bfloat16, 'far', device='cuda', seed=3)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
+    out = ta.triton_bias_attention(*leaves[:4], o, d, leaves[4])
+    out.backward(grad_out.bfloat16())
+    errs = _per_head_fp32_reference_errors(q, k, v, r, o, d, bs, grad_out, out.detach(), [t.grad for t in leaves])
+    assert max(errs.values()) <= 3e-2, errs
+
+    def peak(fn):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+
+    del leaves, out
+    fresh = lambda: [t.detach().clone().requires_grad_(True) for t in (q, k, v)]  # noqa: E731
+    qkv, bs_leaf = fresh(), bs.clone().requires_grad_(True)
+    ours = peak(lambda: ta.triton_bias_attention(*qkv, r, o, d, bs_leaf).backward(grad_out.bfloat16()))
+    qkv = fresh()
+    sdpa = peak(lambda: F.scaled_dot_product_attention(*qkv).backward(grad_out.bfloat16()))
+    assert ours <= 1.2 * sdpa + (8 << 20), (ours, sdpa)
+
+
+if __name__ == '__main__' and '--interpreted-cases' in sys.argv:
+    _run_interpreted_cases()

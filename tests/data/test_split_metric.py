@@ -1,0 +1,48 @@
+"""NuScenesSplitMetric scores the official split it is given (here the synthetic set's training scenes)."""
+import os.path as osp
+
+import mmengine
+import pytest
+
+from test_evaluation import _gt_as_predictions
+
+
+def _build(eval_set, data_root, ann_file, tmp_path):
+    from mmdet3d.registry import METRICS
+    import projects.mmdet3d_plugin  # noqa: F401
+    return METRICS.build(dict(type='NuScenesSplitMetric', eval_set=eval_set, data_root=data_root,
+                              ann_file=ann_file, metric='bbox', jsonfile_prefix=str(tmp_path / str(eval_set))))
+
+
+def test_train_split_ground_truth_scores_one_and_shift_scores_zero(synthetic_root, mmdet3d_scope, tmp_path):
+    from pipeline_helpers import load_cfg
+    class_names = list(load_cfg(synthetic_root).class_names)
+    ann_file = osp.join(synthetic_root, 'nuscenes_infos_train.pkl')
+    infos = mmengine.load(ann_file)
+    for shift, check in ((0.0, lambda m: m >= 0.99), (5.0, lambda m: m < 0.1)):
+        metric = _build('mini_train', synthetic_root, ann_file, tmp_path / f's{shift}')
+        metric.dataset_meta = dict(classes=class_names, version='v1.0-mini')
+        metric.process({}, _gt_as_predictions(infos, class_names, shift_x=shift))
+        m = metric.compute_metrics(metric.results)['pred_instances_3d_NuScenes/mAP']
+        assert check(m), (shift, m)
+
+
+def test_train_predictions_do_not_match_the_default_val_split(synthetic_root, mmdet3d_scope, tmp_path):
+    from pipeline_helpers import load_cfg
+    class_names = list(load_cfg(synthetic_root).class_names)
+    ann_file = osp.join(synthetic_root, 'nuscenes_infos_train.pkl')
+    metric = _build(None, synthetic_root, ann_file, tmp_path)
+    metric.dataset_meta = dict(classes=class_names, version='v1.0-mini')
+    metric.process({}, _gt_as_predictions(mmengine.load(ann_file), class_names))
+    with pytest.raises(AssertionError, match="Samples in split"):
+        metric.compute_metrics(metric.results)
+
+
+def test_bad_split_is_named(synthetic_root, mmdet3d_scope, tmp_path):
+    ann_file = osp.join(synthetic_root, 'nuscenes_infos_train.pkl')
+    with pytest.raises(ValueError, match="unknown eval_set='training'"):
+        _build('training', synthetic_root, ann_file, tmp_path)
+    metric = _build('train', synthetic_root, ann_file, tmp_path)   # a trainval split on a mini set
+    metric.version = 'v1.0-mini'   # what compute_metrics reads from dataset_meta
+    with pytest.raises(ValueError, match="eval_set='train' is not a split of the dataset version 'v1.0-mini'"):
+        metric._evaluate_single('unused.json', classes=['car'])

@@ -1,0 +1,124 @@
+"""Coordinate encodings, camera geometry, query denoising and per-layer prediction heads of the CMT head."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import projects.mmdet3d_plugin  # noqa: F401  (registers the modules)
+from projects.mmdet3d_plugin.attention.geometry import camera_key_lines, point_line_dist2
+from projects.mmdet3d_plugin.models.dense_heads.query_denoising import build_dn_queries, dn_attn_mask
+from projects.mmdet3d_plugin.models.dense_heads.separate_task_head import CmtSeparateTaskHead
+from projects.mmdet3d_plugin.models.layers.cmt_position_encoding import (depth_bins, lidar2img_from_metas,
+                                                                         lift_pixels, pixel_centres, pos2embed,
+                                                                         project_points)
+from projects.mmdet3d_plugin.models.synthetic_inputs import camera_rig
+
+
+def test_pos2embed_matches_formula():
+    pos = torch.rand(7, 2, dtype=torch.float64)
+    f = 8
+    out = pos2embed(pos.float(), f).double()
+    ref = np.zeros((7, 2 * f))
+    for n in range(7):
+        for half, coord in ((0, pos[n, 1]), (1, pos[n, 0])):  # (y, x) order
+            for i in range(f):
+                div = 2 * (i // 2) / f + 1
+                a = float(coord) * 2 * math.pi / div
+                ref[n, half * f + i] = math.sin(a) if i % 2 == 0 else math.cos(a)
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-5)
+
+
+def test_lifted_ray_points_lie_on_camera_key_lines():
+    img_hw, feat_hw = (64, 160), (4, 10)
+    l2i = torch.as_tensor(camera_rig(3, img_hw), dtype=torch.float32)[None]  # (1, 3, 4, 4)
+    uv = pixel_centres(feat_hw, img_hw).view(1, 1, -1, 2).expand(1, 3, -1, -1)
+    depths = depth_bins(5, 54.0)
+    assert depths.tolist() == pytest.approx([1 + i * 53 / 5 for i in range(5)])
+    pts = lift_pixels(uv, depths, torch.inverse(l2i))  # (1, 3, 40, 5, 3)
+    o, d = camera_key_lines(l2i.double(), feat_hw, img_hw)  # (1, 120, 3)
+    for k in range(5):
+        r = pts[:, :, :, k].reshape(1, -1, 3).double()
+        dist2 = point_line_dist2(r, o, d)  # (1, 120, 120): diagonal = own ray
+        assert dist2.diagonal(dim1=1, dim2=2).abs().max() < 1e-6
+    # projecting the lifted points returns the pixel centres at the chosen depths
+    back, depth = project_points(pts[:, 1, :, 2], l2i)
+    torch.testing.assert_close(back[:, 1], uv[:, 1], atol=1e-3, rtol=0)
+    torch.testing.assert_close(depth[:, 1], torch.full_like(depth[:, 1], float(depths[2])), atol=1e-4, rtol=0)
+
+
+def test_lidar2img_from_metas():
+    rig = camera_rig(2, (64, 160))
+    K = np.array([[100.0, 0, 80], [0, 100, 32], [0, 0, 1]])
+    ext = [np.eye(4), np.eye(4)]
+    ext[1][:3, 3] = [1, 2, 3]
+    out = lidar2img_from_metas([dict(lidar2img=list(rig)), dict(cam2img=[K, K], lidar2cam=ext)])
+    torch.testing.assert_close(out[0], torch.as_tensor(rig, dtype=torch.float32))
+    expected = np.eye(4)
+    expected[:3, :3] = K
+    torch.testing.assert_close(out[1, 1], torch.as_tensor(expected @ ext[1], dtype=torch.float32))
+    with pytest.raises(KeyError, match='lidar2img'):
+        lidar2img_from_metas([dict(img_shape=(1, 1))])
+    with pytest.raises(ValueError, match=r"metainfo\['cam2img'\]\[0\]"):
+        lidar2img_from_metas([dict(cam2img=[np.eye(2)], lidar2cam=[np.eye(4)])])
+
+
+def test_dn_attn_mask_rule():
+    pad, nq, groups = 6, 4, 3
+    mask = dn_attn_mask(pad, nq, groups)
+    size = pad // groups
+    for i in range(pad + nq):
+        for j in range(pad + nq):
+            if i >= pad:  # matching query: sees only matching queries
+                blocked = j < pad
+            elif j >= pad:  # DN query sees matching queries
+                blocked = False
+            else:  # DN query sees its own group only
+                blocked = i // size != j // size
+            assert bool(mask[i, j]) == blocked, (i, j)
+
+
+def test_build_dn_queries():
+    torch.manual_seed(0)
+    pc = torch.tensor([-50.0, -50.0, -5.0, 50.0, 50.0, 3.0])
+    boxes = [torch.tensor([[10.0, -5.0, 0.0, 4.0, 2.0, 1.6, 0.0, 0, 0], [-20, 30, -1, 1.0, 1.0, 2.0, 1.0, 0, 0]]),
+             torch.zeros(0, 9), torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0, 0]])]
+    labels = [torch.tensor([3, 7]), torch.zeros(0, dtype=torch.long), torch.tensor([1])]
+    dn = build_dn_queries(boxes, labels, num_query=15, pc_range=pc, num_classes=10, split=0.75)
+    assert dn.groups == 7 and dn.pad_size == 14  # min(10, 15 // 2) groups of 2 slots
+    assert dn.valid.sum(1).tolist() == [14, 0, 7]
+    assert dn.attn_mask.shape == (29, 29)
+    for b, (box, lab) in enumerate(zip(boxes, labels)):
+        for g in range(dn.groups):
+            for j in range(box.shape[0]):
+                s = g * 2 + j
+                ref_m = dn.ref_points[b, s] * (pc[3:] - pc[:3]) + pc[:3]
+                noise = (ref_m - box[j, :3]) / (box[j, 3:6] / 2)  # U(-1, 1) per axis
+                assert noise.abs().max() <= 1 + 1e-4
+                expect = 10 if noise.norm() > 0.75 else int(lab[j])
+                assert int(dn.labels[b, s]) == expect
+                torch.testing.assert_close(dn.boxes[b, s], box[j])
+    assert build_dn_queries([torch.zeros(0, 9)] * 2, [torch.zeros(0, dtype=torch.long)] * 2, 15, pc, 10) is None
+
+
+def test_separate_task_head_layers_are_independent():
+    torch.manual_seed(0)
+    head = CmtSeparateTaskHead(16, dict(center=(2, 2), cls_logits=(3, 2)), groups=3, head_conv=8, final_kernel=1)
+    head.init_weights()
+    assert torch.allclose(head.branches['cls_logits'][-1].bias, torch.tensor(-2.19))
+    x = torch.randn(3, 2, 5, 16)
+    out = head(x)
+    assert out['center'].shape == (3, 2, 5, 2) and out['cls_logits'].shape == (3, 2, 5, 3)
+    x2 = x.clone()
+    x2[0] += torch.randn_like(x2[0])
+    out2 = head(x2)
+    assert not torch.allclose(out['center'][0], out2['center'][0])
+    torch.testing.assert_close(out['center'][1:], out2['center'][1:])
+    # a layer's output equals an independent per-layer computation with that group's weights
+    conv0, norm, _, conv1 = head.branches['center']
+    w0, w1 = conv0.weight.view(3, 8, 16), conv1.weight.view(3, 2, 8)
+    for layer in range(3):
+        h = x[layer] @ w0[layer].T  # (B, Q, 8)
+        h = torch.nn.functional.layer_norm(h, (8, ), norm.weight.view(3, 8)[layer], norm.bias.view(3, 8)[layer])
+        y = h.relu() @ w1[layer].T + conv1.bias.view(3, 2)[layer]
+        torch.testing.assert_close(out['center'][layer], y, atol=1e-5, rtol=1e-5)

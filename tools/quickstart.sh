@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's two commands. Each installs what is missing (tools/install.sh, idempotent) and then:
+#   bash tools/quickstart.sh demo   generate a synthetic nuScenes-format set (if absent), train the demo config
+#                                   (pillar LiDAR + camera fusion with the geometric attention bias; GPU if present,
+#                                   else CPU), evaluate it with the official nuScenes metric, print where results are
+#   bash tools/quickstart.sh test   run the test suite (GPU tests skip on CPU)
+# Options come from the environment: DEMO_CONFIG, DEMO_WORK_DIR, DEMO_DATA, DEMO_SCENES, DEMO_ITERS, PYTEST_ARGS.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+what=${1:-}
+case "$what" in demo|test) ;; *) echo "usage: bash tools/quickstart.sh demo|test" >&2; exit 2;; esac
+
+bash tools/install.sh
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -z "${CONDA_PREFIX:-}" ]; then
+  # shellcheck disable=SC1091
+  . "$ROOT/.venv/bin/activate"
+fi
+
+if [ "$what" = test ]; then
+  exec python -m pytest -q ${PYTEST_ARGS:-} tests
+fi
+
+exec python tools/run_demo.py

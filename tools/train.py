@@ -1,0 +1,130 @@
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]] [--cfg-options k=v ...]``.
+
+mmdet3d 1.x style on mmengine's Runner. The plugin is imported here, so a config without
+``custom_imports`` works too. Distributed: ``tools/dist_train.sh CONFIG GPUS`` (torchrun) or
+``tools/slurm_train.sh``; they pass ``--launcher``.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import projects.mmdet3d_plugin  # noqa: E402,F401  (registers the plugin's modules)
+from projects.mmdet3d_plugin.utils import DataFileError, check_dataset_files  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a CMT 3D detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='enable automatic mixed precision (AmpOptimWrapper, dynamic loss scale)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr linearly with the total batch size (auto_scale_lr in the config)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the given checkpoint, or from the latest one in the work dir')
+    parser.add_argument('--tensorboard', action='store_true', help='also log to TensorBoard')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact '
+                        '"optim_wrapper.optimizer.betas=(0.9,0.99)" train_cfg.max_epochs=2')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args) -> Config:
+    """Load the config and apply the command-line options to it."""
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'Config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print_log('AMP is already enabled in the config.', logger='current', level=logging.WARNING)
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError('--auto-scale-lr needs `auto_scale_lr = dict(enable=..., base_batch_size=N)` in the config')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(f'--resume checkpoint {args.resume!r} does not exist')
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.tensorboard:
+        backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
+        if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+            backends.append(dict(type='TensorboardVisBackend'))
+    return cfg
+
+
+def use_cpu_distributed(cfg: Config) -> None:
+    """Run a distributed launch on CPU processes (gloo), e.g. ``tools/dist_train.sh CONFIG 2`` without GPUs.
+
+    mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and its DDP wrapper passes
+    ``device_ids=[LOCAL_RANK]``; both fail for CPU processes. So the process group is created here with
+    gloo (the Runner then skips ``init_dist``) and DDP gets ``device_ids=None``. SyncBN has no CPU kernel:
+    configs with SyncBN must override it for CPU runs.
+    """
+    import torch.distributed as dist
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(f'no CUDA device: using the gloo backend instead of {backend!r}', logger='current',
+                  level=logging.WARNING)
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                 **{k: v for k, v in cfg.get('model_wrapper_cfg', {}).items()
+                                    if k not in ('type', 'device_ids')})
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        check_dataset_files(cfg, loaders=('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else
+                            ('train_dataloader', ))
+    except (DataFileError, FileNotFoundError, KeyError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        use_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""Tune, check and time the fused Triton geometric-bias attention on one GPU (< 3 min on an H100).
+
+    python tools/tune_triton_attention.py --out docs/benchmarks/triton_attention_tune.json
+
+1. Autotunes the three kernels (forward, dk/dv, dq) at the CMT voxel0100 training shape
+   (B=2, H=8, Nq=1800, Nk=128^2 + 6*20*50 = 22384, head dim 32, bf16) and prints the winners.
+2. Checks the output and the gradients (q, k, v, r, bias_scale) against a dense fp32 reference
+   computed one (b, h) at a time, next to the errors of the dense-mask SDPA path (bf16 mask
+   with a gradient) against the same reference.
+3. Times forward and forward+backward (CUDA events, median) and peak memory against bias-free
+   F.scaled_dot_product_attention (default, flash, cuDNN and efficient backends) at the
+   training, inference (Nq=900) and voxel0075 (B=1, Nk=180^2 + 6*40*100 = 56400) shapes.
+4. Lists the CUDA kernels of one forward+backward (torch.profiler) and writes everything as JSON.
+"""
+import argparse
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+
+def _load_kernel_module():
+    """The standalone kernel module by path: no need to import the plugin (mmcv, mmdet3d) here."""
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                    'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
+    spec = importlib.util.spec_from_file_location('triton_attention', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ta = _load_kernel_module()
+
+SHAPES = {  # name: (B, H, Nq, Nk, D, BEV side, camera feature (h, w))
+    'v0100_train': (2, 8, 1800, 22384, 32, 128, (20, 50)),
+    'v0100_infer': (2, 8, 900, 22384, 32, 128, (20, 50)),
+    'v0075_train': (1, 8, 1800, 56400, 32, 180, (40, 100)),
+}
+LENGTH_SCALE = 10.0  # metres; the module divides coordinates by it
+
+
+def cmt_inputs(B, H, Nq, Nk, D, bev, cam_hw, dtype, seed=0, dev='cuda'):
+    """q, k, v (dtype), r (B, Nq, 3), o, d (B, Nk, 3, batch stride 0), bias_scale (H,), grad_out.
+
+    Keys: a bev x bev grid of vertical lines over +-51.2 m and 6 cameras' rays (centres within
+    1.5 m of the ego, directions spread horizontally); queries uniform in the BEV range, z in
+    [-5, 3] m. Coordinates divided by LENGTH_SCALE, as the module does.
+    """
+    g = torch.Generator(device=dev).manual_seed(seed)
+    n_cam = Nk - bev * bev
+    assert n_cam == 6 * cam_hw[0] * cam_hw[1], (Nk, bev, cam_hw)
+    cells = (torch.arange(bev, device=dev) + 0.5) / bev * 102.4 - 51.2
+    gy, gx = torch.meshgrid(cells, cells, indexing='ij')
+    o_bev = torch.stack([gx.flatten(), gy.flatten(), torch.zeros_like(gx.flatten())], -1)
+    d_bev = torch.tensor([0.0, 0.0, 1.0], device=dev).expand(bev * bev, 3)
+    cam_centres = (torch.rand(6, 3, generator=g, device=dev) * 2 - 1) * 1.5
+    o_cam = cam_centres.repeat_interleave(cam_hw[0] * cam_hw[1], 0)
+    yaw = torch.rand(n_cam, generator=g, device=dev) * 2 * math.pi
+    pitch = (torch.rand(n_cam, generator=g, device=dev) - 0.5) * 0.6
+    d_cam = torch.stack([pitch.cos() * yaw.cos(), pitch.cos() * yaw.sin(), pitch.sin()], -1)
+    o = (torch.cat([o_bev, o_cam]) / LENGTH_SCALE).expand(B, Nk, 3)
+    d = torch.cat([d_bev, d_cam]).expand(B, Nk, 3)
+    r = torch.rand(B, Nq, 3, generator=g, device=dev)
+    r = torch.stack([r[..., 0] * 102.4 - 51.2, r[..., 1] * 102.4 - 51.2, r[..., 2] * 8 - 5], -1) / LENGTH_SCALE
+    q, k, v = (torch.randn(B, H, n, D, generator=g, device=dev).to(dtype) for n in (Nq, Nk, Nk))
+    bias_scale = torch.rand(H, generator=g, device=dev) * 1.5 + 0.25
+    grad_out = torch.randn(B, H, Nq, D, generator=g, device=dev).to(dtype)
+    return q, k, v, r, o, d, bias_scale, grad_out
+
+
+def dist2(r, o, d):
+    """(B, Nq, Nk) squared point-to-line distance."""
+    w = r[:, :, None, :] - o[:, None, :, :]
+    return (w * w).sum(-1) - (w * d[:, None]).sum(-1) ** 2
+
+
+def reference_errors(q, k, v, r, o, d, bs, grad_out, out, grads):
+    """Max |x - ref| / max |ref| vs a dense fp32 reference run one (b, h) at a time."""
+    B, H = q.shape[:2]
+    sm = q.shape[-1] ** -0.5
+    names = ('out', 'q', 'k', 'v')
+    diff = dict.fromkeys(names, 0.0)
+    scale = dict.fromkeys(names, 0.0)
+    ref_r = torch.zeros_like(r)
+    ref_bs = torch.zeros_like(bs)
+    for b in range(B):
+        for h in range(H):
+            lv = [t.detach().float().requires_grad_(True)
+                  for t in (q[b, h], k[b, h], v[b, h], r[b:b + 1], bs[h:h + 1])]
+            dd = dist2(lv[3], o[b:b + 1], d[b:b + 1])[0]
+            ref = torch.softmax(sm * lv[0] @ lv[1].T - lv[4] * dd, -1) @ lv[2]
+            ref.backward(grad_out[b, h].float())
+            for name, x, y in zip(names, (out[b, h], grads[0][b, h], grads[1][b, h], grads[2][b, h]),
+                                  (ref, lv[0].grad, lv[1].grad, lv[2].grad)):
+                diff[name] = max(diff[name], (x.float() - y.detach()).abs().max().item())
+                scale[name] = max(scale[name], y.detach().abs().max().item())
+            ref_r[b] += lv[3].grad[0]
+            ref_bs[h] += lv[4].grad[0]
+    errs = {name: diff[name] / scale[name] for name in names}
+    errs['r'] = ((grads[3] - ref_r).abs().max() / ref_r.abs().max()).item()
+    errs['bias_scale'] = ((grads[4] - ref_bs).abs().max() / ref_bs.abs().max()).item()
+    return errs
+
+
+def ours(factor_precision):
+    def run(q, k, v, r, o, d, bs):
+        return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=factor_precision)
+    return run
+
+
+def dense_sdpa_path(q, k, v, r, o, d, bs):
+    """The `sdpa` path: dense bias in q's dtype as attn_mask (the mem-efficient kernel runs)."""
+    mask = (-bs.view(1, -1, 1, 1) * dist2(r, o, d)[:, None]).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def run_with_grads(fn, q, k, v, r, o, d, bs, grad_out):
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
+    out = fn(leaves[0], leaves[1], leaves[2], leaves[3], o, d, leaves[4])
+    grads = torch.autograd.grad(out, leaves, grad_out)
+    return out.detach(), grads
+
+
+def cuda_median_ms(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def peak_mib(fn):
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+
+
+def sdpa_backend(name):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    backend = {'flash': SDPBackend.FLASH_ATTENTION, 'cudnn': SDPBackend.CUDNN_ATTENTION,
+               'efficient': SDPBackend.EFFICIENT_ATTENTION}[name]
+    return lambda: sdpa_kernel(backend)
+
+
+def time_case(fwd, inputs, grad_out, args, context=None):
+    """{'fwd_ms', 'fwd_bwd_ms', 'peak_fwd_bwd_mib'} for fwd(*leaves) -> out; None if it fails."""
+    leaves = [t.detach().clone().requires_grad_(True) if i in args.grad_idx else t
+              for i, t in enumerate(inputs)]  # o, d stay expanded views (batch stride 0)
+    need = [t for t in leaves if t.requires_grad]
+
+    def f():
+        with torch.no_grad():
+            fwd(*leaves)
+
+    def fb():
+        torch.autograd.grad(fwd(*leaves), need, grad_out, allow_unused=True)
+
+    try:
+        ctx = context() if context else None
+        if ctx:
+            ctx.__enter__()
+        try:
+            res = {'fwd_ms': cuda_median_ms(f, args.warmup, args.iters),
+                   'fwd_bwd_ms': cuda_median_ms(fb, args.warmup, args.iters),
+                   'peak_fwd_bwd_mib': peak_mib(fb)}
+        finally:
+            if ctx:
+                ctx.__exit__(None, None, None)
+    except RuntimeError as e:  # e.g. a backend that does not support the shape/dtype
+        return {'error': str(e).splitlines()[0][:200]}
+    return res
+
+
+def profile_kernels(fn):
+    """(kernel name, CUDA ms) of one call, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    rows = []
+    for evt in prof.key_averages():
+        t = getattr(evt, 'device_time_total', None)
+        if t is None:
+            t = getattr(evt, 'cuda_time_total', 0)
+        if t > 0:
+            rows.append((evt.key[:90], round(t / 1000.0, 4), evt.count))
+    return sorted(rows, key=lambda x: -x[1])[:15]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', required=True, help='JSON output path')
+    parser.add_argument('--iters', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--shapes', nargs='+', default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument('--no-tf32x3', action='store_true', help='skip the tf32x3-factor variant')
+    parser.add_argument('--no-dense', action='store_true', help='skip the dense-mask SDPA error baseline')
+    parser.add_argument('--fp32', action='store_true', help='also time fp32 at the first shape')
+    args = parser.parse_args()
+    assert torch.cuda.is_available(), 'needs a CUDA device'
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    t_start = time.time()
+    report = {'device': torch.cuda.get_device_name(), 'torch': torch.__version__,
+              'triton': __import__('triton').__version__, 'shapes': {}, 'accuracy': {}}
+    variants = ['bf16x3'] + ([] if args.no_tf32x3 else ['tf32x3'])
+
+    # 1. autotune at the training shape (first call of each variant)
+    main_shape = args.shapes[0]
+    B, H, Nq, Nk, D, bev, cam = SHAPES[main_shape]
+    q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
+    report['autotune_s'] = {}
+    for fp in variants:
+        t0 = time.time()
+        run_with_grads(ours(fp), q, k, v, r, o, d, bs, gout)
+        torch.cuda.synchronize()
+        report['autotune_s'][fp] = round(time.time() - t0, 1)
+    report['autotune_winners'] = ta.autotune_winners()
+    print(f'autotune (s): {report["autotune_s"]}')
+    for name, cache in report['autotune_winners'].items():
+        for key, cfg in cache.items():
+            print(f'  {name:5s} key={key}: {cfg}')
+
+    # 2. accuracy vs the dense fp32 reference
+    cases = {f'triton_{fp}': ours(fp) for fp in variants}
+    if not args.no_dense:
+        cases['sdpa_dense_mask'] = dense_sdpa_path
+    for name, fn in cases.items():
+        out, grads = run_with_grads(fn, q, k, v, r, o, d, bs, gout)
+        errs = reference_errors(q, k, v, r, o, d, bs, gout, out, grads)
+        report['accuracy'][name] = errs
+        print(f'{name:18s} rel. max error vs fp32: ' + ', '.join(f'{n} {e:.2e}' for n, e in errs.items()))
+        del out, grads
+        torch.cuda.empty_cache()
+
+    # 3. timing
+    args.grad_idx = {0, 1, 2, 3, 6}
+    header = (f'{"shape":12s} {"case":18s} {"fwd ms":>8s} {"fwd+bwd ms":>10s} {"peak MiB":>9s} '
+              f'{"x flash f+b":>11s} {"x best f+b":>10s}')
+    lines = [header]
+    for shape in args.shapes:
+        B, H, Nq, Nk, D, bev, cam = SHAPES[shape]
+        q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
+        inputs = (q, k, v, r, o, d, bs)
+        rows = {}
+        for fp in variants:
+            rows[f'triton_{fp}'] = time_case(ours(fp), inputs, gout, args)
+        sdpa = lambda q, k, v, *rest: F.scaled_dot_product_attention(q, k, v)  # noqa: E731
+        rows['sdpa_nobias_default'] = time_case(sdpa, inputs, gout, args)
+        for backend in ('flash', 'cudnn', 'efficient'):
+            rows[f'sdpa_nobias_{backend}'] = time_case(sdpa, inputs, gout, args, sdpa_backend(backend))
+        if args.fp32 and shape == main_shape:
+            inputs32 = tuple(t.float() if i < 3 else t for i, t in enumerate(inputs))
+            rows['triton_fp32'] = time_case(ours('auto'), inputs32, gout.float(), args)
+            rows['sdpa_nobias_fp32'] = time_case(sdpa, inputs32, gout.float(), args)
+        flash = rows['sdpa_nobias_flash'].get('fwd_bwd_ms')
+        best = min(v_['fwd_bwd_ms'] for n, v_ in rows.items() if n.startswith('sdpa') and 'fwd_bwd_ms' in v_
+                   and 'fp32' not in n)
+        for name, res in rows.items():
+            if 'fwd_bwd_ms' in res:
+                res['ratio_vs_flash'] = res['fwd_bwd_ms'] / flash if flash else None
+                res['ratio_vs_best_sdpa'] = res['fwd_bwd_ms'] / best
+                lines.append(f'{shape:12s} {name:18s} {res["fwd_ms"]:8.3f} {res["fwd_bwd_ms"]:10.3f} '
+                             f'{res["peak_fwd_bwd_mib"]:9.1f} {res["ratio_vs_flash"] or float("nan"):11.2f} '
+                             f'{res["ratio_vs_best_sdpa"]:10.2f}')
+            else:
+                lines.append(f'{shape:12s} {name:18s} {res["error"]}')
+        report['shapes'][shape] = {'B': B, 'H': H, 'Nq': Nq, 'Nk': Nk, 'D': D, 'rows': rows}
+        del q, k, v, inputs
+        torch.cuda.empty_cache()
+    print('\n'.join(lines))
+
+    # 4. where the time goes
+    B, H, Nq, Nk, D, bev, cam = SHAPES[main_shape]
+    q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
+
+    def one():
+        out = ta.triton_bias_attention(leaves[0], leaves[1], leaves[2], leaves[3], o, d, leaves[4])
+        torch.autograd.grad(out, leaves, gout)
+
+    report['profile_kernels'] = profile_kernels(one)
+    print('kernels of one triton fwd+bwd (name, CUDA ms, calls):')
+    for row in report['profile_kernels']:
+        print('  ', row)
+    report['total_s'] = round(time.time() - t_start, 1)
+    report['table'] = lines
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(report, f, indent=1)
+    print(f'wrote {args.out} ({report["total_s"]} s)')
+
+
+if __name__ == '__main__':
+    main()
