@@ -9,7 +9,9 @@
    with a gradient) against the same reference.
 3. Times forward and forward+backward (CUDA events, median) and peak memory against bias-free
    F.scaled_dot_product_attention (default, flash, cuDNN and efficient backends) at the
-   training, inference (Nq=900) and voxel0075 (B=1, Nk=180^2 + 6*40*100 = 56400) shapes.
+   training, inference (Nq=900) and voxel0075 (B=1, Nk=180^2 + 6*40*100 = 56400) shapes, plus
+   the same Triton kernels with the bias switched off (triton_no_bias): ours / no_bias is the
+   cost of the bias, no_bias / sdpa the Triton-vs-cuDNN/flash gap.
 4. Lists the CUDA kernels of one forward+backward (torch.profiler) and writes everything as JSON.
 """
 import argparse
@@ -115,6 +117,20 @@ def ours(factor_precision):
     return run
 
 
+def ours_without_bias(q, k, v, r, o, d, bs):
+    """The same kernels (bf16x3 layout) with the bias dots switched off: separates the cost of
+    the bias from the Triton-vs-cuDNN gap."""
+    return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, q.shape[-1] ** -0.5, True, 'off')
+
+
+def widen_autotune_lists():
+    """--wide: more candidates per kernel (slower first call; some may spill)."""
+    cfg = ta._cfg
+    ta._FWD_CONFIGS += [cfg(64, 32, 4, 3), cfg(128, 128, 8, 2), cfg(64, 128, 4, 3), cfg(128, 64, 4, 2)]
+    ta._DKDV_CONFIGS += [cfg(64, 64, 4, 2), cfg(32, 64, 4, 2), cfg(64, 128, 8, 2), cfg(32, 32, 4, 3)]
+    ta._DQ_CONFIGS += [cfg(64, 64, 4, 2), cfg(128, 64, 8, 2), cfg(64, 32, 4, 2), cfg(32, 64, 4, 3)]
+
+
 def dense_sdpa_path(q, k, v, r, o, d, bs):
     """The `sdpa` path: dense bias in q's dtype as attn_mask (the mem-efficient kernel runs)."""
     mask = (-bs.view(1, -1, 1, 1) * dist2(r, o, d)[:, None]).to(q.dtype)
@@ -214,7 +230,10 @@ def main():
     parser.add_argument('--no-tf32x3', action='store_true', help='skip the tf32x3-factor variant')
     parser.add_argument('--no-dense', action='store_true', help='skip the dense-mask SDPA error baseline')
     parser.add_argument('--fp32', action='store_true', help='also time fp32 at the first shape')
+    parser.add_argument('--wide', action='store_true', help='autotune over a longer config list (> 3 min)')
     args = parser.parse_args()
+    if args.wide:
+        widen_autotune_lists()
     assert torch.cuda.is_available(), 'needs a CUDA device'
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -228,11 +247,13 @@ def main():
     B, H, Nq, Nk, D, bev, cam = SHAPES[main_shape]
     q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
     report['autotune_s'] = {}
-    for fp in variants:
+    tuned = {fp: ours(fp) for fp in variants}
+    tuned['no_bias'] = ours_without_bias
+    for name, fn in tuned.items():
         t0 = time.time()
-        run_with_grads(ours(fp), q, k, v, r, o, d, bs, gout)
+        run_with_grads(fn, q, k, v, r, o, d, bs, gout)
         torch.cuda.synchronize()
-        report['autotune_s'][fp] = round(time.time() - t0, 1)
+        report['autotune_s'][name] = round(time.time() - t0, 1)
     report['autotune_winners'] = ta.autotune_winners()
     print(f'autotune (s): {report["autotune_s"]}')
     for name, cache in report['autotune_winners'].items():
@@ -263,6 +284,7 @@ def main():
         rows = {}
         for fp in variants:
             rows[f'triton_{fp}'] = time_case(ours(fp), inputs, gout, args)
+        rows['triton_no_bias'] = time_case(ours_without_bias, inputs, gout, args)
         sdpa = lambda q, k, v, *rest: F.scaled_dot_product_attention(q, k, v)  # noqa: E731
         rows['sdpa_nobias_default'] = time_case(sdpa, inputs, gout, args)
         for backend in ('flash', 'cudnn', 'efficient'):
@@ -272,8 +294,8 @@ def main():
             rows['triton_fp32'] = time_case(ours('auto'), inputs32, gout.float(), args)
             rows['sdpa_nobias_fp32'] = time_case(sdpa, inputs32, gout.float(), args)
         flash = rows['sdpa_nobias_flash'].get('fwd_bwd_ms')
-        best = min(v_['fwd_bwd_ms'] for n, v_ in rows.items() if n.startswith('sdpa') and 'fwd_bwd_ms' in v_
-                   and 'fp32' not in n)
+        best = min(v_['fwd_bwd_ms'] for n, v_ in rows.items()
+                   if n.startswith('sdpa') and 'fwd_bwd_ms' in v_ and 'fp32' not in n)
         for name, res in rows.items():
             if 'fwd_bwd_ms' in res:
                 res['ratio_vs_flash'] = res['fwd_bwd_ms'] / flash if flash else None

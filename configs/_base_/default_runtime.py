@@ -13,7 +13,8 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='Det3DVisualizationHook'))
 # GPU memory (CPU: process RSS) per rank in the text log, JSON scalars and TensorBoard; summary in work_dir.
-custom_hooks = [dict(type='GPUMemoryHook')]  # logs at default_hooks.logger.interval
+# IterSeedHook reseeds torch per iteration so that --resume repeats the uninterrupted loss curve.
+custom_hooks = [dict(type='GPUMemoryHook'), dict(type='IterSeedHook')]  # memory: at the logger's interval
 
 env_cfg = dict(
     cudnn_benchmark=False,

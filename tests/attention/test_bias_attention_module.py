@@ -80,14 +80,17 @@ def test_registry_weights_and_names():
     assert plain.bias_scale is None and 'bias_scale' not in plain.state_dict()
 
 
-@pytest.mark.parametrize('masks', [False, True])
+@pytest.mark.parametrize('masks', ['none', 'bool', 'float_per_head'])
 def test_use_bias_false_equals_nn_multihead_attention(masks):
     module = _build(use_bias=False).eval()
     inp = _inputs(1)
     mha = nn.MultiheadAttention(C, HEADS, batch_first=True).eval()
     mha.load_state_dict(module.attn.state_dict())
     kwargs = {}
-    if masks:
+    if masks == 'float_per_head':
+        gen = torch.Generator().manual_seed(2)
+        kwargs = dict(attn_mask=torch.randn(B * HEADS, NQ, NK, generator=gen))
+    elif masks == 'bool':
         gen = torch.Generator().manual_seed(2)
         attn_mask = torch.rand(NQ, NK, generator=gen) > 0.7  # True = block
         attn_mask[:, 0] = False

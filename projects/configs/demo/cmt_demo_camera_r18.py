@@ -34,4 +34,4 @@ val_dataloader = dict(dataset=dict(pipeline=test_pipeline, modality=input_modali
 test_dataloader = val_dataloader
 val_evaluator = dict(modality=input_modality)
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='GPUMemoryHook', interval=1)]
+custom_hooks = [dict(type='GPUMemoryHook'), dict(type='IterSeedHook')]

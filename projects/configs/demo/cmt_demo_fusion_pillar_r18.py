@@ -76,6 +76,7 @@ test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=2, val_interval=2)
 default_hooks = dict(logger=dict(interval=1))
 custom_hooks = [
-    dict(type='GPUMemoryHook', interval=1),
+    dict(type='GPUMemoryHook'),
+    dict(type='IterSeedHook'),
     dict(type='DisableObjectSampleHook', disable_after_epoch=1),
 ]

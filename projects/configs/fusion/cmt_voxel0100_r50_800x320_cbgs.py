@@ -146,6 +146,7 @@ optim_wrapper = dict(
 # Data: configs/_base_/datasets/nuscenes_cmt.py (800x320, 10 sweeps, unified GT paste, ModalMask3D, CBGS);
 # CMT trained 8 GPUs x 4 samples with this config. GT paste stops after epoch 15 (CMT's "15e + 5e").
 custom_hooks = [
-    dict(type='GPUMemoryHook', interval=50),
+    dict(type='GPUMemoryHook'),
+    dict(type='IterSeedHook'),
     dict(type='DisableObjectSampleHook', disable_after_epoch=15),
 ]

@@ -22,6 +22,7 @@ G_i = sum_j dS_ij psi_j (tensor cores). dA = sm_scale * G, and a last small kern
 d r (through the polynomial phi, summed over heads) and to per-(b, query block, h) partial sums of
 d bias_scale, added up in torch: deterministic, no atomics.
 """
+import contextlib
 import math
 import os
 
@@ -34,7 +35,7 @@ except ImportError:  # the module must import without triton (triton_is_availabl
     triton = None
     tl = None
 
-__all__ = ['triton_bias_attention', 'triton_is_available', 'FACTOR_RANK']
+__all__ = ['triton_bias_attention', 'triton_is_available', 'autotune_winners', 'FACTOR_RANK']
 
 FACTOR_RANK = 16  # rank-10 factors zero-padded to the MMA K granularity
 ONES_COLUMN = 10  # psi[..., 10] = 1 and phi[..., 10] = 0 (see _key_factor_kernel)
@@ -87,8 +88,11 @@ if triton is not None:
     @triton.jit
     def _bias_mm(a_x, a_hi, b_x, b_hi, acc, SPLIT: tl.constexpr, FACT_PREC: tl.constexpr):
         """acc + a @ b for fp32 factors a, b. SPLIT: a_x = [a_lo | a_hi], b_x = [b_hi | b_lo]^T (bf16,
-        K = 2 RANK) give the cross terms in one dot, then a_hi @ b_hi. Else fp32 a_hi, b_hi."""
-        if SPLIT:
+        K = 2 RANK) give the cross terms in one dot, then a_hi @ b_hi. Else fp32 a_hi, b_hi.
+        FACT_PREC 'off' drops the bias (only for timing the kernels without it)."""
+        if FACT_PREC == 'off':
+            acc = acc
+        elif SPLIT:
             acc = _dot(a_x, b_x, acc)
             acc = _dot(a_hi, b_hi, acc)
         else:
@@ -445,7 +449,9 @@ if triton is not None:
         # inputs) against [psi_hi | psi_lo] in one dot (g is (BM, 2 RANK), halves added at the end).
         # Like the dense path's bf16 mask gradient, the rounding is random per element and
         # averages out in the sums over j.
-        if SPLIT:
+        if FACT_PREC == 'off':
+            g = g
+        elif SPLIT:
             g = _dot(ds.to(tl.bfloat16), tl.trans(pt_x), g)
             pbar = _dot(p.to(tl.bfloat16), tl.trans(pt_hi), pbar)
         else:
@@ -561,17 +567,33 @@ def _aux_block() -> int:
     return 16 if _interpreting() else 64
 
 
+def _on_device(t: torch.Tensor):
+    """Triton launches on the current CUDA device: make it t's device (tensors on cuda:1 etc.)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 class _GeoBiasFlashAttention(torch.autograd.Function):
-    """Fused geometric-bias attention; see triton_bias_attention for the arguments."""
+    """Fused geometric-bias attention; see triton_bias_attention for the arguments. fact_prec
+    'off' (tools/tune_triton_attention.py only) times the same kernels without the bias."""
 
     @staticmethod
-    def forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split):
+    def forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec='tf32x3'):
+        with _on_device(q):
+            return _GeoBiasFlashAttention._forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split,
+                                                   fact_prec)
+
+    @staticmethod
+    def backward(ctx, dout):
+        with _on_device(dout):
+            return _GeoBiasFlashAttention._backward(ctx, dout)
+
+    @staticmethod
+    def _forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec):
         B, H, Nq, D = q.shape
         Nk = k.shape[2]
         dev = q.device
         fac_dtype = torch.bfloat16 if split else torch.float32
         dot_prec = 'tf32x3' if q.dtype == torch.float32 else 'none'
-        fact_prec = 'tf32x3'
         blk = _aux_block()
         coef_scale = -1.0 / sm_scale
 
@@ -602,7 +624,7 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, dout):
+    def _backward(ctx, dout):
         q, k, v, r, bias_scale, a, psi, out32, lse = ctx.saved_tensors
         sm_scale, split, fw, stride_pb, dot_prec, fact_prec = ctx.consts
         B, H, Nq, D = q.shape
@@ -632,7 +654,7 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
         _query_factor_bwd_kernel[(n_blk, B)](r, bias_scale, da, dr, dbs_part, *r.stride(), H, Nq,
                                              -1.0 / sm_scale, RANK=FACTOR_RANK, BLOCK=blk, num_warps=4)
-        return dq, dk, dv, dr, None, None, dbs_part.sum(dim=(0, 1)), None, None
+        return dq, dk, dv, dr, None, None, dbs_part.sum(dim=(0, 1)), None, None, None
 
 
 # ----------------------------------------------------------------------------------------------

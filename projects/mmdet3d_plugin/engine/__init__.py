@@ -1,9 +1,10 @@
 """engine subpackage: importing it registers its modules."""
 from .attention_info import find_bias_attention, summarize_bias_mode
+from .iter_seed_hook import IterSeedHook
 from .memory_hook import GPUMemoryHook
 from .memory_probe import CudaMemoryProbe, ProcessRSSProbe, make_memory_probe
 
 __all__ = [
-    'GPUMemoryHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe',
+    'GPUMemoryHook', 'IterSeedHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe',
     'find_bias_attention', 'summarize_bias_mode'
 ]

@@ -41,7 +41,7 @@ def _build_dataset(data_root, info_file, sweeps):
         dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
         dict(type='AddLidar2Img'),
     ]
-    return DATASETS.build(dict(type='NuScenesDataset', data_root=data_root, ann_file=info_file,
+    return DATASETS.build(dict(type='NuScenesDataset', data_root=data_root, ann_file=osp.abspath(info_file),
                                data_prefix=nuscenes_data_prefix(), use_valid_flag=True, test_mode=False,
                                filter_empty_gt=False, modality=dict(use_lidar=True, use_camera=True),
                                metainfo=dict(classes=DETECTION_CLASSES), pipeline=pipeline))
