@@ -35,7 +35,8 @@ except ImportError:  # the module must import without triton (triton_is_availabl
     triton = None
     tl = None
 
-__all__ = ['triton_bias_attention', 'triton_is_available', 'autotune_winners', 'FACTOR_RANK']
+__all__ = ['triton_bias_attention', 'triton_is_available', 'autotune_winners', 'kernel_configs',
+           'forced_config', 'FACTOR_RANK']
 
 FACTOR_RANK = 16  # rank-10 factors zero-padded to the MMA K granularity
 ONES_COLUMN = 10  # psi[..., 10] = 1 and phi[..., 10] = 0 (see _key_factor_kernel)
@@ -455,8 +456,18 @@ if triton is not None:
             g = _dot(ds.to(tl.bfloat16), tl.trans(pt_x), g)
             pbar = _dot(p.to(tl.bfloat16), tl.trans(pt_hi), pbar)
         else:
-            g = tl.dot(ds, tl.trans(pt_hi), g, input_precision=FACT_PREC)
-            pbar = tl.dot(p, tl.trans(pt_hi), pbar, input_precision='tf32')
+            # fp32 psi^T padded with zero columns to N = 2 RANK = 32 (columns >= RANK are masked,
+            # never read): an fp32 (tf32) dot with N = 16 and a transposed (N-major) B operand hit
+            # an illegal memory access on H100 (Triton 3.6, every dq config), while N = 32 is the
+            # shape of the fp32 dq dot ds @ k at D = 32, which runs fine.
+            c2 = tl.arange(0, 2 * RANK)
+            pg_ptrs = p_base + offs_n[None, :] * FW + c2[:, None]
+            if MASK:
+                pt_g = tl.load(pg_ptrs, mask=(c2[:, None] < RANK) & n_ok[None, :], other=0.0)
+            else:
+                pt_g = tl.load(pg_ptrs, mask=c2[:, None] < RANK, other=0.0)
+            g = tl.dot(ds, tl.trans(pt_g), g, input_precision=FACT_PREC)
+            pbar = tl.dot(p, tl.trans(pt_g), pbar, input_precision='tf32')
         return dq, g, pbar
 
     @triton.jit
@@ -489,11 +500,12 @@ if triton is not None:
         v_base = V + b * stride_vb + h * stride_vh
         p_base = P + b * stride_pb
         dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+        # (BM, 2 RANK): SPLIT: G against [psi_hi | psi_lo]; else G and pbar against [psi | 0]
+        g = tl.zeros([BLOCK_M, 2 * RANK], dtype=tl.float32)
         if SPLIT:
-            g = tl.zeros([BLOCK_M, FW], dtype=tl.float32)
+            pbar = tl.zeros([BLOCK_M, RANK], dtype=tl.float32)
         else:
-            g = tl.zeros([BLOCK_M, RANK], dtype=tl.float32)
-        pbar = tl.zeros([BLOCK_M, RANK], dtype=tl.float32)
+            pbar = tl.zeros([BLOCK_M, 2 * RANK], dtype=tl.float32)
         n_full = (N_K // BLOCK_N) * BLOCK_N
         for start_n in range(0, n_full, BLOCK_N):
             dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
@@ -503,8 +515,9 @@ if triton is not None:
             dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
                                    stride_kn, stride_kd, stride_vn, stride_vd, n_full, N_K, qk_scale,
                                    HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
-        if SPLIT:
-            g = tl.sum(tl.reshape(g, (BLOCK_M, 2, RANK)), 1)  # psi_hi part + psi_lo part
+        g = tl.sum(tl.reshape(g, (BLOCK_M, 2, RANK)), 1)  # psi_hi part + psi_lo part (or + 0)
+        if not SPLIT:
+            pbar = tl.sum(tl.reshape(pbar, (BLOCK_M, 2, RANK)), 1)
         dq_off = (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :]
         tl.store(DQ + dq_off, (dq * sm_scale).to(DQ.dtype.element_ty), mask=m_ok[:, None])
         # delta = rowsum(dO * O) carries O's rounding (P is rounded to 16 bits before P @ V), which
@@ -539,16 +552,48 @@ if triton is not None:
     _INTERPRET_META = dict(BLOCK_M=16, BLOCK_N=16)
 
     _TUNED = {}
+    _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
 
     def _kernel(name):
-        """The kernel to launch: autotuned on GPU, plain with 16x16 tiles under TRITON_INTERPRET."""
+        """The kernel to launch and its launch meta: a forced config if set, else autotuned on GPU,
+        plain with 16x16 tiles under TRITON_INTERPRET."""
         raw = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq}[name]
+        if name in _FORCED:
+            cfg = _FORCED[name]
+            return raw, dict(cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
         if _interpreting():
             return raw, dict(_INTERPRET_META)
         if name not in _TUNED:
-            configs = {'fwd': _FWD_CONFIGS, 'dkdv': _DKDV_CONFIGS, 'dq': _DQ_CONFIGS}[name]
-            _TUNED[name] = triton.autotune(configs=configs, key=_TUNE_KEY)(raw)
+            _TUNED[name] = triton.autotune(configs=kernel_configs(name), key=_TUNE_KEY)(raw)
         return _TUNED[name], {}
+
+
+def kernel_configs(name: str) -> list:
+    """The autotune candidates (triton.Config) of kernel `name` in ('fwd', 'dkdv', 'dq')."""
+    if triton is None:
+        raise RuntimeError('kernel_configs: triton is not installed')
+    lists = {'fwd': _FWD_CONFIGS, 'dkdv': _DKDV_CONFIGS, 'dq': _DQ_CONFIGS}
+    if name not in lists:
+        raise ValueError(f'kernel_configs: name must be one of {tuple(lists)}; got {name!r}')
+    return lists[name]
+
+
+@contextlib.contextmanager
+def forced_config(name: str, config):
+    """Within the block, kernel `name` ('fwd', 'dkdv', 'dq') launches with `config` (a
+    triton.Config with BLOCK_M, BLOCK_N) instead of autotuning; also under TRITON_INTERPRET."""
+    kernel_configs(name)  # validates the name
+    if set(config.kwargs) != {'BLOCK_M', 'BLOCK_N'}:
+        raise ValueError(f'forced_config: config must set exactly BLOCK_M and BLOCK_N; got {config.kwargs}')
+    previous = _FORCED.get(name)
+    _FORCED[name] = config
+    try:
+        yield
+    finally:
+        if previous is None:
+            _FORCED.pop(name, None)
+        else:
+            _FORCED[name] = previous
 
 
 def autotune_winners() -> dict:
