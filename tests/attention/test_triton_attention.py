@@ -16,8 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-MODULE_PATH = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                       'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MODULE_PATH = osp.join(ROOT, 'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
+CHECK_TOOL_PATH = osp.join(ROOT, 'tools', 'check_triton_configs.py')
 GRAD_NAMES = ('q', 'k', 'v', 'r', 'bias_scale')
 
 # name: (B, H, Nq, Nk, D, dtype, factor_precision, layout)
@@ -35,6 +36,9 @@ CPU_CASES = {
     'fp32_bf16x3_factors_far': (1, 2, 37, 53, 32, 'float32', 'bf16x3', 'far'),
     'bf16_tf32x3_factors': (1, 2, 37, 53, 32, 'bfloat16', 'tf32x3', 'shared'),
 }
+# dtype: (B, H, Nq, Nk, D, factor_precision) run with each GPU autotune config forced (tiles of
+# 32..128 with ragged edges: Nq, Nk not multiples of any block size)
+GPU_TILE_CASES = {'float32': (1, 2, 70, 130, 32, 'auto'), 'bfloat16': (1, 2, 70, 130, 32, 'auto')}
 # (rtol, atol): pass when max |x - ref| <= rtol * max |ref| + atol, per dtype / factor mode. atol
 # covers gradients that are exactly 0 (Nk = 1). The interpreter's dots are exact fp32, so 16-bit
 # errors come from rounding the inputs, P and dS to 16 bits, as on the GPU.
@@ -112,7 +116,12 @@ def _load_module():
 
 
 def _run_interpreted_cases():
-    """Subprocess entry (TRITON_INTERPRET=1 already set): print {case: errors} as JSON."""
+    """Subprocess entry (TRITON_INTERPRET=1 already set): print {case: errors} as JSON. Every
+    load/store of every launch is bounds-checked (tools/check_triton_configs.py)."""
+    spec = importlib.util.spec_from_file_location('check_triton_configs', CHECK_TOOL_PATH)
+    check_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_tool)
+    check_tool._install_bounds_check()
     ta = _load_module()
     results = {}
     for i, (name, (B, H, Nq, Nk, D, dtype, fprec, layout)) in enumerate(CPU_CASES.items()):
@@ -130,6 +139,19 @@ def _run_interpreted_cases():
 
     errs = relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)
     results['bias_off_baseline'] = {n: errs[n] for n in ('out', 'q', 'k', 'v')}
+    # every GPU autotune config of every kernel (the two others at their first config), ragged
+    for dtype, (B, H, Nq, Nk, D, fprec) in GPU_TILE_CASES.items():
+        inputs = make_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), 'shared', seed=7)
+        for kernel in ('fwd', 'dkdv', 'dq'):
+            for i, cfg in enumerate(ta.kernel_configs(kernel)):
+                forced = {n: cfg if n == kernel else ta.kernel_configs(n)[0] for n in ('fwd', 'dkdv', 'dq')}
+
+                def run(q, k, v, r, o, d, bs, fprec=fprec, forced=forced):
+                    with ta.forced_config('fwd', forced['fwd']), ta.forced_config('dkdv', forced['dkdv']), \
+                            ta.forced_config('dq', forced['dq']):
+                        return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
+
+                results[f'gpu_tiles/{dtype}/{kernel}#{i}'] = relative_errors(*inputs, run)
     print('RESULTS_JSON ' + json.dumps(results))
 
 
@@ -155,6 +177,17 @@ def test_interpreted_kernel_matches_fp64_reference(interpreted_errors, case):
         if not err <= rtol * ref + atol:
             bad[name] = (err, ref, rtol, atol)
     assert not bad, f'{case}: (err, max|ref|, rtol, atol) failing: {bad}; all: {errs}'
+
+
+@pytest.mark.parametrize('dtype', list(GPU_TILE_CASES))
+def test_every_gpu_config_matches_fp64_reference(interpreted_errors, dtype):
+    """Each autotune config (block sizes of the GPU) on ragged sizes: in bounds and accurate."""
+    runs = {name: errs for name, errs in interpreted_errors.items() if name.startswith(f'gpu_tiles/{dtype}/')}
+    assert len(runs) >= 3 * 3, sorted(runs)  # every kernel has several configs
+    fprec = GPU_TILE_CASES[dtype][-1]
+    bad = {(run, name): (err, ref) for run, errs in runs.items() for name, (err, ref) in errs.items()
+           if not err <= tolerance(dtype, fprec, name)[0] * ref + tolerance(dtype, fprec, name)[1]}
+    assert not bad, f'(err, max|ref|) failing: {bad}'
 
 
 def test_bias_off_baseline_is_plain_attention(interpreted_errors):

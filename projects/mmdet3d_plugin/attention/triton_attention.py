@@ -3,7 +3,7 @@
     out[b,h,i] = softmax_j(sm_scale * q_i.k_j - bias_scale[h] * dist2(r_i, line(o_j, d_j))) @ v
     dist2(r, line(o, d)) = |r - o|^2 - ((r - o).d)^2
 
-The Nq x Nk bias never exists in memory. Small kernels write the exact rank-10 factors (padded
+The Nq x Nk bias never exists in memory. One small kernel writes the exact rank-10 factors (padded
 to 16) once per call: A = -bias_scale[h] * phi(r) / sm_scale (B, H, Nq, 16) and psi(o, d)
 (B or 1, Nk, 16), with phi . psi = dist2. Inside the tile loop the bias tile A psi^T is
 accumulated on the tensor cores in fp32, chained into the same accumulator as q k^T, so the
@@ -39,7 +39,7 @@ __all__ = ['triton_bias_attention', 'triton_is_available', 'autotune_winners', '
            'forced_config', 'FACTOR_RANK']
 
 FACTOR_RANK = 16  # rank-10 factors zero-padded to the MMA K granularity
-ONES_COLUMN = 10  # psi[..., 10] = 1 and phi[..., 10] = 0 (see _key_factor_kernel)
+ONES_COLUMN = 10  # psi[..., 10] = 1 and phi[..., 10] = 0 (see _key_factors)
 _LOG2E = 1.4426950408889634
 _HEAD_DIMS = (16, 32, 64, 128)
 _FACTOR_PRECISIONS = ('auto', 'bf16x3', 'tf32x3')
@@ -112,12 +112,10 @@ if triton is not None:
                 c == 7, x * y, tl.where(c == 8, x * z, tl.where(c == 9, y * z, 0.0))))))))))
 
     @triton.jit
-    def _query_factor_kernel(R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
-                             RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
-        """a = coef_scale * bias_scale[h] * phi(r[b, i]) into A (B, H, Nq, W): SPLIT: W = 2 RANK,
-        bf16 [a_lo | a_hi]; else W = RANK, fp32 a."""
-        pid = tl.program_id(0)
-        b = tl.program_id(1)
+    def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
+                       RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+        """a = coef_scale * bias_scale[h] * phi(r[b, i]) into A (B, H, Nq, W) for query block pid:
+        SPLIT: W = 2 RANK, bf16 [a_lo | a_hi]; else W = RANK, fp32 a."""
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         ok = offs < N_Q
         base = R + b * stride_rb + offs * stride_rm
@@ -135,13 +133,11 @@ if triton is not None:
                 tl.store(A + ((b * H + h) * N_Q + offs[:, None]) * RANK + c, a, mask=ok[:, None])
 
     @triton.jit
-    def _key_factor_kernel(O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
-                           stride_dc, N_K, RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+    def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
+                     stride_dc, N_K, RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
         """psi(o, d) with phi(r).psi(o, d) = |r - o|^2 - ((r - o).d)^2 and psi[..., ONES_COL] = 1
-        (phi is 0 there: bias unchanged, see the dq kernel) into P (Bp, Nk, W): SPLIT: W = 2 RANK,
-        bf16 [psi_hi | psi_lo]; else W = RANK, fp32 psi."""
-        pid = tl.program_id(0)
-        b = tl.program_id(1)
+        (phi is 0 there: bias unchanged, see the dq kernel) into P (Bp, Nk, W) for key block pid:
+        SPLIT: W = 2 RANK, bf16 [psi_hi | psi_lo]; else W = RANK, fp32 psi."""
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         ok = offs < N_K
         ob = O + b * stride_ob + offs * stride_on
@@ -166,6 +162,21 @@ if triton is not None:
             tl.store(P + off + RANK, (psi - hi.to(tl.float32)).to(tl.bfloat16), mask=ok[:, None])
         else:
             tl.store(P + (b * N_K + offs[:, None]) * RANK + c, psi, mask=ok[:, None])
+
+    @triton.jit
+    def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_ob, stride_on, stride_oc,
+                       stride_db, stride_dn, stride_dc, H, N_Q, N_K, BP, coef_scale,
+                       RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+        """Both factor sets in one launch, grid (cdiv(max(Nq, Nk), BLOCK), B): program (pid, b)
+        writes query block pid of batch b (if any) and key block pid of line batch b < BP (if any)."""
+        pid = tl.program_id(0)
+        b = tl.program_id(1)
+        if pid * BLOCK < N_Q:
+            _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
+                           RANK, SPLIT, BLOCK)
+        if (pid * BLOCK < N_K) & (b < BP):
+            _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
+                         stride_dc, N_K, RANK, SPLIT, BLOCK)
 
     @triton.jit
     def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, H, N_Q,
@@ -551,21 +562,37 @@ if triton is not None:
     _TUNE_KEY = ['HEAD_DIM', 'FW', 'SPLIT', 'DOT_PREC', 'FACT_PREC']
     _INTERPRET_META = dict(BLOCK_M=16, BLOCK_N=16)
 
-    _TUNED = {}
+    _TUNED = {}  # kernel name -> triton.autotune wrapper (created at first use)
+    _BEST = {}  # (kernel name, q dtype, tuning key values) -> triton.Config the autotuner chose
     _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
 
-    def _kernel(name):
-        """The kernel to launch and its launch meta: a forced config if set, else autotuned on GPU,
-        plain with 16x16 tiles under TRITON_INTERPRET."""
+    def _launch(name, grid, args, consts, dtype):
+        """Launch kernel `name` ('fwd', 'dkdv', 'dq') on grid(meta): with a forced config if set,
+        16x16 tiles under TRITON_INTERPRET, else the autotuned config of this key. After the first
+        call per key the JIT kernel is launched directly with the remembered config: no autotuner
+        bookkeeping per call."""
         raw = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq}[name]
-        if name in _FORCED:
-            cfg = _FORCED[name]
-            return raw, dict(cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-        if _interpreting():
-            return raw, dict(_INTERPRET_META)
-        if name not in _TUNED:
-            _TUNED[name] = triton.autotune(configs=kernel_configs(name), key=_TUNE_KEY)(raw)
-        return _TUNED[name], {}
+        cfg = _FORCED.get(name)
+        if cfg is None and _interpreting():
+            raw[grid](*args, **consts, **_INTERPRET_META)
+            return
+        if cfg is None:
+            key = (name, dtype, *(consts[k] for k in _TUNE_KEY))
+            cfg = _BEST.get(key)
+            if cfg is None:
+                configs = kernel_configs(name)
+                if name == 'dq' and not consts['SPLIT']:
+                    # defensive: fp32 G / pbar tiles are (BM, 32); with more warpgroups than
+                    # BM / 64 Triton splits their N over warpgroups into tf32 wgmma of N = 16,
+                    # the small-N shape class of the H100 illegal-address failure
+                    name, configs = 'dq_fp32_factors', [c for c in configs
+                                                        if c.num_warps <= 4 * (c.kwargs['BLOCK_M'] // 64)]
+                if name not in _TUNED:
+                    _TUNED[name] = triton.autotune(configs=configs, key=_TUNE_KEY)(raw)
+                _TUNED[name][grid](*args, **consts)
+                _BEST[key] = _TUNED[name].best_config
+                return
+        raw[grid](*args, **consts, **cfg.all_kwargs())
 
 
 def kernel_configs(name: str) -> list:
@@ -644,26 +671,21 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
 
         fw = 2 * FACTOR_RANK if split else FACTOR_RANK
         a = torch.empty((B, H, Nq, fw), dtype=fac_dtype, device=dev)
-        _query_factor_kernel[(triton.cdiv(Nq, blk), B)](
-            r, bias_scale, a, *r.stride(), H, Nq, coef_scale,
-            RANK=FACTOR_RANK, SPLIT=split, BLOCK=blk, num_warps=4)
         bp = 1 if (o.stride(0) == 0 and d.stride(0) == 0) else B  # key lines shared by the batch
         psi = torch.empty((bp, Nk, fw), dtype=fac_dtype, device=dev)
-        _key_factor_kernel[(triton.cdiv(Nk, blk), bp)](
-            o, d, psi, *o.stride(), *d.stride(), Nk,
+        _factor_kernel[(triton.cdiv(max(Nq, Nk), blk), B)](
+            r, bias_scale, a, o, d, psi, *r.stride(), *o.stride(), *d.stride(), H, Nq, Nk, bp, coef_scale,
             RANK=FACTOR_RANK, SPLIT=split, BLOCK=blk, num_warps=4)
         stride_pb = 0 if bp == 1 else Nk * fw
 
         out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
         out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
         lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
-        kernel, meta = _kernel('fwd')
         grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H)  # noqa: E731
-        kernel[grid](q, k, v, a, psi, out, out32, lse,
-                     *q.stride(), *k.stride(), *v.stride(), *out.stride(), stride_pb,
-                     H, Nq, Nk, sm_scale * _LOG2E,
-                     HEAD_DIM=D, RANK=FACTOR_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec,
-                     FACT_PREC=fact_prec, **meta)
+        _launch('fwd', grid, (q, k, v, a, psi, out, out32, lse, *q.stride(), *k.stride(), *v.stride(),
+                              *out.stride(), stride_pb, H, Nq, Nk, sm_scale * _LOG2E),
+                dict(HEAD_DIM=D, RANK=FACTOR_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec),
+                q.dtype)
         ctx.save_for_backward(q, k, v, r, bias_scale, a, psi, out32, lse)
         ctx.consts = (sm_scale, split, fw, stride_pb, dot_prec, fact_prec)
         return out
@@ -687,12 +709,10 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         common = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), stride_pb,
                   H, Nq, Nk, sm_scale * _LOG2E, sm_scale)
         consts = dict(HEAD_DIM=D, RANK=FACTOR_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec)
-        kernel, meta = _kernel('dkdv')
-        grid = lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H)  # noqa: E731
-        kernel[grid](q, k, v, a, psi, dout, lse, delta, dk, dv, *common, **consts, **meta)
-        kernel, meta = _kernel('dq')
-        grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H)  # noqa: E731
-        kernel[grid](q, k, v, a, psi, dout, lse, delta, dq, da, *common, **consts, **meta)
+        _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H),
+                (q, k, v, a, psi, dout, lse, delta, dk, dv, *common), consts, q.dtype)
+        _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H),
+                (q, k, v, a, psi, dout, lse, delta, dq, da, *common), consts, q.dtype)
 
         n_blk = triton.cdiv(Nq, blk)
         dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
