@@ -46,3 +46,19 @@ def test_bad_split_is_named(synthetic_root, mmdet3d_scope, tmp_path):
     metric.version = 'v1.0-mini'   # what compute_metrics reads from dataset_meta
     with pytest.raises(ValueError, match="eval_set='train' is not a split of the dataset version 'v1.0-mini'"):
         metric._evaluate_single('unused.json', classes=['car'])
+
+
+def test_no_predicted_box_scores_zero_instead_of_crashing(synthetic_root, mmdet3d_scope, tmp_path):
+    from pipeline_helpers import load_cfg
+    class_names = list(load_cfg(synthetic_root).class_names)
+    ann_file = osp.join(synthetic_root, 'nuscenes_infos_val.pkl')
+    empty = [dict(p, pred_instances_3d=dict(bboxes_3d=p['pred_instances_3d']['bboxes_3d'][:0],
+                                            scores_3d=p['pred_instances_3d']['scores_3d'][:0],
+                                            labels_3d=p['pred_instances_3d']['labels_3d'][:0]))
+             for p in _gt_as_predictions(mmengine.load(ann_file), class_names)]
+    metric = _build(None, synthetic_root, ann_file, tmp_path)
+    metric.dataset_meta = dict(classes=class_names, version='v1.0-mini')
+    metric.process({}, empty)
+    m = metric.compute_metrics(metric.results)
+    assert m['pred_instances_3d_NuScenes/mAP'] == 0.0 and m['pred_instances_3d_NuScenes/NDS'] == 0.0
+    assert m['pred_instances_3d_NuScenes/car_AP_dist_0.5'] == 0.0

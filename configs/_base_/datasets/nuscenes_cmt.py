@@ -104,6 +104,6 @@ val_dataloader = dict(
                  test_mode=True, box_type_3d='LiDAR', backend_args=backend_args))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='NuScenesMetric', data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl',
+val_evaluator = dict(type='NuScenesSplitMetric', data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl',
                      metric='bbox', modality=input_modality, backend_args=backend_args)
 test_evaluator = val_evaluator

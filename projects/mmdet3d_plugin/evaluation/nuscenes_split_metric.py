@@ -1,10 +1,15 @@
-"""NuScenesMetric on a chosen official split (e.g. the training scenes).
+"""NuScenesMetric on a chosen official split (e.g. the training scenes), safe with no predictions.
 
 mmdet3d's NuScenesMetric always evaluates on the validation split of its version ('mini_val' / 'val'). To show
 that a model learns (fits its training scenes), the official devkit must score it on 'mini_train' / 'train'
 instead; everything else (result conversion, devkit evaluation, logged keys) stays mmdet3d's.
+The devkit also raises ('Invalid box type: None') when no sample has a single predicted box, as happens
+with a freshly initialised model; that case scores 0 here, with a warning, instead of ending the run.
 """
 from contextlib import contextmanager
+
+import mmengine
+from mmengine.logging import print_log
 
 from mmdet3d.evaluation.metrics import NuScenesMetric
 from mmdet3d.registry import METRICS
@@ -52,11 +57,17 @@ class NuScenesSplitMetric(NuScenesMetric):
         self.eval_set = eval_set
 
     def _evaluate_single(self, result_path, classes=None, result_name='pred_instances_3d'):
-        if self.eval_set is None:
-            return super()._evaluate_single(result_path, classes=classes, result_name=result_name)
         valid = VALID_SPLITS.get(self.version, ())
-        if self.eval_set not in valid:
+        if self.eval_set is not None and self.eval_set not in valid:
             raise ValueError(f'NuScenesSplitMetric: eval_set={self.eval_set!r} is not a split of the dataset '
                              f'version {self.version!r}; expected one of {valid}')
+        if not any(mmengine.load(result_path)['results'].values()):
+            print_log(f'{result_path} holds no predicted box: every AP, mAP and NDS is 0', logger='current',
+                      level=30)
+            prefix = f'{result_name}_NuScenes'
+            zeros = {f'{prefix}/{name}_AP_dist_{d}': 0.0 for name in classes or () for d in (0.5, 1.0, 2.0, 4.0)}
+            return dict(zeros, **{f'{prefix}/NDS': 0.0, f'{prefix}/mAP': 0.0})
+        if self.eval_set is None:
+            return super()._evaluate_single(result_path, classes=classes, result_name=result_name)
         with _devkit_eval_set(self.eval_set):
             return super()._evaluate_single(result_path, classes=classes, result_name=result_name)
