@@ -42,16 +42,24 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def use_iteration_schedule(cfg: Config, max_iters: int, ckpt_interval: int) -> Config:
+    """In place: an iteration-based loop of ``max_iters`` without validation, a checkpoint every
+    ``ckpt_interval`` iterations and a per-iteration log (unsmoothed, so scalars.json holds each step's loss)."""
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval,
+                                        max_keep_ckpts=3)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
+    return cfg
+
+
 def demo_config(args) -> Config:
     """The demo config pointed at ``args.data``, with a short schedule."""
     cfg = Config.fromfile(args.config)
     retarget_data_root(cfg, osp.abspath(args.data))
     cfg.work_dir = args.work_dir
     if args.iters:
-        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters, val_interval=args.iters + 1)
-        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=args.iters,
-                                            max_keep_ckpts=1)
-        cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
+        use_iteration_schedule(cfg, args.iters, ckpt_interval=args.iters)
         cfg.param_scheduler = []
     else:
         cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=2)

@@ -30,13 +30,10 @@ def _iter_config(tmp_path, data_root, name, max_iters, ckpt_interval):
     from mmengine.config import Config
     import projects.mmdet3d_plugin  # noqa: F401
     from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root
-    cfg = retarget_data_root(Config.fromfile(DEMO), data_root)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**6)
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from run_demo import use_iteration_schedule
+    cfg = use_iteration_schedule(retarget_data_root(Config.fromfile(DEMO), data_root), max_iters, ckpt_interval)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval,
-                                        max_keep_ckpts=3)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
     # a schedule that outlasts the interrupted run, so the resumed half must restore its state
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.2, by_epoch=False, begin=0, end=20)]
     cfg.randomness = dict(seed=123)

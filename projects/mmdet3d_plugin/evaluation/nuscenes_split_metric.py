@@ -6,6 +6,7 @@ instead; everything else (result conversion, devkit evaluation, logged keys) sta
 The devkit also raises ('Invalid box type: None') when no sample has a single predicted box, as happens
 with a freshly initialised model; that case scores 0 here, with a warning, instead of ending the run.
 """
+import logging
 from contextlib import contextmanager
 
 import mmengine
@@ -63,7 +64,7 @@ class NuScenesSplitMetric(NuScenesMetric):
                              f'version {self.version!r}; expected one of {valid}')
         if not any(mmengine.load(result_path)['results'].values()):
             print_log(f'{result_path} holds no predicted box: every AP, mAP and NDS is 0', logger='current',
-                      level=30)
+                      level=logging.WARNING)
             prefix = f'{result_name}_NuScenes'
             zeros = {f'{prefix}/{name}_AP_dist_{d}': 0.0 for name in classes or () for d in (0.5, 1.0, 2.0, 4.0)}
             return dict(zeros, **{f'{prefix}/NDS': 0.0, f'{prefix}/mAP': 0.0})
