@@ -5,7 +5,7 @@ images, ~300k points per sample, DN from ``--num-gt`` GT boxes per sample: Nq = 
 num_gt)) and runs ``--steps`` timed AdamW steps (after ``--warmup``) per ``--modes`` entry, each on a freshly built
 model with the same seed. A step is voxelization (data preprocessor) + forward + loss + backward + optimizer step.
 Prints a table (median iteration time, peak allocated / reserved MiB, forward time per top-level module) and
-writes ``<out>/model_benchmark[_amp].json`` and ``.md``.
+writes ``<out>/model_benchmark[_amp][_mmcv_voxelization].json`` and ``.md``.
 
     python tools/benchmark_model.py                       # fp32 outside the attention core (config dtype inside)
     python tools/benchmark_model.py --amp                 # bf16 autocast with the model's fp32 islands
@@ -46,6 +46,8 @@ def parse_args():
     p.add_argument('--amp', action='store_true', help='bf16 autocast over the step (fp32 islands inside)')
     p.add_argument('--attn-dtype', default=None, choices=['float32', 'float16', 'bfloat16'],
                    help='override decoder cross_attn_dtype (default: the config value)')
+    p.add_argument('--voxel-impl', default=None, choices=['scatter', 'mmcv'],
+                   help='model.data_preprocessor.voxel_impl (default: the config value, scatter)')
     p.add_argument('--out', default='docs/benchmarks')
     p.add_argument('--device', default='cuda', help="'cpu' only for a smoke run of this script (demo config)")
     return p.parse_args()
@@ -103,7 +105,7 @@ class ModuleTimer:
         return {k: sum(a.elapsed_time(b) for a, b in v if b is not None) for k, v in self.events.items()}
 
 
-def build_model(cfg_path, mode, attn_dtype, device):
+def build_model(cfg_path, mode, attn_dtype, device, voxel_impl=None):
     from mmengine.config import Config
     from mmdet3d.registry import MODELS
     cfg = Config.fromfile(cfg_path)
@@ -112,6 +114,8 @@ def build_model(cfg_path, mode, attn_dtype, device):
     cfg.model.pts_bbox_head.bias_mode = mode
     if attn_dtype is not None:
         cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_dtype = attn_dtype
+    if voxel_impl is not None:
+        cfg.model.data_preprocessor.voxel_impl = voxel_impl
     model = MODELS.build(cfg.model)
     model.init_weights()
     return model.to(device).train()
@@ -124,7 +128,7 @@ def run_mode(args, mode):
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
     torch.manual_seed(0)
-    model = build_model(args.config, mode, args.attn_dtype, device)
+    model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl)
     head = model.pts_bbox_head
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
     batch = synthetic_batch(args.batch, head.pc_range.tolist(), num_gt=args.num_gt, num_points=args.points,
@@ -165,7 +169,8 @@ def run_mode(args, mode):
         loss_last=losses[-1],
         num_queries_train=head.num_query + args.num_gt * min(head.dn_cfg['scalar'],
                                                              head.num_query // max(args.num_gt, 1)),
-        attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype))
+        attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
+        voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
     for h in timer.handles:
         h.remove()
     del model, opt, batch, data, loss_dict, loss
@@ -187,7 +192,7 @@ def to_markdown(args, results, device):
         f'config `{args.config}`; batch {args.batch}, {args.cams} x {args.img_hw[0]}x{args.img_hw[1]} images, '
         f'{args.points} points/sample, {args.num_gt} GT/sample (train queries {r0["num_queries_train"]}); '
         f'{"bf16 autocast with fp32 islands" if args.amp else "fp32 outside the attention core"}; '
-        f'attention core dtype {r0["attn_dtype"]}; median of {args.steps} steps after {args.warmup} warm-up; '
+        f'attention core dtype {r0["attn_dtype"]}; voxelization {r0["voxel_impl"]}; median of {args.steps} steps after {args.warmup} warm-up; '
         'step = voxelization + forward + loss + backward + AdamW.',
         '',
         '| path (ran) | iter ms (median) | speed-up vs sdpa | peak allocated MiB | peak reserved MiB |'
@@ -237,7 +242,8 @@ def main():
     md = to_markdown(args, results, device)
     print(md)
     os.makedirs(args.out, exist_ok=True)
-    stem = osp.join(args.out, 'model_benchmark' + ('_amp' if args.amp else ''))
+    stem = osp.join(args.out, 'model_benchmark' + ('_amp' if args.amp else '')
+                    + ('_mmcv_voxelization' if results[0]['voxel_impl'] == 'mmcv' else ''))
     with open(stem + '.json', 'w') as f:
         json.dump(dict(device=device, torch=torch.__version__, args=vars(args), results=results), f, indent=2)
     with open(stem + '.md', 'w') as f:

@@ -62,3 +62,31 @@ def test_no_predicted_box_scores_zero_instead_of_crashing(synthetic_root, mmdet3
     m = metric.compute_metrics(metric.results)
     assert m['pred_instances_3d_NuScenes/mAP'] == 0.0 and m['pred_instances_3d_NuScenes/NDS'] == 0.0
     assert m['pred_instances_3d_NuScenes/car_AP_dist_0.5'] == 0.0
+
+
+def test_fit_config_stops_at_the_map_target_on_its_own_metric_key(synthetic_root, mmdet3d_scope, tmp_path):
+    """The learning-proof config's EarlyStoppingHook monitors a key its evaluator really produces: GT boxes as
+    predictions stop the run, boxes shifted 5 m do not."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import HOOKS
+    from pipeline_helpers import load_cfg
+    cfg = load_cfg(synthetic_root, 'projects/configs/demo/cmt_demo_fusion_fit_train.py')
+    hook_cfg = next(h for h in cfg.custom_hooks if h['type'] == 'EarlyStoppingHook')
+    assert hook_cfg['stopping_threshold'] == 0.9
+    infos = mmengine.load(cfg.val_evaluator.ann_file)
+    for shift, stops in ((0.0, True), (5.0, False)):
+        evaluator = Evaluator(dict(cfg.val_evaluator, jsonfile_prefix=str(tmp_path / f's{shift}')))
+        evaluator.dataset_meta = dict(classes=list(cfg.class_names), version='v1.0-mini')
+        predictions = _gt_as_predictions(infos, list(cfg.class_names), shift_x=shift)
+        evaluator.process(predictions, [{}] * len(predictions))
+        metrics = evaluator.evaluate(len(predictions))
+        hook = HOOKS.build(hook_cfg)
+
+        class _Loop:
+            stop_training = False
+
+        class _Runner:
+            train_loop, logger = _Loop(), __import__('logging').getLogger('test')
+
+        hook.after_val_epoch(_Runner, metrics)
+        assert _Runner.train_loop.stop_training is stops, (shift, metrics[hook_cfg['monitor']])
