@@ -202,7 +202,7 @@ def to_markdown(args, results, device):
     base = next((r for r in results if r['mode'] == 'sdpa'), r0)
     for r in results:
         saved = 'n/a' if r['peak_allocated_mib'] is None else \
-            f'{100 * (1 - r["peak_allocated_mib"] / base["peak_allocated_mib"]):+.0f}% less'
+            f'{100 * (r["peak_allocated_mib"] / base["peak_allocated_mib"] - 1):+.0f}%'
         lines.append(f'| {r["mode"]} ({r["resolved_path"]}) | {r["iter_ms_median"]:.1f} '
                      f'| {base["iter_ms_median"] / r["iter_ms_median"]:.2f}x | {_mib(r["peak_allocated_mib"])} '
                      f'| {_mib(r["peak_reserved_mib"])} | {saved} |')
