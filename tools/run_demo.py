@@ -94,7 +94,7 @@ def main(argv=None):
         json.dump(summary, f, indent=2)
     print('\n== demo done ==')
     print(f"device {summary['device']}; data {t_data:.0f} s, train {t_train:.0f} s, evaluation {t_test:.0f} s")
-    print('official nuScenes metric on the synthetic val scenes: ' +
+    print('official nuScenes metric on the config\'s test set (test_evaluator): ' +
           ', '.join(f'{k} {v:.4f}' for k, v in summary['metrics'].items()))
     for what in ('log', 'checkpoint', 'memory_summary', 'scalars'):
         print(f'{what:>15}: {summary[what]}')

@@ -1,5 +1,7 @@
 """NuScenesSplitMetric scores the official split it is given (here the synthetic set's training scenes)."""
+import logging
 import os.path as osp
+from types import SimpleNamespace
 
 import mmengine
 import pytest
@@ -80,13 +82,6 @@ def test_fit_config_stops_at_the_map_target_on_its_own_metric_key(synthetic_root
         predictions = _gt_as_predictions(infos, list(cfg.class_names), shift_x=shift)
         evaluator.process(predictions, [{}] * len(predictions))
         metrics = evaluator.evaluate(len(predictions))
-        hook = HOOKS.build(hook_cfg)
-
-        class _Loop:
-            stop_training = False
-
-        class _Runner:
-            train_loop, logger = _Loop(), __import__('logging').getLogger('test')
-
-        hook.after_val_epoch(_Runner, metrics)
-        assert _Runner.train_loop.stop_training is stops, (shift, metrics[hook_cfg['monitor']])
+        runner = SimpleNamespace(train_loop=SimpleNamespace(stop_training=False), logger=logging.getLogger('test'))
+        HOOKS.build(hook_cfg).after_val_epoch(runner, metrics)
+        assert runner.train_loop.stop_training is stops, (shift, metrics[hook_cfg['monitor']])

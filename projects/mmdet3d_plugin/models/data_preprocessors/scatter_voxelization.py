@@ -41,7 +41,7 @@ def scatter_hard_voxelize(points: Tensor, voxel_size, point_cloud_range, max_num
     size = torch.tensor(voxel_size, dtype=torch.float32)
     low = torch.tensor(point_cloud_range[:3], dtype=torch.float32)
     grid = torch.round((torch.tensor(point_cloud_range[3:], dtype=torch.float32) - low) / size).long()
-    gx, gy, gz = grid.tolist()
+    gx, gy = grid[:2].tolist()
 
     cell = torch.floor((points[:, :3].float() - low.to(device)) / size.to(device))
     inside = ((cell >= 0) & (cell < grid.to(device))).all(dim=1)
