@@ -66,6 +66,28 @@ say "installing the OpenMMLab stack and its runtime dependencies"
 $PY -m pip install -q -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
 $PY -m pip install -q --no-deps -r "$ROOT/requirements/nodeps.txt"
 
+# 4. spconv 2 on GPU machines: mmdet3d's SparseEncoder switches to it by itself when it imports (about 2.5x faster
+#    than mmcv's sparse convolution at voxel0100; docs/benchmarks). CPU installs keep mmcv's op. The wheel is the
+#    newest spconv/cumm CUDA build not newer than torch's CUDA (spconv bundles its own kernels; cu126 runs under
+#    torch's CUDA 13 too). SKIP_SPCONV=1 skips it.
+if [ $have_cuda = 1 ] && [ "${SKIP_SPCONV:-0}" != "1" ] && ! $PY -c 'import spconv.pytorch' 2>/dev/null; then
+  suffix=$($PY - <<'PYEOF'
+import torch
+cuda = torch.version.cuda
+if cuda:
+    major, minor = (int(x) for x in cuda.split('.')[:2])
+    builds = [(12, 6), (12, 4), (12, 1), (12, 0), (11, 8), (11, 7)]
+    print(next((f'cu{a}{b}' for a, b in builds if (major, minor) >= (a, b)), ''))
+PYEOF
+)
+  if [ -n "$suffix" ]; then
+    say "installing spconv-$suffix (sparse convolution for the voxel configs; torch CUDA $($PY -c 'import torch; print(torch.version.cuda)'))"
+    $PY -m pip install -q "spconv-$suffix" "cumm-$suffix" || say "WARNING: spconv-$suffix did not install; mmcv's sparse convolution is used"
+  else
+    say "torch has no CUDA build (or CUDA < 11.7): keeping mmcv's sparse convolution"
+  fi
+fi
+
 check_imports || { say "ERROR: the stack does not import; run: $PY -c 'import mmdet3d, mmcv.ops'"; exit 1; }
 echo "$want" > "$STAMP"
 say "done: $($PY -c 'import torch, mmcv, mmdet, mmdet3d, mmengine; print("torch", torch.__version__, "mmengine", mmengine.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdet3d", mmdet3d.__version__)')"

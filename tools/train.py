@@ -110,6 +110,29 @@ def use_cpu_distributed(cfg: Config) -> None:
                                     if k not in ('type', 'device_ids')})
 
 
+def use_shared_gpu_distributed(cfg: Config) -> None:
+    """Run more ranks on this node than it has GPUs (gloo), e.g. ``tools/dist_train.sh CONFIG 2`` on one GPU.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device(LOCAL_RANK)``, which fails for a rank without a GPU
+    of its own, and NCCL refuses two ranks on one device. So the process group is created here with gloo, rank
+    ``r`` uses GPU ``r % num_gpus`` and DDP gets that device. Meant for checking the distributed path on a
+    machine with fewer GPUs than ranks; real multi-GPU runs keep NCCL and one GPU per rank.
+    """
+    import torch.distributed as dist
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
+    if backend != 'gloo':
+        raise ValueError(f'{os.environ.get("LOCAL_WORLD_SIZE")} ranks share {torch.cuda.device_count()} GPU(s) '
+                         f'on this node, which NCCL refuses (env_cfg.dist_cfg.backend={backend!r}); pass '
+                         f'--cfg-options env_cfg.dist_cfg.backend=gloo, or start one rank per GPU')
+    device = int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()
+    torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=[device],
+                                 **{k: v for k, v in cfg.get('model_wrapper_cfg', {}).items()
+                                    if k not in ('type', 'device_ids')})
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -121,6 +144,12 @@ def main(argv=None):
         return 2
     if args.launcher != 'none' and not torch.cuda.is_available():
         use_cpu_distributed(cfg)
+    elif args.launcher != 'none' and int(os.environ.get('LOCAL_WORLD_SIZE', 1)) > torch.cuda.device_count():
+        try:
+            use_shared_gpu_distributed(cfg)
+        except ValueError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 2
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
     return 0
