@@ -131,7 +131,7 @@ def test_model_sparse_specs_on_the_installed_backend():
     from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE
     model = build(COMPAT['cmt_voxel0100_r50_fusion'])
     specs = sparse_conv_specs(model)
-    assert len(specs) == 17 and all(k.startswith('pts_middle_encoder.') for k in specs)
+    assert len(specs) == 21 and all(k.startswith('pts_middle_encoder.') for k in specs)
     assert specs['pts_middle_encoder.conv_input.0.weight'] == SparseConvSpec((3, 3, 3), 5, 16)
     assert specs['pts_middle_encoder.conv_out.0.weight'] == SparseConvSpec((3, 1, 1), 128, 128)
     assert model_sparse_layout(model) == ('spconv2' if IS_SPCONV2_AVAILABLE else 'mmcv')
@@ -271,7 +271,7 @@ def test_image_token_encoding_pixel(pixel):
     l2i = torch.as_tensor(camera_rig(N, img_hw), dtype=torch.float32)[None]
     feat = torch.randn(N, head.hidden_dim, h, w)
     with torch.no_grad():
-        _, pos, _ = head._img_tokens(feat, l2i, img_hw)
+        _, pos, (ray_o, ray_d) = head._img_tokens(feat, l2i, img_hw)
         pc = [float(v) for v in head.pc_range]
         D = head.depths.numel()
         inv = np.linalg.inv(l2i[0].double().numpy())
@@ -285,6 +285,12 @@ def test_image_token_encoding_pixel(pixel):
                         p = inv[n] @ np.array([u * d, v * d, d, 1.0])
                         ref[n, i, j, 3 * k:3 * k + 3] = [(p[c] - pc[c]) / (pc[c + 3] - pc[c]) for c in range(3)]
         ref_pos = head.rv_embedding(torch.as_tensor(ref, dtype=torch.float32)).reshape(1, N * h * w, -1)
+    # the camera key lines of the bias go through the same pixels: the lifted points lie on them
+    pts = torch.as_tensor(ref, dtype=torch.float64).view(N * h * w, D, 3)
+    pts = pts * torch.tensor([pc[c + 3] - pc[c] for c in range(3)], dtype=torch.float64) + torch.tensor(pc[:3])
+    off = pts - ray_o[0, :, None].double()
+    dist2 = (off * off).sum(-1) - ((off * ray_d[0, :, None].double()).sum(-1))**2
+    assert (pixel == 'corner') == bool(dist2.abs().max() < 1e-2), float(dist2.abs().max())  # m^2, fp32 rays
     if pixel == 'corner':
         torch.testing.assert_close(pos, ref_pos, atol=2e-4, rtol=1e-4)
     else:
