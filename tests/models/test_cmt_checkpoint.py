@@ -205,7 +205,7 @@ def test_cmt_checkpoint_loads_strict(name, tmp_path):
     _check_loaded(model, cmt, ckpt['state_dict'])
 
 
-def test_conversion_for_the_bias_config_and_spconv2_checkpoints():
+def test_conversion_for_the_bias_config_and_spconv2_checkpoints(tmp_path):
     """A checkpoint saved with spconv 2 kernels is detected and converted; a target config with the geometric
     bias on gets bias_scale = 0 (reported as synthesised), which leaves CMT's attention unchanged."""
     fixture = load_fixture('cmt_voxel0100_r50_fusion')
@@ -226,6 +226,15 @@ def test_conversion_for_the_bias_config_and_spconv2_checkpoints():
     key = 'pts_middle_encoder.conv_input.0.weight'
     assert forced.state_dict[key].shape == (16, 3, 3, 3, 5)
     assert forced.state_dict._metadata['pts_middle_encoder.conv_input.0']['version'] == 2
+    # ... and tools/convert_sparse_conv_layout.py moves such a (spconv-2) checkpoint back to the mmcv backend
+    from tools.convert_sparse_conv_layout import main
+    src, dst = tmp_path / 'spconv2.pth', tmp_path / 'mmcv.pth'
+    torch.save(dict(state_dict=forced.state_dict, meta={}), src)
+    cfg = osp.join(ROOT, 'projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py')
+    assert main([cfg, str(src), str(dst), '--to', 'mmcv']) == 0
+    back = torch.load(dst, map_location='cpu', weights_only=False)['state_dict']
+    assert torch.equal(back[key], result.state_dict[key]) and back[key].shape == (3, 3, 3, 5, 16)
+    assert 'version' not in back._metadata['pts_middle_encoder.conv_input.0']
 
 
 def test_conversion_errors_name_the_keys():
@@ -346,3 +355,29 @@ def test_fp16_attention_core_with_fp32_projections():
     torch.testing.assert_close(out.double(), ref, atol=3e-3, rtol=0)
     with pytest.raises(ValueError, match='core_dtype'):
         GeometricBiasAttention(64, 4, core_dtype='half')
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (mmcv and spconv sparse conv kernels)')
+def test_sparse_conv_outputs_agree_across_backends():
+    """The same kernel, in mmcv's op and (converted) in spconv 2's, gives the same output on the same voxels."""
+    spconv = pytest.importorskip('spconv.pytorch')
+    from mmcv.ops import SparseConv3d, SparseConvTensor, SubMConv3d
+    gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+    shape, n = (12, 24, 24), 600
+    flat = torch.randperm(shape[0] * shape[1] * shape[2], generator=gen)[:n]
+    zyx = torch.stack([flat // (shape[1] * shape[2]), flat // shape[2] % shape[1], flat % shape[2]], 1)
+    indices = torch.cat([torch.zeros(n, 1, dtype=torch.long), zyx], 1).int().cuda()
+    feats = torch.randn(n, 5, generator=gen).cuda()
+    cases = [(SubMConv3d, spconv.SubMConv3d, dict(kernel_size=3, padding=1)),
+             (SparseConv3d, spconv.SparseConv3d, dict(kernel_size=(3, 1, 1), stride=(2, 1, 1)))]
+    for mmcv_cls, sp_cls, kw in cases:
+        ours = mmcv_cls(5, 16, bias=False, **kw).cuda()
+        theirs = sp_cls(5, 16, bias=False, **kw).cuda()
+        spec = sparse_conv_specs(nn.ModuleDict(dict(a=ours)))['a.weight']
+        assert tuple(theirs.weight.shape) == layout_shape(spec, 'spconv2')
+        theirs.weight.data.copy_(convert_kernel(ours.weight.data, 'mmcv', 'spconv2'))
+        with torch.no_grad():
+            out_mmcv = ours(SparseConvTensor(feats, indices, list(shape), 1)).dense()
+            out_sp = theirs(spconv.SparseConvTensor(feats, indices, list(shape), 1)).dense()
+        torch.testing.assert_close(out_sp, out_mmcv, atol=1e-3, rtol=1e-3)
