@@ -1,13 +1,12 @@
 """Map a checkpoint of CMT's original code (junjie18/CMT, mmdet3d 1.0.0rc5 / mmcv 1.x) to this port's model.
 
-Where the module trees differ (everything else keeps its name):
-
-| CMT (``CmtHead``, ``PETRTransformerDecoderLayer``) | here (``CmtHead``, ``CmtDecoderLayer``) |
-| --- | --- |
-| ``pts_bbox_head.task_heads.0.<branch>.*`` (one ``SeparateTaskHead`` per task; CMT's configs have one task) | ``pts_bbox_head.task_head.branches.<branch>.*`` |
-| ``...decoder.layers.N.attentions.0.attn.*`` (mmcv ``MultiheadAttention``) | ``...decoder.layers.N.self_attn.attn.*`` |
-| ``...decoder.layers.N.attentions.1.attn.*`` (``PETRMultiheadFlashAttention`` -> ``FlashMHA``) | ``...decoder.layers.N.cross_attn.attn.*`` |
-| ``...decoder.layers.N.ffns.0.layers.*`` | ``...decoder.layers.N.ffn.layers.*`` |
+Where the module trees differ (everything else keeps its name), CMT -> here:
+- ``pts_bbox_head.task_heads.0.<branch>.*`` (a ModuleList of one ``SeparateTaskHead`` per task; CMT's configs have
+  one task) -> ``pts_bbox_head.task_head.branches.<branch>.*``;
+- ``...decoder.layers.N.attentions.0.attn.*`` (mmcv ``MultiheadAttention``) -> ``...layers.N.self_attn.attn.*``;
+- ``...decoder.layers.N.attentions.1.attn.*`` (``PETRMultiheadFlashAttention`` -> ``FlashMHA``) ->
+  ``...layers.N.cross_attn.attn.*``;
+- ``...decoder.layers.N.ffns.0.layers.*`` -> ``...layers.N.ffn.layers.*``.
 
 ``norms.{0,1,2}``, ``decoder.post_norm``, ``shared_conv``, ``bev_embedding``, ``rv_embedding``,
 ``reference_points``, the image backbone/neck and the LiDAR branch keep their names. The task-head tensors need no
@@ -36,7 +35,7 @@ CMT_KEY_RENAMES: Tuple[Tuple[str, str], ...] = (
     (r'(\.decoder\.layers\.\d+\.)ffns\.0\.', r'\1ffn.'),
 )
 # Parameters of this model that CMT has no counterpart for, with the value given to them.
-_SYNTHESISED = ((re.compile(r'\.cross_attn\.bias_scale$'), 'zeros: no geometric bias, CMT attention exactly'),)
+_SYNTHESISED = ((re.compile(r'\.cross_attn\.bias_scale$'), "zeros: the geometric bias starts switched off (CMT's attention)"),)
 
 
 class CmtConversion(NamedTuple):
