@@ -35,7 +35,8 @@ CMT_KEY_RENAMES: Tuple[Tuple[str, str], ...] = (
     (r'(\.decoder\.layers\.\d+\.)ffns\.0\.', r'\1ffn.'),
 )
 # Parameters of this model that CMT has no counterpart for, with the value given to them.
-_SYNTHESISED = ((re.compile(r'\.cross_attn\.bias_scale$'), "zeros: the geometric bias starts switched off (CMT's attention)"),)
+_SYNTHESISED = (
+    (re.compile(r'\.cross_attn\.bias_scale$'), "zeros: the geometric bias starts switched off (CMT's attention)"), )
 
 
 class CmtConversion(NamedTuple):
