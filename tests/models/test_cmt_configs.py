@@ -30,7 +30,13 @@ def test_config_builds_and_runs_head(path):
     model = MODELS.build(cfg.model).eval()
     head = model.pts_bbox_head
     layers = head.transformer.decoder.layers
-    assert all(layer.cross_attn.use_bias and layer.cross_attn.bias_scale is not None for layer in layers)
+    if '/cmt_compat/' in path:  # CMT's own forward: no geometric bias, fp16 attention core
+        assert all(not layer.cross_attn.use_bias and layer.cross_attn.bias_scale is None for layer in layers)
+        assert all(layer.cross_attn.core_dtype == torch.float16 and layer.cross_attn_dtype is None for layer in layers)
+        assert head.img_token_pixel == 'corner' and head.bev_encoding_range.tolist() == head.pc_range.tolist()
+    else:
+        assert all(layer.cross_attn.use_bias and layer.cross_attn.bias_scale is not None for layer in layers)
+        assert head.img_token_pixel == 'centre' and torch.equal(head.bev_encoding_range, head.bev_range)
     if path in FULL:
         assert head.num_query == 900 and len(layers) == 6 and head.hidden_dim == 256
         assert layers[0].cross_attn.num_heads == 8 and layers[0].ffn.layers[0][0].out_features == 1024

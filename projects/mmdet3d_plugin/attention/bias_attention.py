@@ -59,6 +59,10 @@ def mha_masks_to_additive(attn_mask: Optional[Tensor],
     return mask
 
 
+_CORE_DTYPES = {None: None, 'float32': None, 'float16': torch.float16,
+                'bfloat16': torch.bfloat16}
+
+
 @MODELS.register_module()
 class GeometricBiasAttention(BaseModule):
     """Multi-head attention with a learnable per-head geometric bias.
@@ -83,6 +87,12 @@ class GeometricBiasAttention(BaseModule):
         bias_scale_init: float or H floats, initial ``bias_scale``.
         length_scale: metres; coordinates are divided by it.
         svd_rank: rank of the 'svd' path.
+        core_dtype: None (default) runs the attention core in the dtype of
+            the projections (fp32, or the autocast dtype around the module);
+            'float16' / 'bfloat16' casts q, k, v to it for the core only and
+            the core's output back before ``out_proj``, i.e. fp32 projections
+            around a half-precision core, as CMT's flash-attn cross-attention
+            (``FlashAttention`` under ``auto_fp16(out_fp32=True)``).
 
     Parameters are stored like mmcv's ``MultiheadAttention`` (an
     ``nn.MultiheadAttention`` as ``self.attn``), so state-dict keys are
@@ -105,6 +115,7 @@ class GeometricBiasAttention(BaseModule):
                  bias_scale_init: Union[float, Sequence[float]] = 1.0,
                  length_scale: float = 10.0,
                  svd_rank: int = 10,
+                 core_dtype: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if embed_dims % num_heads != 0:
@@ -115,6 +126,10 @@ class GeometricBiasAttention(BaseModule):
                              f'{length_scale}')
         if int(svd_rank) < 1:
             raise ValueError(f'svd_rank must be >= 1, got {svd_rank}')
+        if core_dtype not in _CORE_DTYPES:
+            raise ValueError(f'core_dtype must be one of '
+                             f'{list(_CORE_DTYPES)}, got {core_dtype!r}')
+        self.core_dtype = _CORE_DTYPES[core_dtype]
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.head_dim = embed_dims // num_heads
@@ -159,7 +174,8 @@ class GeometricBiasAttention(BaseModule):
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
                 f'bias_mode={self.bias_mode!r}, use_bias={self.use_bias}, '
-                f'length_scale={self.length_scale}, svd_rank={self.svd_rank}')
+                f'length_scale={self.length_scale}, svd_rank={self.svd_rank}, '
+                f'core_dtype={self.core_dtype}')
 
     def _heads(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
         """(B, N, C) -> projected (B, H, N, D)."""
@@ -227,6 +243,9 @@ class GeometricBiasAttention(BaseModule):
         q = self._heads(query, w[:c], b[:c])
         k = self._heads(key, w[c:2 * c], b[c:2 * c])
         v = self._heads(value, w[2 * c:], b[2 * c:])
+        proj_dtype = v.dtype
+        if self.core_dtype is not None:
+            q, k, v = (x.to(self.core_dtype) for x in (q, k, v))
         mask = mha_masks_to_additive(attn_mask, key_padding_mask, bsz,
                                      self.num_heads, nq, nk)
         dropout_p = self.attn_drop if self.training else 0.0
@@ -261,6 +280,8 @@ class GeometricBiasAttention(BaseModule):
                 check_svd_error=check_svd)
             self._svd_error_reported |= check_svd
         out = out.transpose(1, 2).reshape(bsz, nq, c)
+        if self.core_dtype is not None:
+            out = out.to(proj_dtype)
         out = self.attn.out_proj(out)
         if not self.batch_first:
             out = out.transpose(0, 1)

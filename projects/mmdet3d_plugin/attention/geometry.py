@@ -49,7 +49,8 @@ def bev_key_lines(pc_range: Sequence[float],
 
 
 def camera_key_lines(lidar2img: Tensor, feat_hw: Tuple[int, int],
-                     img_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+                     img_hw: Tuple[int, int],
+                     pixel_offset: float = 0.5) -> Tuple[Tensor, Tensor]:
     """Camera rays through the cells of multi-view image feature maps.
 
     Args:
@@ -58,11 +59,13 @@ def camera_key_lines(lidar2img: Tensor, feat_hw: Tuple[int, int],
             depth, so ``P[:3] @ [x, y, z, 1] = depth * [u, v, 1]``.
         feat_hw: (h, w) of the feature map of each view.
         img_hw: (H, W) of the (padded) network input image.
+        pixel_offset: position of the ray's pixel inside its feature cell
+            (0.5 = centre, default; 0 = top-left corner).
 
     Returns:
         o: (B, N*h*w, 3) camera centre in the LiDAR frame (metres).
         d: (B, N*h*w, 3) unit ray direction through pixel
-        ``u = (j + 0.5) * W / w``, ``v = (i + 0.5) * H / h``, pointing to
+        ``u = (j + pixel_offset) * W / w``, ``v = (i + pixel_offset) * H / h``, pointing to
         positive depth. Token order is the flatten of (N, h, w).
     """
     if lidar2img.dim() != 4 or lidar2img.shape[-2:] != (4, 4):
@@ -77,9 +80,9 @@ def camera_key_lines(lidar2img: Tensor, feat_hw: Tuple[int, int],
     centre = -(mat_inv @ proj[..., :3, 3:4]).squeeze(-1)  # (B, N, 3)
 
     dev = lidar2img.device
-    us = (torch.arange(w, dtype=torch.float64, device=dev) + 0.5) * (
+    us = (torch.arange(w, dtype=torch.float64, device=dev) + pixel_offset) * (
         img_w / w)
-    vs = (torch.arange(h, dtype=torch.float64, device=dev) + 0.5) * (
+    vs = (torch.arange(h, dtype=torch.float64, device=dev) + pixel_offset) * (
         img_h / h)
     grid_v, grid_u = torch.meshgrid(vs, us, indexing='ij')
     pix = torch.stack([grid_u, grid_v, torch.ones_like(grid_u)], -1)

@@ -31,6 +31,8 @@ from ..task_modules.box_codec import encode_boxes, gravity_center_boxes
 from .query_denoising import DNQueries, build_dn_queries
 
 Lines = Tuple[Tensor, Tensor]
+# Position of an image token's pixel inside its feature cell, in cells: centre (ours) or top-left corner (CMT).
+_PIXEL_OFFSETS = {'centre': 0.5, 'corner': 0.0}
 
 
 def _mlp(c_in: int, c_hidden: int, c_out: int) -> nn.Sequential:
@@ -51,6 +53,14 @@ class CmtHead(BaseModule):
         bev_range (list[float], optional): the extent (same 6-list form) that the BEV feature map actually
             covers, for the BEV key lines and encodings; defaults to ``pc_range`` (differs for voxel0100, whose
             1024-voxel grid covers -54..48.4 m, see docs/quirks.md).
+        bev_encoding_range (list[float], optional): the extent over which the BEV tokens' position encoding
+            places the H x W cell centres (normalised by ``pc_range`` before ``pos2embed``); defaults to
+            ``bev_range`` (the true cell centres). CMT spreads voxel0100's 128 cells over the whole ``pc_range``
+            (0.84375 m cells, docs/quirks.md #4): ``bev_encoding_range=pc_range`` reproduces it (cmt_compat
+            configs). The BEV key lines of the bias always use ``bev_range``.
+        img_token_pixel (str): the pixel of each image feature cell that the camera-ray encoding (and the
+            camera key lines of the bias) go through: 'centre' (default, ``(j + 0.5) * W / w``) or 'corner'
+            (the top-left pixel ``j * W / w``, CMT's ``_rv_pe``; cmt_compat configs).
         depth_num (int): depth bins along camera rays (CMT: 64).
         use_bev / use_img (bool): which token sets exist.
         transformer (dict): ``CmtTransformer`` cfg.
@@ -76,6 +86,8 @@ class CmtHead(BaseModule):
                  num_query: int = 900,
                  pc_range: Sequence[float] = (-54.0, -54.0, -5.0, 54.0, 54.0, 3.0),
                  bev_range: Optional[Sequence[float]] = None,
+                 bev_encoding_range: Optional[Sequence[float]] = None,
+                 img_token_pixel: str = 'centre',
                  depth_num: int = 64,
                  use_bev: bool = True,
                  use_img: bool = True,
@@ -109,6 +121,15 @@ class CmtHead(BaseModule):
         self.register_buffer('pc_range', torch.tensor(pc_range, dtype=torch.float32), persistent=False)
         self.register_buffer('bev_range', torch.tensor(bev_range if bev_range is not None else pc_range,
                                                        dtype=torch.float32), persistent=False)
+        if bev_encoding_range is not None and len(bev_encoding_range) != 6:
+            raise ValueError(f'bev_encoding_range must be [x_min, y_min, z_min, x_max, y_max, z_max] or None, got '
+                             f'{bev_encoding_range}')
+        self.register_buffer('bev_encoding_range', torch.tensor(
+            bev_encoding_range if bev_encoding_range is not None else self.bev_range.tolist(), dtype=torch.float32),
+                             persistent=False)
+        if img_token_pixel not in _PIXEL_OFFSETS:
+            raise ValueError(f"img_token_pixel must be 'centre' or 'corner', got {img_token_pixel!r}")
+        self.img_token_pixel = img_token_pixel
         self.register_buffer('depths', depth_bins(depth_num, float(pc_range[3])), persistent=False)
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
         self.dn_cfg = dict(dict(scalar=10, noise_scale=1.0, noise_trans=0.0, split=0.75, dn_weight=1.0), **dn_cfg)
@@ -149,7 +170,10 @@ class CmtHead(BaseModule):
         x = self.shared_conv(bev_feat)
         B, C, H, W = x.shape
         o, d = bev_key_lines(self.bev_range.tolist(), (H, W), device=x.device)
-        coords = (o[:, :2] - self.pc_range[:2]) / (self.pc_range[3:5] - self.pc_range[:2])
+        o_enc = o
+        if not torch.equal(self.bev_encoding_range, self.bev_range):
+            o_enc = bev_key_lines(self.bev_encoding_range.tolist(), (H, W), device=x.device)[0]
+        coords = (o_enc[:, :2] - self.pc_range[:2]) / (self.pc_range[3:5] - self.pc_range[:2])
         pos = self.bev_embedding(pos2embed(coords, self.hidden_dim))
         return x.flatten(2).transpose(1, 2), pos.expand(B, -1, -1), (o, d)
 
@@ -160,10 +184,12 @@ class CmtHead(BaseModule):
         if B * N != BN:
             raise ValueError(f'image features (B*N={BN}) do not match lidar2img {tuple(lidar2img.shape)}')
         tokens = img_feat.view(B, N, C, h * w).permute(0, 1, 3, 2).reshape(B, N * h * w, C)
-        uv = pixel_centres((h, w), img_hw, device=img_feat.device).view(1, 1, h * w, 2).expand(B, N, -1, -1)
+        offset = _PIXEL_OFFSETS[self.img_token_pixel]
+        uv = pixel_centres((h, w), img_hw, device=img_feat.device, offset=offset)
+        uv = uv.view(1, 1, h * w, 2).expand(B, N, -1, -1)
         pts = lift_pixels(uv, self.depths, torch.inverse(lidar2img))  # (B, N, hw, D, 3)
         pos = self.rv_embedding(normalize_points(pts, self.pc_range).flatten(-2)).reshape(B, N * h * w, -1)
-        return tokens, pos, camera_key_lines(lidar2img, (h, w), img_hw)
+        return tokens, pos, camera_key_lines(lidar2img, (h, w), img_hw, pixel_offset=offset)
 
     def _query_pos(self, ref_norm: Tensor, lidar2img: Optional[Tensor], img_hw) -> Tensor:
         """ref_norm (B, Q, 3) in [0, 1] -> query position encoding (B, Q, C)."""

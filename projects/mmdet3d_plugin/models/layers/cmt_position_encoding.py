@@ -43,12 +43,16 @@ def depth_bins(num_bins: int, max_depth: float, min_depth: float = 1.0, device=N
     return min_depth + i * (max_depth - min_depth) / num_bins
 
 
-def pixel_centres(feat_hw: Tuple[int, int], img_hw: Tuple[int, int], device=None) -> Tensor:
-    """(h, w, 2) pixel (u, v) of the centre of each stride-s feature cell, as ``camera_key_lines`` uses."""
+def pixel_centres(feat_hw: Tuple[int, int], img_hw: Tuple[int, int], device=None, offset: float = 0.5) -> Tensor:
+    """(h, w, 2) pixel (u, v) of each stride-s feature cell: ``u = (j + offset) * W / w``, ``v = (i + offset) * H / h``.
+
+    ``offset=0.5`` (default) is the cell centre, as ``camera_key_lines`` uses; ``offset=0`` the top-left corner,
+    CMT's ``_rv_pe`` convention (``arange(W) * pad_w / W``).
+    """
     h, w = feat_hw
     H, W = img_hw
-    v = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) * (H / h)
-    u = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) * (W / w)
+    v = (torch.arange(h, dtype=torch.float32, device=device) + offset) * (H / h)
+    u = (torch.arange(w, dtype=torch.float32, device=device) + offset) * (W / w)
     vv, uu = torch.meshgrid(v, u, indexing='ij')
     return torch.stack((uu, vv), dim=-1)
 
