@@ -148,5 +148,5 @@ optim_wrapper = dict(
 custom_hooks = [
     dict(type='GPUMemoryHook'),
     dict(type='IterSeedHook'),
-    dict(type='DisableObjectSampleHook', disable_after_epoch=15),
+    dict(type='ObjectSampleSwitchHook', disable_after_epoch=15),
 ]
