@@ -88,3 +88,18 @@ def test_cfg_options_choose_the_path(option):
     cfg.merge_from_dict(parser.parse_args(['--cfg-options', option]).cfg_options)
     model = MODELS.build(cfg.model)
     assert [layer.cross_attn.bias_mode for layer in model.pts_bbox_head.transformer.decoder.layers] == ['svd'] * 2
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_task_heads_keep_cmts_effective_init(path):
+    """Every config keeps PyTorch's default init on the task head (CMT's init_weights never reached its
+    ModuleList of task heads): the head's init_weights leaves those weights as constructed."""
+    cfg = load_cfg(path)
+    torch.manual_seed(0)
+    head = MODELS.build(cfg.model.pts_bbox_head)
+    assert head.task_head.init_mode == 'torch_default'
+    before = {k: v.clone() for k, v in head.task_head.state_dict().items()}
+    head.init_weights()
+    assert all(torch.equal(before[k], v) for k, v in head.task_head.state_dict().items())
+    assert not torch.equal(before['branches.cls_logits.3.bias'], torch.full_like(before['branches.cls_logits.3.bias'],
+                                                                                  -2.19))

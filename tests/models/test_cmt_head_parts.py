@@ -103,7 +103,8 @@ def test_build_dn_queries():
 
 def test_separate_task_head_layers_are_independent():
     torch.manual_seed(0)
-    head = CmtSeparateTaskHead(16, dict(center=(2, 2), cls_logits=(3, 2)), groups=3, head_conv=8, final_kernel=1)
+    head = CmtSeparateTaskHead(16, dict(center=(2, 2), cls_logits=(3, 2)), groups=3, head_conv=8, final_kernel=1,
+                               init_mode='kaiming_prior')
     head.init_weights()
     assert torch.allclose(head.branches['cls_logits'][-1].bias, torch.tensor(-2.19))
     x = torch.randn(3, 2, 5, 16)
@@ -122,3 +123,31 @@ def test_separate_task_head_layers_are_independent():
         h = torch.nn.functional.layer_norm(h, (8, ), norm.weight.view(3, 8)[layer], norm.bias.view(3, 8)[layer])
         y = h.relu() @ w1[layer].T + conv1.bias.view(3, 2)[layer]
         torch.testing.assert_close(out['center'][layer], y, atol=1e-5, rtol=1e-5)
+
+
+def test_task_head_init_modes():
+    """'torch_default' (CMT's effective init: its task heads sit in an nn.ModuleList that mmcv's init_weights never
+    enters) leaves the construction-time init; 'kaiming_prior' is mmcv's Kaiming(layer='Conv1d') + class prior
+    bias, the init CMT's SeparateTaskHead.init_weights defines."""
+    heads = dict(center=(2, 2), cls_logits=(10, 2))
+    torch.manual_seed(1)
+    head = CmtSeparateTaskHead(256, heads, groups=6, head_conv=64)
+    assert head.init_mode == 'torch_default'
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    head.init_weights()
+    assert all(torch.equal(before[k], v) for k, v in head.state_dict().items())
+    cls_bias = head.branches['cls_logits'][-1].bias
+    assert cls_bias.abs().max() <= 1 / math.sqrt(64)  # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+
+    head = CmtSeparateTaskHead(256, heads, groups=6, head_conv=64, init_mode='kaiming_prior', init_bias=-2.19)
+    head.init_weights()
+    for name, branch in head.branches.items():
+        convs = [m for m in branch if isinstance(m, torch.nn.Conv1d)]
+        first = convs[0].weight  # (6*64, 256, 1): fan_out = 384 * 1
+        assert abs(first.std().item() / math.sqrt(2.0 / first.shape[0]) - 1) < 0.02
+        assert abs(first.mean().item()) < 3 * math.sqrt(2.0 / first.shape[0]) / math.sqrt(first.numel())
+        want_bias = -2.19 if name == 'cls_logits' else 0.0
+        torch.testing.assert_close(convs[-1].bias, torch.full_like(convs[-1].bias, want_bias))
+    with pytest.raises(ValueError, match='init_mode'):
+        CmtSeparateTaskHead(16, heads, groups=2, init_mode='kaiming')
+

@@ -1,7 +1,11 @@
-# CMT's cyclic schedule on mmengine: 20 epochs; lr rises by cosine to lr * lr_peak_ratio over the first 40%
-# (epochs 0-8), then falls by cosine to lr * 1e-4; AdamW beta1 goes 0.9 -> 0.805 -> 0.9 (mmcv's cyclic momentum
-# with target_ratio 0.85/0.95, written with mmengine's absolute eta_min). Model configs that change `lr` or
-# `lr_peak_ratio` must redefine `param_scheduler` (mmengine evaluates these expressions once, here).
+# CMT's cyclic schedule (mmcv 1.x `lr_config=dict(policy='cyclic', target_ratio=(lr_peak_ratio, 1e-4),
+# cyclic_times=1, step_ratio_up=0.4)` + `momentum_config=dict(policy='cyclic', target_ratio=(0.85 / 0.95, 1))`) on
+# mmengine: 20 epochs, iteration-based; every parameter group's lr rises by cosine from its own base lr (lr x
+# lr_mult) to base x lr_peak_ratio over the first 40% (epochs 0-8), then falls by cosine to base x 1e-4; AdamW
+# beta1 goes 0.9 -> 0.9 x 0.85/0.95 -> 0.9. The targets are *ratios* of each group's base value (`eta_min_ratio`):
+# an absolute `eta_min` would be applied to every group alike and lift img_backbone (lr_mult 0.01) and img_neck
+# (lr_mult 0.1) to the head's peak (docs/quirks.md #12). Model configs that change `lr_peak_ratio` must redefine
+# `param_scheduler` (mmengine evaluates these expressions once, here); a changed `lr` needs nothing.
 lr = 1.4e-4
 lr_peak_ratio = 6  # CMT: 6 for the R50 fusion/LiDAR configs, 8 for the VoVNet ones
 max_epochs = 20
@@ -13,13 +17,13 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=35, norm_type=2))
 
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=up_epochs, eta_min=lr * lr_peak_ratio, begin=0, end=up_epochs,
+    dict(type='CosineAnnealingLR', T_max=up_epochs, eta_min_ratio=lr_peak_ratio, begin=0, end=up_epochs,
          by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - up_epochs, eta_min=lr * 1e-4, begin=up_epochs,
+    dict(type='CosineAnnealingLR', T_max=max_epochs - up_epochs, eta_min_ratio=1e-4, begin=up_epochs,
          end=max_epochs, by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=up_epochs, eta_min=0.9 * 0.85 / 0.95, begin=0, end=up_epochs,
+    dict(type='CosineAnnealingMomentum', T_max=up_epochs, eta_min_ratio=0.85 / 0.95, begin=0, end=up_epochs,
          by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=max_epochs - up_epochs, eta_min=0.9, begin=up_epochs,
+    dict(type='CosineAnnealingMomentum', T_max=max_epochs - up_epochs, eta_min_ratio=1.0, begin=up_epochs,
          end=max_epochs, by_epoch=True, convert_to_iter_based=True),
 ]
 

@@ -42,7 +42,7 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=lr * 1e-3, begin=0, end=max_epochs, by_epoch=True,
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min_ratio=1e-3, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)

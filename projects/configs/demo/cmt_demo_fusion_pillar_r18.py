@@ -78,5 +78,5 @@ default_hooks = dict(logger=dict(interval=1))
 custom_hooks = [
     dict(type='GPUMemoryHook'),
     dict(type='IterSeedHook'),
-    dict(type='DisableObjectSampleHook', disable_after_epoch=1),
+    dict(type='ObjectSampleSwitchHook', disable_after_epoch=1),
 ]

@@ -49,12 +49,12 @@ test_dataloader = val_dataloader
 lr = 1e-4
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=8, eta_min=lr * 8, begin=0, end=8, by_epoch=True,
+    dict(type='CosineAnnealingLR', T_max=8, eta_min_ratio=8, begin=0, end=8, by_epoch=True,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=12, eta_min=lr * 1e-4, begin=8, end=20, by_epoch=True,
+    dict(type='CosineAnnealingLR', T_max=12, eta_min_ratio=1e-4, begin=8, end=20, by_epoch=True,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=8, eta_min=0.9 * 0.85 / 0.95, begin=0, end=8, by_epoch=True,
+    dict(type='CosineAnnealingMomentum', T_max=8, eta_min_ratio=0.85 / 0.95, begin=0, end=8, by_epoch=True,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=12, eta_min=0.9, begin=8, end=20, by_epoch=True,
+    dict(type='CosineAnnealingMomentum', T_max=12, eta_min_ratio=1.0, begin=8, end=20, by_epoch=True,
          convert_to_iter_based=True),
 ]

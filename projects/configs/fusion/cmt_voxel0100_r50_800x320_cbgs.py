@@ -111,7 +111,9 @@ model = dict(
         transformer=dict(
             type='CmtTransformer',
             decoder=dict(num_layers=6, layer_cfg=decoder_layer, post_norm_cfg=dict(type='LN'), with_cp=False)),
-        separate_head=dict(head_conv=64, final_kernel=1, init_bias=-2.19),
+        # task-head init: CMT's trained models started from PyTorch's default init ('torch_default', docs/quirks.md
+        # #8); 'kaiming_prior' = Kaiming + class bias init_bias, the init CMT's SeparateTaskHead defines but never ran
+        separate_head=dict(head_conv=64, final_kernel=1, init_bias=-2.19, init_mode='torch_default'),
         common_heads=dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
         with_dn=True,
         dn_cfg=dict(scalar=10, noise_scale=1.0, noise_trans=0.0, split=0.75, dn_weight=1.0),
@@ -148,5 +150,5 @@ optim_wrapper = dict(
 custom_hooks = [
     dict(type='GPUMemoryHook'),
     dict(type='IterSeedHook'),
-    dict(type='DisableObjectSampleHook', disable_after_epoch=15),
+    dict(type='ObjectSampleSwitchHook', disable_after_epoch=15),
 ]

@@ -39,8 +39,8 @@ class UnifiedObjectSample(ObjectSample):
     of the camera are projected to 2D boxes and pasted far to near (by centre depth): a sampled object pastes
     its database crop resized to its projected box, an original object re-pastes its own pixels from the
     unpasted image, so it stays on top of farther pasted objects. Each paste blends
-    ``img * (1 - mixup_rate) + patch * mixup_rate``. Subclassing ``ObjectSample`` keeps mmdet3d's
-    ``DisableObjectSampleHook`` working (it sets ``disabled``).
+    ``img * (1 - mixup_rate) + patch * mixup_rate``. Subclassing ``ObjectSample`` lets
+    ``ObjectSampleSwitchHook`` (and mmdet3d's ``DisableObjectSampleHook``) switch it off (they set ``disabled``).
 
     Args:
         db_sampler (dict): a ``UnifiedDataBaseSampler`` config (type defaults to it); its ``info_path`` must be

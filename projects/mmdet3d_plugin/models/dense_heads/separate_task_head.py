@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
+INIT_MODES = ('torch_default', 'kaiming_prior')
+
 
 class GroupLayerNorm1d(nn.Module):
     """LayerNorm over the channels of each group, per position. x (B, G*C, Q) -> same shape."""
@@ -42,13 +44,19 @@ class CmtSeparateTaskHead(BaseModule):
         groups (int): L, number of decoder layers.
         head_conv (int): hidden channels per group (CMT: 64).
         final_kernel (int): Conv1d kernel along the query axis (CMT: 1 fusion/camera, 3 LiDAR).
-        init_bias (float): bias of the last ``cls_logits`` conv (CMT: -2.19).
+        init_bias (float): bias of the last ``cls_logits`` conv with ``init_mode='kaiming_prior'`` (CMT: -2.19).
+        init_mode (str): 'torch_default' keeps PyTorch's default Conv1d init, which is what CMT's models trained
+            from (its task heads sit in an ``nn.ModuleList`` that mmcv's ``init_weights`` never enters);
+            'kaiming_prior' applies the init CMT's ``SeparateTaskHead`` defines (Kaiming + class prior bias).
     """
 
     def __init__(self, in_channels: int, heads: Dict[str, Tuple[int, int]], groups: int, head_conv: int = 64,
-                 final_kernel: int = 1, init_bias: float = -2.19, init_cfg=None) -> None:
+                 final_kernel: int = 1, init_bias: float = -2.19, init_mode: str = 'torch_default',
+                 init_cfg=None) -> None:
         super().__init__(init_cfg)
-        self.groups, self.init_bias = groups, init_bias
+        if init_mode not in INIT_MODES:
+            raise ValueError(f'init_mode must be one of {INIT_MODES}, got {init_mode!r}')
+        self.groups, self.init_bias, self.init_mode = groups, init_bias, init_mode
         self.out_channels = {name: out for name, (out, _) in heads.items()}
         self.branches = nn.ModuleDict()
         pad = final_kernel // 2
@@ -66,17 +74,19 @@ class CmtSeparateTaskHead(BaseModule):
             self.branches[name] = nn.Sequential(*layers)
 
     def init_weights(self) -> None:
-        """As CMT: Kaiming (fan_out) on the regression convs, PyTorch's default on the classification convs
-        with the last bias set to ``init_bias``."""
-        for name, branch in self.branches.items():
-            if name == 'cls_logits':
-                nn.init.constant_(branch[-1].bias, self.init_bias)
-                continue
-            for m in branch.modules():
-                if isinstance(m, nn.Conv1d):
-                    nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+        """``init_mode='torch_default'``: nothing, PyTorch's construction-time init stays (CMT's effective init,
+        docs/quirks.md #8). ``'kaiming_prior'``: what CMT's ``SeparateTaskHead.init_weights`` would do if it
+        were called: mmcv ``Kaiming`` (normal, fan_out, relu, bias 0) on every Conv1d, then the last
+        ``cls_logits`` bias = ``init_bias``."""
+        if self.init_mode == 'torch_default':
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if 'cls_logits' in self.branches:
+            nn.init.constant_(self.branches['cls_logits'][-1].bias, self.init_bias)
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         """x (L, B, Q, C) -> {name: (L, B, Q, out)}."""
