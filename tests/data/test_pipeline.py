@@ -6,8 +6,9 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 
-from pipeline_helpers import ROOT, load_cfg, pixel_class, visible_centres
+from pipeline_helpers import BASE_CFG, ROOT, load_cfg, pixel_class, visible_centres
 
 SYNTHETIC_CFG = osp.join(ROOT, 'configs', '_base_', 'datasets', 'nuscenes_cmt_synthetic.py')   # 400x160
 
@@ -244,3 +245,29 @@ def test_checked_point_loaders_name_bad_files(tmp_path, mmdet3d_scope):
     pts.tofile(good)
     out = loader(dict(lidar_points=dict(lidar_path=str(good))))['points'].tensor.numpy()
     np.testing.assert_array_equal(out, pts)
+
+
+def test_multi_sweeps_loader_as_cmt(tmp_path, mmdet3d_scope):
+    """CMT's configs give LoadPointsFromMultiSweeps only sweeps_num/use_dim, i.e. pad_empty_sweeps=False and
+    remove_close=False: a frame without sweeps keeps just its own points, and sweep points within 1 m of the
+    sensor stay."""
+    from mmdet3d.registry import TRANSFORMS
+    from mmdet3d.structures import LiDARPoints
+    cfg = Config.fromfile(BASE_CFG)
+    loader = TRANSFORMS.build(next(t for t in cfg.load_points if 'MultiSweeps' in t['type']))
+    rng = np.random.default_rng(0)
+    key = rng.uniform(-40, 40, (50, 5)).astype(np.float32)
+
+    out = loader(dict(points=LiDARPoints(key.copy(), points_dim=5), timestamp=10.0))
+    assert len(out['points']) == 50                                        # no padding with copies of the frame
+    np.testing.assert_array_equal(out['points'].tensor[:, :4].numpy(), key[:, :4])
+
+    sweep = np.concatenate([rng.uniform(-0.9, 0.9, (4, 5)), rng.uniform(5, 30, (6, 5))]).astype(np.float32)
+    path = tmp_path / 'sweep.bin'
+    sweep.tofile(str(path))
+    info = dict(lidar_points=dict(lidar_path=str(path), lidar2sensor=np.eye(4).tolist()), timestamp=9.95)
+    out = loader(dict(points=LiDARPoints(key.copy(), points_dim=5), timestamp=10.0, lidar_sweeps=[info]))
+    pts = out['points'].tensor.numpy()
+    assert len(pts) == 60                                                  # the 4 close sweep points are kept
+    np.testing.assert_allclose(pts[50:, :3], sweep[:, :3])
+    np.testing.assert_allclose(pts[50:, 4], 0.05, atol=1e-5)               # time lag of the sweep

@@ -198,3 +198,38 @@ def test_gpu_paths_agree_and_bf16_core_trains():
         assert all(torch.isfinite(v) for v in losses.values()), mode
         sum(losses.values()).backward()
         assert all(s.grad is not None and torch.isfinite(s.grad).all() for s in _bias_scales(m)), mode
+
+
+def _pts_branch_dtypes(model, data, device_type, dtype):
+    """Output dtypes of the BEV backbone (SECOND) and neck when extract_pts_feat runs under autocast."""
+    seen = {}
+    hooks = [model.pts_backbone.register_forward_hook(lambda m, i, o: seen.update(backbone=[t.dtype for t in o])),
+             model.pts_neck.register_forward_hook(lambda m, i, o: seen.update(neck=[t.dtype for t in o]))]
+    with torch.no_grad(), torch.autocast(device_type, dtype=dtype):
+        bev = model.extract_pts_feat(data['inputs']['voxels'], len(data['data_samples']))
+    for h in hooks:
+        h.remove()
+    return seen, bev
+
+
+def test_second_runs_in_fp32_under_autocast():
+    """CMT's extract_pts_feat is @force_fp32: SECOND runs in fp32 under AMP; its SECONDFPN has its own
+    @auto_fp16, so the neck runs in the low precision."""
+    model = build_model(DEMO['lidar']).eval()
+    data = demo_batch(model, 'lidar')
+    seen, bev = _pts_branch_dtypes(model, data, 'cpu', torch.bfloat16)
+    assert seen['backbone'] and all(d == torch.float32 for d in seen['backbone'])
+    assert all(d == torch.bfloat16 for d in seen['neck']) and bev.dtype == torch.bfloat16
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_second_runs_in_fp32_under_cuda_fp16_autocast():
+    model = build_model(DEMO['lidar']).eval()
+    data = demo_batch(model, 'lidar')
+    model.cuda()
+    data['inputs']['voxels'] = {k: v.cuda() if isinstance(v, torch.Tensor) else v
+                                for k, v in data['inputs']['voxels'].items()}
+    seen, _ = _pts_branch_dtypes(model, data, 'cuda', torch.float16)
+    assert all(d == torch.float32 for d in seen['backbone'])
+    assert all(d == torch.float16 for d in seen['neck'])

@@ -120,7 +120,8 @@ def test_separate_task_head_layers_are_independent():
     w0, w1 = conv0.weight.view(3, 8, 16), conv1.weight.view(3, 2, 8)
     for layer in range(3):
         h = x[layer] @ w0[layer].T  # (B, Q, 8)
-        h = torch.nn.functional.layer_norm(h, (8, ), norm.weight.view(3, 8)[layer], norm.bias.view(3, 8)[layer])
+        h = torch.nn.functional.layer_norm(h, (8, ), norm.weight.view(3, 8)[layer], norm.bias.view(3, 8)[layer],
+                                           eps=norm.eps)
         y = h.relu() @ w1[layer].T + conv1.bias.view(3, 2)[layer]
         torch.testing.assert_close(out['center'][layer], y, atol=1e-5, rtol=1e-5)
 
@@ -151,3 +152,45 @@ def test_task_head_init_modes():
     with pytest.raises(ValueError, match='init_mode'):
         CmtSeparateTaskHead(16, heads, groups=2, init_mode='kaiming')
 
+
+def test_group_layer_norm_eps_is_cmts():
+    """CMT's GroupLayerNorm1d uses eps 1e-6: on features of variance ~1e-6 eps decides the output."""
+    from projects.mmdet3d_plugin.models.dense_heads.separate_task_head import GroupLayerNorm1d
+    norm = GroupLayerNorm1d(6, groups=2).double()
+    assert norm.eps == 1e-6
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1, 1)
+    x = torch.randn(2, 6, 5, dtype=torch.float64) * 1e-3
+    g = x.view(2, 2, 3, 5)
+    mu = g.sum(2, keepdim=True) / 3
+    var = ((g - mu) ** 2).sum(2, keepdim=True) / 3
+
+    def ref(eps):
+        y = ((g - mu) / torch.sqrt(var + eps)).view(2, 6, 5)
+        return y * norm.weight[:, None] + norm.bias[:, None]
+
+    torch.testing.assert_close(norm(x), ref(1e-6))
+    assert (norm(x) - ref(1e-5)).abs().max() > 1e-2  # the test tells the two eps apart
+
+
+def test_transformer_init_zeroes_linear_biases_as_cmt():
+    """CMT's CmtTransformer.init_weights: mmcv xavier_init(m, distribution='uniform') on every module whose weight
+    is a matrix: xavier-uniform weight, zero bias (FFN Linears included)."""
+    from cmt_test_utils import DEMO, build_model
+    transformer = build_model(DEMO['fusion'], seed=3).pts_bbox_head.transformer
+    matrices = [m for m in transformer.modules() if isinstance(getattr(m, 'weight', None), torch.Tensor)
+                and m.weight.dim() > 1]
+    ffn_linears = [m for layer in transformer.decoder.layers for m in layer.ffn.modules()
+                   if isinstance(m, torch.nn.Linear)]
+    assert ffn_linears and all(any(m is n for n in matrices) for m in ffn_linears)
+    for m in matrices:
+        fan_out, fan_in = m.weight.shape[:2]
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
+        if m.bias is not None:
+            assert not m.bias.any(), m
+    for layer in transformer.decoder.layers:  # fused q/k/v projections: xavier-uniform over (3C, C), zero bias
+        for attn in (layer.self_attn.attn, layer.cross_attn.attn):
+            w = attn.in_proj_weight
+            assert w.abs().max() <= math.sqrt(6.0 / sum(w.shape)) and not attn.in_proj_bias.any()

@@ -54,8 +54,9 @@ db_sampler = dict(
 load_points = [
     dict(type='LoadPointsFromFileChecked', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4],
          backend_args=backend_args),
-    dict(type='LoadPointsFromMultiSweepsChecked', sweeps_num=num_sweeps, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
-         remove_close=True, backend_args=backend_args),
+    # CMT's configs leave mmdet3d's defaults: no padding of a sweep-less frame, sweep points near the ego kept
+    dict(type='LoadPointsFromMultiSweepsChecked', sweeps_num=num_sweeps, use_dim=[0, 1, 2, 3, 4],
+         pad_empty_sweeps=False, remove_close=False, backend_args=backend_args),
 ]
 load_images = [
     dict(type='LoadMultiViewImageFromFiles', to_float32=False, num_views=6, backend_args=backend_args),

@@ -132,8 +132,8 @@ model = dict(
         code_weights=code_weights))),
     test_cfg=dict(pts=dict()))
 
-# fp16 autocast for the image branch and the BEV backbone/neck; the detector keeps the voxel encoder and the
-# middle encoder in fp32 and the head runs in fp32 except the attention core (decoder_layer.cross_attn_dtype).
+# fp16 autocast for the image branch and the BEV neck; the detector keeps the voxel encoder, the middle encoder
+# and SECOND in fp32 (as CMT) and the head runs in fp32 except the attention core (decoder_layer.cross_attn_dtype).
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     dtype='float16',

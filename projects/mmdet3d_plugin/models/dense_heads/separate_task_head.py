@@ -17,9 +17,10 @@ INIT_MODES = ('torch_default', 'kaiming_prior')
 
 
 class GroupLayerNorm1d(nn.Module):
-    """LayerNorm over the channels of each group, per position. x (B, G*C, Q) -> same shape."""
+    """LayerNorm over the channels of each group, per position. x (B, G*C, Q) -> same shape. ``eps`` 1e-6 as
+    CMT's ``GroupLayerNorm1d`` (cmt_head.py)."""
 
-    def __init__(self, num_channels: int, groups: int, eps: float = 1e-5) -> None:
+    def __init__(self, num_channels: int, groups: int, eps: float = 1e-6) -> None:
         super().__init__()
         if num_channels % groups:
             raise ValueError(f'num_channels ({num_channels}) must be divisible by groups ({groups})')

@@ -63,7 +63,9 @@ class CmtDetector(MVXTwoStageDetector):
         return None
 
     def extract_pts_feat(self, voxel_dict: Optional[dict], batch_size: int, *args) -> Optional[Tensor]:
-        """Voxels -> BEV map (B, C, H, W). Voxel encoder and middle encoder run in fp32 (autocast off)."""
+        """Voxels -> BEV map (B, C, H, W). Voxel encoder, middle encoder and BEV backbone (SECOND) run in fp32
+        (autocast off), as CMT's ``@force_fp32`` ``extract_pts_feat``; the BEV neck runs under the caller's
+        autocast (CMT's ``SECONDFPN`` re-enables fp16 with its ``@auto_fp16``)."""
         if voxel_dict is None or not self.with_pts_backbone:
             return None
         coors = voxel_dict['coors']
@@ -78,9 +80,9 @@ class CmtDetector(MVXTwoStageDetector):
         with torch.autocast(coors.device.type, enabled=False):
             feats = self.pts_voxel_encoder(voxel_dict['voxels'].float(), voxel_dict['num_points'], coors)
             x = self.pts_middle_encoder(feats, coors, batch_size)
-        x = self.pts_backbone(x)
+            x = self.pts_backbone(x.float())
         if self.with_pts_neck:
-            x = self.pts_neck(x)
+            x = self.pts_neck(x)  # under the caller's autocast (CMT: SECONDFPN's own auto_fp16)
         return x[0]
 
     def extract_feat(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample]) -> Tuple:

@@ -109,11 +109,19 @@ class CmtTransformer(BaseModule):
         self.embed_dims = self.decoder.embed_dims
 
     def init_weights(self) -> None:
-        """Xavier-uniform on every matrix (CMT), then sub-module inits (e.g. ``bias_scale``)."""
+        """Sub-module inits (e.g. ``bias_scale``), then CMT's ``CmtTransformer.init_weights``: mmcv
+        ``xavier_init(m, distribution='uniform')`` on every module whose ``weight`` is a matrix, i.e. xavier-uniform
+        weight and **zero bias** (FFN and output-projection Linears); the fused attention ``in_proj_weight``
+        matrices are xavier-uniform too (PyTorch's / CMT's ``FlashMHA`` default) with zero ``in_proj_bias``."""
         super().init_weights()
         for p in self.parameters():
             if p.dim() > 1:
                 torch.nn.init.xavier_uniform_(p)
+        for m in self.modules():
+            weight = getattr(m, 'weight', None)
+            bias = getattr(m, 'bias', None)
+            if isinstance(weight, torch.Tensor) and weight.dim() > 1 and isinstance(bias, torch.Tensor):
+                torch.nn.init.zeros_(bias)
 
     def forward(self, memory: Tensor, memory_pos: Tensor, query_pos: Tensor, ref_points: Tensor,
                 key_lines: Tuple[Tensor, Tensor], self_attn_mask: Optional[Tensor] = None) -> Tensor:
