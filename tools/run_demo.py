@@ -130,6 +130,17 @@ def draw_pictures(cfg, runner, pic_dir: str, score_thr: float) -> dict:
     return pics
 
 
+def first_train_batch(cfg) -> dict:
+    """One collated batch of the config's training set (built in this process, no workers)."""
+    import copy
+
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    loader = copy.deepcopy(cfg.train_dataloader)
+    loader.num_workers, loader.persistent_workers = 0, False
+    return next(iter(Runner.build_dataloader(loader, seed=0)))
+
+
 def expectation(on_gpu: bool, trained_iters: bool, epochs: int, map_value) -> str:
     """One sentence on what the score means after this schedule."""
     if on_gpu and not trained_iters:
@@ -154,6 +165,14 @@ def main(argv=None):
     build_synthetic_dataset(args.data, args.scenes, seed=args.seed, samples_per_scene=args.samples_per_scene)
     t_data = time.time() - t0
     cfg = demo_config(args, on_gpu)
+    mem_compare = None
+    if on_gpu and not args.no_memory_comparison:   # before training: nothing else on the GPU yet
+        print('\n== peak memory of one training step per attention path (sdpa, triton), same batch ==', flush=True)
+        batch = first_train_batch(cfg)
+        steps = step_peak_memory(cfg.model, batch, ('sdpa', 'triton'))
+        mem_compare = dict(line=memory_line(steps, len(batch['data_samples'])), steps=steps)
+        print(mem_compare['line'], flush=True)
+        del batch
     runner = Runner.from_cfg(cfg)
     runner.train()
     t_train = time.time() - t0 - t_data
@@ -168,12 +187,6 @@ def main(argv=None):
     loss = loss_ends(scalars)
     pic_dir = osp.join(args.work_dir, 'pictures')
     pics = draw_pictures(cfg, runner, pic_dir, args.score_thr)
-    mem_compare = None
-    if on_gpu and not args.no_memory_comparison:
-        batch = next(iter(runner.train_dataloader))
-        modes = ('sdpa', 'triton')
-        steps = step_peak_memory(cfg.model, batch, modes)
-        mem_compare = dict(line=memory_line(steps, len(batch['data_samples'])), steps=steps)
 
     keys = [k for k in metrics if k.endswith('/mAP') or k.endswith('/NDS')]
     last = osp.join(args.work_dir, 'last_checkpoint')
@@ -204,7 +217,7 @@ def main(argv=None):
         ('attention path', path_ran),
         ('peak memory', f'{mem_mib:.0f} MiB {mem_what}' if mem_mib is not None else mem_what),
         ('loss', f'{loss["start"]:.2f} at the start -> {loss["end"]:.2f} at the end (means of the first and last '
-                 f'{loss["window"]} logged iterations)'),
+                 f'{loss["window"]} of {loss["records"]} log records)'),
         ('devkit mAP / NDS', ', '.join(f'{k} {v:.4f}' for k, v in m.items()) or 'no metric'),
         ('what to expect', expectation(on_gpu, bool(args.iters), epochs, m.get('mAP'))),
     ]

@@ -60,9 +60,9 @@ def test_bev_pixel_coords_match_the_documented_transform():
     xy = rng.uniform(-extent, extent, (100, 2))
     cr = V.bev_pixel_coords(xy, extent, size_px)
     rows_cols = np.array([_pixel_of(x, y, extent, size_px) for x, y in xy])
-    # the drawing frame puts pixel centres on integers: the pixel holding a point is round(coordinate)
-    np.testing.assert_array_equal(np.floor(cr[:, 0] + 0.5).astype(int), rows_cols[:, 1])
-    np.testing.assert_array_equal(np.floor(cr[:, 1] + 0.5).astype(int), rows_cols[:, 0])
+    # the drawing frame (imshow extent (0, W, H, 0)): pixel c covers [c, c + 1]
+    np.testing.assert_array_equal(np.floor(cr[:, 0]).astype(int), rows_cols[:, 1])
+    np.testing.assert_array_equal(np.floor(cr[:, 1]).astype(int), rows_cols[:, 0])
 
 
 def test_bev_corners_are_the_rotated_rectangle():

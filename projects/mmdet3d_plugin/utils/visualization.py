@@ -10,8 +10,11 @@ does not install open3d (its wheels pin numpy < 2), so its projection is redone 
 BEV convention: LiDAR frame, x to the right, y up, the sensor at the image centre; the picture covers
 ``[-extent, extent]`` metres on both axes with ``size_px`` pixels per side. The metric point ``(x, y)`` lies in
 pixel column ``floor((x + extent) * s)`` and row ``floor((extent - y) * s)`` with ``s = size_px / (2 * extent)``
-pixels per metre (``bev_pixel_coords`` gives the continuous coordinates the drawing uses).
+pixels per metre (``bev_pixel_coords`` gives the continuous coordinates the drawing uses: mmengine's Visualizer shows
+the image with ``extent=(0, W, H, 0)``, so pixel ``(row, col)`` covers ``[col, col + 1] x [row, row + 1]``).
 """
+import functools
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -70,13 +73,24 @@ def bev_corners(boxes) -> np.ndarray:
 
 
 def bev_pixel_coords(xy: np.ndarray, extent: float, size_px: int) -> np.ndarray:
-    """(..., 2) metres -> (..., 2) continuous image coordinates (column, row) in which pixel centres are integers
-    (the drawing frame of mmengine's Visualizer)."""
+    """(..., 2) metres -> (..., 2) continuous image coordinates (column, row) of mmengine's Visualizer, in which
+    pixel ``(row, col)`` covers ``[col, col + 1] x [row, row + 1]``."""
     xy = np.asarray(xy, dtype=np.float64)
     scale = size_px / (2.0 * extent)
-    return np.stack([(xy[..., 0] + extent) * scale - 0.5, (extent - xy[..., 1]) * scale - 0.5], -1)
+    return np.stack([(xy[..., 0] + extent) * scale, (extent - xy[..., 1]) * scale], -1)
 
 
+def _quiet(fn):
+    """mmengine's Visualizer warns for every shape reaching past the image border; clipping is what we want."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_quiet
 def render_bev(points: Optional[np.ndarray] = None, gt_boxes=None, pred_boxes=None,
                pred_scores: Optional[Sequence[float]] = None, extent: float = 51.2, size_px: int = 800,
                title: Optional[str] = None, max_points: int = 40000, grid: bool = True) -> np.ndarray:
@@ -155,6 +169,7 @@ def projected_edges(boxes, lidar2img: np.ndarray, img_hw) -> np.ndarray:
     return uv[:, idx].reshape(-1, 2, 2)
 
 
+@_quiet
 def render_camera(image_rgb: np.ndarray, lidar2img: np.ndarray, gt_boxes=None, pred_boxes=None,
                   title: Optional[str] = None) -> np.ndarray:
     """``image_rgb`` (H, W, 3) uint8 with GT (green) and predicted (red) LiDAR boxes projected through
