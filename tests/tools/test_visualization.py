@@ -6,7 +6,7 @@ import pytest
 from projects.mmdet3d_plugin.utils import visualization as V
 
 
-def _random_boxes(rng, n=4, ring=22.0):
+def _random_boxes(rng, n=4, ring=18.0):
     """n non-overlapping boxes (x, y, z, l, w, h, yaw) on a ring around the sensor."""
     angles = rng.permutation(np.linspace(0, 2 * np.pi, 8, endpoint=False))[:n] + rng.uniform(-0.1, 0.1, n)
     radius = ring + rng.uniform(-3, 3, n)
@@ -30,7 +30,7 @@ def _box_point(box, u, v):
 def test_bev_gt_boxes_are_where_the_boxes_say():
     rng = np.random.default_rng()
     boxes = _random_boxes(rng)
-    extent, size_px = 40.0, 400     # 5 px per metre
+    extent, size_px = 30.0, 600     # 10 px per metre
     img = V.render_bev(None, boxes, extent=extent, size_px=size_px, grid=False)
     assert img.shape == (size_px, size_px, 3) and img.dtype == np.uint8
     bg = np.array(V.BEV_BACKGROUND, float)
@@ -40,7 +40,7 @@ def test_bev_gt_boxes_are_where_the_boxes_say():
     for box in boxes:
         length, width = box[3], box[4]
         # rear half of the centre line and off-axis points inside: the translucent fill
-        for u, v in ((-0.25 * length, 0.0), (0.0, 0.3 * width), (0.0, -0.3 * width), (-0.3 * length, 0.3 * width)):
+        for u, v in ((-0.25 * length, 0.0), (0.0, 0.25 * width), (0.0, -0.25 * width), (-0.3 * length, 0.25 * width)):
             r, c = _pixel_of(*_box_point(box, u, v), extent, size_px)
             assert np.abs(img[r, c] - fill).max() <= 4, (box, u, v, img[r, c], fill)
         # front half of the centre line: the heading line, drawn in the solid GT colour (catches a 180 deg flip)

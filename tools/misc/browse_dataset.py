@@ -105,8 +105,8 @@ def main(argv=None) -> int:
         points = item['inputs']['points'].numpy() if 'points' in item['inputs'] else None
         token = sample.metainfo.get('token', str(i))
         counts = ', '.join(f'{(labels == c).sum()} {name}' for c, name in enumerate(classes) if (labels == c).any())
-        title = (f'{args.split} sample {i} ({token}) after the {"augmented " if args.aug else ""}pipeline: '
-                 f'{len(boxes)} GT boxes ({counts or "none"})')
+        title = (f'{args.split} sample {i} ({token}) after the {"augmented " if args.aug else ""}pipeline\n'
+                 f'{len(boxes)} GT boxes: {counts or "none"}')
         stem = osp.join(args.output_dir, f'{i:04d}_{str(token)[:8]}')
         save_rgb(stem + '_bev.png', render_bev(points, boxes, extent=extent, title=title))
         written = [stem + '_bev.png']
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
                                    title=name) for img, m, name in zip(imgs, l2i, names)]
             save_rgb(stem + '_cameras.png', tile(views))
             written.append(stem + '_cameras.png')
-        print(f'{title} -> {", ".join(written)}')
+        print(f'{title.replace(chr(10), ": ")} -> {", ".join(written)}')
     return 0
 
 

@@ -31,11 +31,10 @@ def write_result_pictures(dataset, results: Optional[Dict], out_dir: str, indice
             pred_boxes, pred_scores = None, None
         else:
             best = 'none' if pred['max_score'] is None else f'{pred["max_score"]:.2f}'
-            note = (f'{len(pred["boxes"])} of {pred["total"]} predictions with score >= {score_thr:g} '
-                    f'(red; best score {best})')
+            note = f'{len(pred["boxes"])} of {pred["total"]} predictions with score >= {score_thr:g} red (best {best})'
             pred_boxes, pred_scores = pred['boxes'], pred['scores']
-        title = (f'sample {i} ({view["token"]}): {len(view["gt_boxes"])} GT boxes (green), {note}; '
-                 f'{2 * extent:g} m square, grid {10} m')
+        title = (f'sample {i} ({view["token"]}), {2 * extent:g} m square, 10 m grid\n'
+                 f'{len(view["gt_boxes"])} GT boxes green, {note}')
         bev = render_bev(view['points'], view['gt_boxes'], pred_boxes, pred_scores, extent=extent, size_px=size_px,
                          title=title)
         out['bev'].append(save_rgb(osp.join(out_dir, f'bev_{name}.png'), bev))

@@ -127,7 +127,7 @@ def render_bev(points: Optional[np.ndarray] = None, gt_boxes=None, pred_boxes=No
             continue
         polys = [p for p in bev_pixel_coords(bev_corners(b), extent, size_px)]
         if fill:
-            vis.draw_polygons(polys, edge_colors=color, face_colors=color, line_widths=0, alpha=GT_FILL_ALPHA)
+            vis.draw_polygons(polys, edge_colors='none', face_colors=color, alpha=GT_FILL_ALPHA)
         vis.draw_polygons(polys, edge_colors=color, line_widths=1.5 if fill else 1.2)
         centre = bev_pixel_coords(b[:, :2], extent, size_px)
         front = bev_pixel_coords(bev_corners(b)[:, [0, 3]].mean(1), extent, size_px)
