@@ -59,7 +59,8 @@ class NuScenesSplitMetric(NuScenesMetric):
 
     def compute_metrics(self, results: list) -> dict:
         """mmdet3d's, announced: on the full val split the conversion and the devkit take minutes."""
-        split = self.eval_set or VALID_SPLITS.get(self.version, ('?', '?'))[-1]
+        version = (self.dataset_meta or {}).get('version')
+        split = self.eval_set or VALID_SPLITS.get(version, ('the validation',))[-1]
         print_log(f'NuScenesSplitMetric: converting the predictions of {len(results)} samples to the nuScenes '
                   f'results format, then scoring them on the {split!r} split with the official devkit (loads the '
                   'tables, matches boxes per class at 0.5/1/2/4 m)...', logger='current')
