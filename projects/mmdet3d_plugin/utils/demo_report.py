@@ -95,7 +95,7 @@ def step_peak_memory(model_cfg, batch, modes: Sequence[str] = ('sdpa', 'triton')
                 torch.cuda.reset_peak_memory_stats()
             data = model.data_preprocessor(batch, training=True)
             losses = model(**data, mode='loss')
-            loss = sum(v.sum() for k, v in losses.items() if 'loss' in k)
+            loss, _ = model.parse_losses(losses)   # mmengine BaseModel: the sum of every 'loss' entry
             loss.backward()
             torch.cuda.synchronize()
         out.append(dict(mode=mode, ran=ran_attention_path(model), peak_mib=torch.cuda.max_memory_allocated() / 2**20,
