@@ -31,7 +31,10 @@ def test_bev_gt_boxes_are_where_the_boxes_say():
     rng = np.random.default_rng()
     boxes = _random_boxes(rng)
     extent, size_px = 30.0, 600     # 10 px per metre
-    img = V.render_bev(None, boxes, extent=extent, size_px=size_px, grid=False)
+    # plus a box reaching past the border and far points: they must not rescale the view
+    outside = np.array([[extent + 1.0, 0.0, 0.0, 6.0, 2.0, 1.5, 0.3]])
+    far_points = np.array([[0.0, 3 * extent, 0.0], [-3 * extent, 0.0, 0.0]])
+    img = V.render_bev(far_points, np.concatenate([boxes, outside]), extent=extent, size_px=size_px, grid=False)
     assert img.shape == (size_px, size_px, 3) and img.dtype == np.uint8
     bg = np.array(V.BEV_BACKGROUND, float)
     gt = np.array(V.GT_COLOR, float)

@@ -141,6 +141,15 @@ def render_bev(points: Optional[np.ndarray] = None, gt_boxes=None, pred_boxes=No
     if title:
         vis.draw_texts(title, np.array([6, 6]), colors=(0, 0, 0), font_sizes=9, vertical_alignments='top',
                        bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
+    return _image_of(vis, (size_px, size_px))
+
+
+def _image_of(vis, shape) -> np.ndarray:
+    """The canvas with the axes pinned to the image (matplotlib would widen them for shapes past the border,
+    shrinking the picture)."""
+    h, w = shape[:2]
+    vis.ax_save.set_xlim(0, w)
+    vis.ax_save.set_ylim(h, 0)
     return vis.get_image()
 
 
@@ -184,7 +193,7 @@ def render_camera(image_rgb: np.ndarray, lidar2img: np.ndarray, gt_boxes=None, p
     if title:
         vis.draw_texts(title, np.array([6, 6]), colors=(0, 0, 0), font_sizes=10, vertical_alignments='top',
                        bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
-    return vis.get_image()
+    return _image_of(vis, image_rgb.shape)
 
 
 def save_rgb(path: str, image_rgb: np.ndarray) -> str:
