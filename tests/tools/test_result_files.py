@@ -92,7 +92,8 @@ def test_visualize_results_cli_draws_json_and_pkl(test_set, demo_cfg_path, tmp_p
     from mmdet3d.structures import LiDARInstance3DBoxes
     boxes = torch.as_tensor(view['gt_boxes'], dtype=torch.float32)
     dump = [dict(token=view['token'], sample_idx=view['sample_idx'],
-                 pred_instances_3d=dict(bboxes_3d=LiDARInstance3DBoxes(boxes), scores_3d=torch.linspace(0, 1, len(boxes)),
+                 pred_instances_3d=dict(bboxes_3d=LiDARInstance3DBoxes(boxes),
+                                        scores_3d=torch.linspace(0, 1, len(boxes)),
                                         labels_3d=torch.as_tensor(view['gt_labels'])))]
     pkl = tmp_path / 'results.pkl'
     pkl.write_bytes(pickle.dumps(dump))
