@@ -56,11 +56,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from projects.mmdet3d_plugin.datasets.converters import DataPrepError, prepare_nuscenes
+    from projects.mmdet3d_plugin.datasets.converters.prep_summary import prep_summary
     try:
         if args.dataset == 'nuscenes':
+            seconds = {}
             out = prepare_nuscenes(args.root_path, args.out_dir or args.root_path, args.version,
-                                   extra_tag=args.extra_tag, max_sweeps=args.max_sweeps)
-            print(f'wrote {out}')
+                                   extra_tag=args.extra_tag, max_sweeps=args.max_sweeps, seconds=seconds)
+            print(prep_summary(out, seconds))
         else:
             from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset
             done = build_synthetic_dataset(
@@ -68,8 +70,14 @@ def main(argv=None):
                 version=args.version, num_val_scenes=args.val_scenes, sweeps_per_keyframe=args.sweeps_per_keyframe,
                 azimuth_steps=args.azimuth_steps, with_infos=not args.no_infos, extra_tag=args.extra_tag,
                 overwrite=args.overwrite)
-            print(f'synthetic set in {args.out}: {done["summary"]["samples"]} samples, '
-                  f'{done["summary"]["annotations"]} annotations, {done["seconds"]}')
+            summary = done['summary']
+            print(f'synthetic set in {args.out}: {summary["version"]}, {len(summary["train_scenes"])} train + '
+                  f'{len(summary["val_scenes"])} val scenes, {summary["samples"]} samples, '
+                  f'{summary["annotations"]} annotations')
+            if summary.get('files'):
+                seconds = {k: v for k, v in done['seconds'].items() if k != 'total'}
+                print(prep_summary(summary['files'], seconds))
+            print(f'total {done["seconds"]["total"]:.1f} s')
     except (DataPrepError, FileExistsError, ValueError) as e:
         sys.exit(f'create_data.py: error: {e}')
 

@@ -63,6 +63,17 @@ def test_readme_demo_command(synthetic_root, tmp_path):
     assert 'rss_mib' in open(summary['log']).read()
     mem = json.loads(open(summary['memory_summary']).read())
     assert mem['device'].startswith('cpu')
+    # the ending table and the pictures (tools/run_demo.py; the drawing itself: tests/tools/)
+    for row in ('attention path', 'peak memory', 'loss', 'devkit mAP / NDS', 'what to expect', 'pictures'):
+        assert f'\n{row}' in proc.stdout, row
+    assert 'the GPU demo' in proc.stdout
+    assert summary['attention_path'] == 'auto -> exact'        # CPU: auto resolves to the exact factors
+    assert summary['peak_memory']['what'].startswith('peak RSS') and summary['peak_memory']['mib'] > 100
+    assert summary['loss']['last_iter'] == 3 and summary['loss']['start'] > 0
+    pics = summary['pictures']
+    assert len(pics['bev']) == 3 and len(pics['camera']) == 1 and osp.isfile(pics['curves'])
+    assert all(osp.isfile(p) and osp.getsize(p) > 1000 for p in pics['bev'] + pics['camera'])
+    assert osp.isfile(pics['results_json'])
 
 
 def test_resume_repeats_the_uninterrupted_loss_curve(synthetic_root, tmp_path):

@@ -57,7 +57,17 @@ class NuScenesSplitMetric(NuScenesMetric):
             raise ValueError(f'NuScenesSplitMetric: unknown eval_set={eval_set!r}; expected one of {known}')
         self.eval_set = eval_set
 
+    def compute_metrics(self, results: list) -> dict:
+        """mmdet3d's, announced: on the full val split the conversion and the devkit take minutes."""
+        version = (self.dataset_meta or {}).get('version')
+        split = self.eval_set or VALID_SPLITS.get(version, ('the validation',))[-1]
+        print_log(f'NuScenesSplitMetric: converting the predictions of {len(results)} samples to the nuScenes '
+                  f'results format, then scoring them on the {split!r} split with the official devkit (loads the '
+                  'tables, matches boxes per class at 0.5/1/2/4 m)...', logger='current')
+        return super().compute_metrics(results)
+
     def _evaluate_single(self, result_path, classes=None, result_name='pred_instances_3d'):
+        print_log(f'NuScenesSplitMetric: nuScenes devkit evaluation of {result_path}', logger='current')
         valid = VALID_SPLITS.get(self.version, ())
         if self.eval_set is not None and self.eval_set not in valid:
             raise ValueError(f'NuScenesSplitMetric: eval_set={self.eval_set!r} is not a split of the dataset '

@@ -48,6 +48,9 @@ def build_synthetic_dataset(out: str, num_scenes: int, seed: int = 0, samples_pe
         for path in _generated_entries(out, extra_tag):
             shutil.rmtree(path) if osp.isdir(path) else os.remove(path)
     start = time.time()
+    if progress:
+        print(f'generating {num_scenes} synthetic scenes x {samples_per_scene} key frames in {out} '
+              '(tables, LiDAR sweeps, six camera images per sample)', flush=True)
     summary = generate_synthetic_nuscenes(out, num_scenes, seed=seed, samples_per_scene=samples_per_scene,
                                           version=version, num_val_scenes=num_val_scenes,
                                           sweeps_per_keyframe=sweeps_per_keyframe, azimuth_steps=azimuth_steps,
@@ -55,8 +58,12 @@ def build_synthetic_dataset(out: str, num_scenes: int, seed: int = 0, samples_pe
     gen_seconds = time.time() - start
     if with_infos:
         from ..converters import prepare_nuscenes
-        summary['files'] = prepare_nuscenes(out, out, summary['version'], extra_tag=extra_tag)
+        prep_seconds = {}
+        summary['files'] = prepare_nuscenes(out, out, summary['version'], extra_tag=extra_tag, seconds=prep_seconds)
+    else:
+        prep_seconds = {}
     done = dict(args=args, summary=summary, seconds=dict(generate=round(gen_seconds, 2),
+                                                         **{k: round(v, 2) for k, v in prep_seconds.items()},
                                                          total=round(time.time() - start, 2)))
     with open(marker, 'w') as f:
         json.dump(done, f, indent=1)
