@@ -14,7 +14,7 @@
 #   * no pretrained image backbone (CMT's nuim_r50.pth is not distributed; the ResNet-50 starts from scratch);
 #   * the schedule: CMT's cyclic shape (cosine up to lr * lr_peak_ratio over 40%, cosine down to lr * 1e-4,
 #     beta1 0.9 -> 0.85/0.95*0.9 -> 0.9) compressed to `max_epochs` CBGS epochs of this small set, GT paste off
-#     for the last 25% (CMT: 15e + 5e), the devkit score on the held-out scenes after every epoch.
+#     for the last epoch (CMT: 15e + 5e), the devkit score on the held-out scenes after every epoch.
 _base_ = ['../fusion/cmt_voxel0100_r50_800x320_cbgs.py']
 
 data_root = 'data/nuscenes-synthetic-50/'
@@ -60,5 +60,5 @@ default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=1, max_k
 custom_hooks = [
     dict(type='GPUMemoryHook'),
     dict(type='IterSeedHook'),
-    dict(type='DisableObjectSampleHook', disable_after_epoch=2),
+    dict(type='ObjectSampleSwitchHook', disable_after_epoch=2),
 ]
