@@ -126,6 +126,10 @@ def use_shared_gpu_distributed(cfg: Config) -> None:
                          f'--cfg-options env_cfg.dist_cfg.backend=gloo, or start one rank per GPU')
     device = int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()
     torch.cuda.set_device(device)
+    # mmengine's logger names a rank's log file after CUDA_VISIBLE_DEVICES[LOCAL_RANK], which has no entry for
+    # the ranks beyond the GPU count (IndexError); changing the variable would change torch's device count.
+    from mmengine.logging import logger as mmengine_logger
+    mmengine_logger._get_device_id = lambda: device
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=[device],
