@@ -18,12 +18,13 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.mmdet3d_plugin  # noqa: E402,F401
 from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root  # noqa: E402
 from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset  # noqa: E402
+from projects.mmdet3d_plugin.utils import CfgOptionsAction, apply_cfg_options  # noqa: E402
 
 DEMO_CONFIG = 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py'
 
@@ -38,7 +39,7 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     p.add_argument('--iters', type=int, default=None, help='train this many iterations instead of one epoch')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='config overrides, as in tools/train.py')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, help='config overrides, as in tools/train.py')
     return p.parse_args(argv)
 
 
@@ -63,8 +64,7 @@ def demo_config(args) -> Config:
         cfg.param_scheduler = []
     else:
         cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=2)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    apply_cfg_options(cfg, args.cfg_options)
     return cfg
 
 
