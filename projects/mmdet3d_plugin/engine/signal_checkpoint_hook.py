@@ -83,6 +83,7 @@ class SignalCheckpointHook(Hook):
                 f.write(path)
         err = TrainingInterrupted(received, path, iteration)
         runner.logger.warning(str(err))
+        self.after_train(runner)  # the loop ends by exception: after_train is not called
         raise err
 
 
