@@ -33,7 +33,8 @@ def load_config(data_root, path=DEMO) -> Config:
 
 
 def config_file(tmp_path, cfg: Config, name='cfg') -> str:
-    path = str(tmp_path / f'{name}.py')
+    """The config as a file for the tools (JSON: dumping as .py formats it with yapf, seconds per call)."""
+    path = str(tmp_path / f'{name}.json')
     cfg.dump(path)
     return path
 

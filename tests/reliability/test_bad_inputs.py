@@ -69,15 +69,19 @@ def test_missing_version_tables_fail_in_train_and_test(bad_root, tmp_path, capsy
     assert code == 2 and osp.join(bad_root, 'v1.0-mini') in out.err and 'test_evaluator' in out.err, out.err
 
 
-def test_metric_with_no_boxes_still_checks_the_tables(bad_root, mmdet3d_scope):
-    """Zero predicted boxes used to score 0 without the devkit, hiding a version mismatch."""
+def test_metric_with_no_boxes_still_checks_the_tables(bad_root, mmdet3d_scope, tmp_path):
+    """Zero predicted boxes score 0 without the devkit; that must not hide a version whose tables are absent."""
+    import mmengine
     from mmdet3d.registry import METRICS
     ann = osp.join(bad_root, 'nuscenes_infos_val.pkl')
-    metric = METRICS.build(dict(type='NuScenesSplitMetric', data_root=bad_root + '/', ann_file=ann, metric='bbox',
-                                modality=dict(use_lidar=True, use_camera=True)))
-    metric.dataset_meta = dict(classes=['car'], version='v1.0-trainval')  # no v1.0-trainval/ in the set
-    with pytest.raises(FileNotFoundError, match='v1.0-trainval'):
-        metric._evaluate_single(osp.join(bad_root, 'none.json'), classes=['car'])
+    metric = METRICS.build(dict(type='NuScenesSplitMetric', data_root=bad_root, ann_file=ann, metric='bbox'))
+    result = str(tmp_path / 'no_boxes.json')
+    mmengine.dump(dict(results={info['token']: [] for info in infos(bad_root)}, meta={}), result)
+    metric.version = 'v1.0-mini'  # what compute_metrics reads from dataset_meta; its tables exist
+    assert metric._evaluate_single(result, classes=['car'])['pred_instances_3d_NuScenes/mAP'] == 0.0
+    metric.version = 'v1.0-trainval'  # not in the set
+    with pytest.raises(FileNotFoundError, match=osp.join(bad_root, 'v1.0-trainval')):
+        metric._evaluate_single(result, classes=['car'])
 
 
 # ---------------------------------------------------------------- rows 4, 5: corrupt / missing sensor files
@@ -126,7 +130,7 @@ def test_deleted_camera_jpeg_fails_before_training(bad_root, mmdet3d_scope, tmp_
 
 
 # ---------------------------------------------------------------- row 6: wrong data_root
-def test_wrong_data_root_with_right_info_files(bad_root, tmp_path, capsys):
+def test_wrong_data_root_with_right_info_files(synthetic_root, bad_root, tmp_path, capsys):
     elsewhere = tmp_path / 'infos_only'
     elsewhere.mkdir()
     for name in os.listdir(bad_root):
@@ -137,7 +141,28 @@ def test_wrong_data_root_with_right_info_files(bad_root, tmp_path, capsys):
     code, out = _train([cfg_file, '--work-dir', str(tmp_path / 'wd')], capsys)
     assert code == 2, out.err
     assert 'does not match the root the info file' in out.err and str(elsewhere) in out.err, out.err
-    assert 'data_root' in out.err and bad_root in out.err  # the root the infos were built from
+    assert f"({synthetic_root!r}, as its sweep paths say)" in out.err, out.err  # where the infos were built
+
+
+def test_sample_paths_match_the_dataset(synthetic_root, mmdet3d_scope):
+    """The pre-flight joins paths without building the dataset: they must be the dataset's own."""
+    from mmdet3d.registry import DATASETS
+    from projects.mmdet3d_plugin.utils.sample_files_check import sample_paths
+    cfg = load_config(synthetic_root)
+    ds_cfg = cfg.val_dataloader.dataset
+    dataset = DATASETS.build(dict(ds_cfg, pipeline=[]))
+    raw = infos(synthetic_root)
+    sweeps = 0
+    for i in range(len(dataset)):
+        data = dataset.get_data_info(i)
+        sweeps += len(data.get('lidar_sweeps', []))
+        want = [data['lidar_points']['lidar_path']] + \
+            [s['lidar_points']['lidar_path'] for s in data.get('lidar_sweeps', [])] + \
+            [img['img_path'] for img in data['images'].values()]
+        got = [p for _, p, _ in sample_paths(ds_cfg, raw[i])]
+        assert got == want
+        assert all(osp.isfile(p) for p in got)
+    assert sweeps > 0
 
 
 def test_check_data_passes_on_good_data(synthetic_root, tmp_path, capsys):

@@ -120,30 +120,33 @@ class _SignalAt(Hook):
             os.kill(os.getpid(), self.signum)
 
 
-@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGUSR1])
-def test_signal_mid_epoch_then_resume_repeats_the_run(tmp_path, signum):
-    """Epoch-based loop, 5 batches per epoch: a signal after iteration 8 (epoch 2, batch 3) saves iter_8.pth;
-    the resumed run trains exactly the batches the uninterrupted run trained after it, and ends with the same
-    weight."""
+@pytest.mark.parametrize('signum,at', [(signal.SIGTERM, 8), (signal.SIGUSR1, 10)])
+def test_signal_mid_epoch_then_resume_repeats_the_run(tmp_path, signum, at):
+    """Epoch-based loop, 5 batches per epoch: a signal after iteration 8 (epoch 2, batch 3) or 10 (its last
+    batch, before the epoch's end hooks) saves iter_<at>.pth; the resumed run trains exactly the batches the
+    uninterrupted run trained after it, ends with the same weight, and writes the epoch checkpoints."""
     loop = dict(type='ResumableEpochBasedTrainLoop', max_epochs=3)
+    epoch_ckpt = dict(type='CheckpointHook', interval=1, by_epoch=True)
     full_seen, split_seen, resumed_seen = [], [], []
     full = toy_runner(tmp_path / 'full', ToyModel(full_seen), IndexDataset(10), loop)
     full.train()
     assert len(full_seen) == 15
     previous = signal.getsignal(signum)
-    split = toy_runner(tmp_path / 'split', ToyModel(split_seen), IndexDataset(10), loop,
-                       custom_hooks=[dict(type='SignalCheckpointHook'), _SignalAt(8, signum)])
+    split = toy_runner(tmp_path / 'split', ToyModel(split_seen), IndexDataset(10), loop, checkpoint=epoch_ckpt,
+                       custom_hooks=[dict(type='SignalCheckpointHook'), _SignalAt(at, signum)])
     with pytest.raises(TrainingInterrupted) as exc:
         split.train()
-    assert exc.value.iteration == 8 and exc.value.checkpoint == str(tmp_path / 'split' / 'iter_8.pth')
+    assert exc.value.iteration == at and exc.value.checkpoint == str(tmp_path / 'split' / f'iter_{at}.pth')
     assert signal.getsignal(signum) == previous  # handlers restored
     assert (tmp_path / 'split' / 'last_checkpoint').read_text() == exc.value.checkpoint
+    assert sorted(p for p in os.listdir(tmp_path / 'split') if p.endswith('.pth')) == ['epoch_1.pth', f'iter_{at}.pth']
     resumed = toy_runner(tmp_path / 'split', ToyModel(resumed_seen), IndexDataset(10), loop, resume=True,
-                         custom_hooks=[dict(type='SignalCheckpointHook')])
+                         checkpoint=epoch_ckpt, custom_hooks=[dict(type='SignalCheckpointHook')])
     resumed.train()
-    assert split_seen == full_seen[:8]
-    assert resumed_seen == full_seen[8:], (resumed_seen, full_seen)
+    assert split_seen == full_seen[:at]
+    assert resumed_seen == full_seen[at:], (resumed_seen, full_seen)
     assert resumed.model.w.item() == full.model.w.item()
+    assert {'epoch_2.pth', 'epoch_3.pth'} <= set(os.listdir(tmp_path / 'split'))
 
 
 def _train_proc(cfg_file, work_dir, *extra):

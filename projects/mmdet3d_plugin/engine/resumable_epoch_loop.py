@@ -5,7 +5,8 @@ mmengine's ``EpochBasedTrainLoop`` resumes at epoch boundaries only: from a mid-
 the iteration counter (and the LR schedule) already advanced. This loop skips the batches of the interrupted
 epoch that the checkpoint already trained on: the sampler order of the epoch is the same (DefaultSampler
 seeds it with ``seed + epoch``), and the skipped indices are dropped at the sampler, so no sample is loaded
-for nothing.
+for nothing. A checkpoint taken after the last batch of an epoch resumes with that epoch's end hooks
+(checkpoint, validation), which the interrupted run did not reach.
 """
 from contextlib import contextmanager
 from itertools import islice
@@ -49,6 +50,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
 
     def run_epoch(self) -> None:
         done = self._iter - self._epoch * len(self.dataloader)
+        if done == len(self.dataloader):  # stopped after the epoch's last batch, before its end-of-epoch hooks
+            self.runner.call_hook('after_train_epoch')
+            self._epoch += 1
+            return
         if not 0 < done < len(self.dataloader):
             return super().run_epoch()
         self.runner.logger.info(f'resuming epoch {self._epoch + 1} after its batch {done} '

@@ -73,11 +73,11 @@ class SignalCheckpointHook(Hook):
         iteration = runner.iter + 1
         filename = f'iter_{iteration}.pth'
         # a mid-epoch checkpoint: `epoch` counts completed epochs, as the loops expect on resume
-        backend_args = _checkpoint_backend_args(runner)
-        runner.save_checkpoint(runner.work_dir, filename, save_optimizer=True, save_param_scheduler=True,
-                               meta=dict(epoch=runner.epoch, iter=iteration), by_epoch=False,
-                               backend_args=backend_args)
         path = osp.join(runner.work_dir, filename)
+        if runner.message_hub.get_info('last_ckpt') != path:  # CheckpointHook did not just save this iteration
+            runner.save_checkpoint(runner.work_dir, filename, save_optimizer=True, save_param_scheduler=True,
+                                   meta=dict(epoch=runner.epoch, iter=iteration), by_epoch=False,
+                                   backend_args=_checkpoint_backend_args(runner))
         if runner.rank == 0:
             with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
                 f.write(path)

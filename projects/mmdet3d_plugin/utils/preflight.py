@@ -13,7 +13,7 @@ from typing import Optional
 
 from .checkpoint_check import CheckpointFileError, check_checkpoint_file, checkpoint_seed
 from .data_check import check_dataset_files
-from .sample_files_check import check_sample_files
+from .sample_files_check import check_sample_files, clear_info_cache
 from .version_check import EVALUATED, check_dataset_versions
 
 PREFLIGHT_SAMPLES = 20
@@ -22,8 +22,11 @@ PREFLIGHT_SAMPLES = 20
 def check_data(cfg, loaders, full_scan: bool = False) -> int:
     """Every data check for ``loaders``; returns the number of sensor files checked."""
     check_dataset_files(cfg, loaders=loaders)
-    check_dataset_versions(cfg, pairs=[p for p in EVALUATED if p[0] in loaders])
-    return check_sample_files(cfg, loaders, limit=None if full_scan else PREFLIGHT_SAMPLES, progress=full_scan)
+    try:
+        check_dataset_versions(cfg, pairs=[p for p in EVALUATED if p[0] in loaders])
+        return check_sample_files(cfg, loaders, limit=None if full_scan else PREFLIGHT_SAMPLES, progress=full_scan)
+    finally:
+        clear_info_cache()
 
 
 def resume_checkpoint(cfg) -> Optional[str]:

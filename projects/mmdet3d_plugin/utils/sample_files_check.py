@@ -2,12 +2,12 @@
 
 ``check_sample_files(cfg, loaders, limit=20)`` stats the LiDAR, sweep and camera files of the first ``limit``
 samples of each dataset (``limit=None``: every sample, plus the size and JPEG checks of
-``datasets/file_checks.py``: ``tools/train.py --check-data``). Paths come from the dataset's own
-``parse_data_info`` (data_root + data_prefix + info path), so they are exactly what training will open.
+``datasets/file_checks.py``: ``tools/train.py --check-data``). Paths are joined as the dataset joins them
+(data_root + data_prefix + info path), so they are what training will open.
 When none of the first files exists, ``data_root`` is wrong (the info file was built from another root),
 which is a different fix from re-creating missing files.
 """
-import copy
+import os
 import os.path as osp
 import re
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -45,37 +45,45 @@ def load_infos(path: str) -> dict:
     return _INFO_CACHE[path]
 
 
-def _build_lazy(ds: dict):
-    from mmdet3d.registry import DATASETS
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet3d')
-    return DATASETS.build(dict(ds, lazy_init=True, pipeline=[]))
+def clear_info_cache() -> None:
+    """Drop the loaded info files (the Runner loads its own copy; trainval infos are large)."""
+    _INFO_CACHE.clear()
 
 
-def sample_paths(dataset, info: dict) -> List[Tuple[str, str, int]]:
-    """[(kind, path, load_dim)] of one raw info entry; kind is 'LiDAR', 'LiDAR sweep' or the camera name."""
-    data = dataset.parse_data_info(copy.deepcopy(info))
-    data = data[0] if isinstance(data, list) else data
+def sample_paths(ds: dict, info: dict) -> List[Tuple[str, str, int]]:
+    """[(kind, path, load_dim)] of one raw info entry; kind is 'LiDAR', 'LiDAR sweep' or the camera name.
+
+    The paths are joined as mmdet3d's ``Det3DDataset.parse_data_info`` joins them (data_root + data_prefix +
+    file name; a sweep keeps only its file name, under the 'pts' prefix if it lies in samples/, else under
+    'sweeps'), without building the dataset, which would load the info file once more
+    (``test_sample_paths_match_the_dataset`` checks they agree)."""
+    root = ds.get('data_root') or ''
+    prefix = {k: (v if osp.isabs(v) or not root else osp.join(root, v)) for k, v in
+              (ds.get('data_prefix') or {}).items()}
+    modality = ds.get('modality') or {}
     out = []
-    modality = getattr(dataset, 'modality', {}) or {}
-    if modality.get('use_lidar', True) and 'lidar_points' in data:
-        dim = int(data['lidar_points'].get('num_pts_feats', 5))
-        out.append(('LiDAR', data['lidar_points']['lidar_path'], dim))
-        for sweep in data.get('lidar_sweeps', []):
-            out.append(('LiDAR sweep', sweep['lidar_points']['lidar_path'], dim))
+    if modality.get('use_lidar', True) and 'lidar_points' in info:
+        dim = int(info['lidar_points'].get('num_pts_feats', 5))
+        out.append(('LiDAR', osp.join(prefix.get('pts', ''), info['lidar_points']['lidar_path']), dim))
+        for sweep in info.get('lidar_sweeps', []):
+            raw = sweep['lidar_points']['lidar_path']
+            out.append(('LiDAR sweep', osp.join(prefix['pts'] if 'samples' in raw else prefix.get('sweeps', ''),
+                                                raw.split(os.sep)[-1]), dim))
     if modality.get('use_camera', False):
-        for cam, img in data.get('images', {}).items():
+        for cam, img in info.get('images', {}).items():
             if img.get('img_path'):
-                out.append((cam, img['img_path'], 0))
+                out.append((cam, osp.join(prefix.get(cam, prefix.get('img', '')), img['img_path']), 0))
     return out
 
 
-def _built_from_root(info: dict) -> Optional[str]:
-    """The data root the converter ran on, as recorded in a sweep's path ('<root>/sweeps/LIDAR_TOP/...')."""
-    for sweep in info.get('lidar_sweeps', []):
-        m = re.match(r'(.*?)/?(sweeps|samples)/LIDAR_TOP/', sweep.get('lidar_points', {}).get('lidar_path', ''))
-        if m:
-            return m.group(1) or '.'
+def _built_from_root(data_list) -> Optional[str]:
+    """The data root the converter ran on, as recorded in the sweep paths ('<root>/sweeps/LIDAR_TOP/...'; the
+    converter keeps them whole, and a scene's first sample has no sweep)."""
+    for info in data_list:
+        for sweep in info.get('lidar_sweeps', []):
+            m = re.match(r'(.*?)/?(sweeps|samples)/LIDAR_TOP/', sweep.get('lidar_points', {}).get('lidar_path', ''))
+            if m:
+                return m.group(1) or '.'
     return None
 
 
@@ -103,14 +111,13 @@ def check_sample_files(cfg, loaders, limit: Optional[int] = 20, progress: bool =
         data_list = load_infos(path).get('data_list', [])
         if not data_list:
             continue
-        dataset = _build_lazy(ds)
         chosen = data_list if limit is None else data_list[:limit]
         found, missing = 0, []
         for n, info in enumerate(chosen):
             if progress and n % 500 == 0:
                 print(f'{key}: checked {n}/{len(chosen)} samples of {path}', flush=True)
             label = sample_label(info.get('token'), info.get('sample_idx'))
-            for kind, file, dim in sample_paths(dataset, info):
+            for kind, file, dim in sample_paths(ds, info):
                 checked += 1
                 problem = _problem(kind, file, dim, deep=limit is None)
                 if problem is None:
@@ -123,7 +130,7 @@ def check_sample_files(cfg, loaders, limit: Optional[int] = 20, progress: bool =
                 break
         if missing and not found:
             root = ds.get('data_root')
-            built = _built_from_root(chosen[0])
+            built = _built_from_root(data_list)
             raise DataFileError(
                 f'data_root {root!r} (config key `{key}.data_root`) does not match the root the info file {path} '
                 f'was built from' + (f' ({built!r}, as its sweep paths say)' if built else '') +
