@@ -198,8 +198,8 @@ def test_test_tool_runs_without_training_data(bad_root, tmp_path, capsys):
     ckpt = tmp_path / 'model.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     code, out = _test([config_file(tmp_path, cfg), str(ckpt), '--work-dir', str(tmp_path / 'wd')], capsys)
-    assert code == 0, out.err[-3000:]
-    assert 'dbinfos_train' not in out.err + out.out
+    assert code == 0, out.err[-3000:]  # before: GPUMemoryHook read runner.epoch, which built the training set
+    assert 'pred_instances_3d_NuScenes/mAP' in out.out + out.err
 
 
 # ---------------------------------------------------------------- row 10: dict values in --cfg-options
