@@ -158,10 +158,10 @@ def _train_proc(cfg_file, work_dir, *extra):
 
 @pytest.mark.slow
 def test_sigterm_subprocess_saves_and_resume_is_exact(synthetic_root, tmp_path):
-    """tools/train.py on the demo config (no seed in the config), SIGTERM after iteration >= 2 of 10: a
+    """tools/train.py on the demo config (no seed in the config), SIGTERM after iteration >= 2 of 6: a
     checkpoint of the last finished iteration, exit 143, a log line; `--resume` finishes the run with the losses
     of an uninterrupted run with the stored seed."""
-    max_iters = 8
+    max_iters = 6
     cfg = iteration_config(load_config(synthetic_root), max_iters=max_iters, ckpt_interval=100)
     assert cfg.get('randomness') is None
     cfg_file = config_file(tmp_path, cfg)
