@@ -48,7 +48,7 @@ def use_iteration_schedule(cfg: Config, max_iters: int, ckpt_interval: int) -> C
     ``ckpt_interval`` iterations and a per-iteration log (unsmoothed, so scalars.json holds each step's loss)."""
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval,
-                                        max_keep_ckpts=3)
+                                        max_keep_ckpts=3, backend_args=dict(backend='atomic_local'))
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
     return cfg
@@ -63,7 +63,7 @@ def demo_config(args) -> Config:
         use_iteration_schedule(cfg, args.iters, ckpt_interval=args.iters)
         cfg.param_scheduler = []
     else:
-        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=2)
+        cfg.train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=1, val_interval=2)
     apply_cfg_options(cfg, args.cfg_options)
     return cfg
 
