@@ -43,6 +43,8 @@ def test_nan_loss_stops_before_checkpoint(synthetic_root, tmp_path, capsys):
     import train
     cfg = iteration_config(load_config(synthetic_root), max_iters=4, ckpt_interval=1)
     cfg.optim_wrapper.optimizer.lr = 1e30
+    # the visualizer is a per-process singleton by name: another in-process Runner's would keep its save_dir
+    cfg.visualizer.name = f'visualizer_{tmp_path.name}'
     wd = tmp_path / 'wd'
     code = train.main([config_file(tmp_path, cfg), '--work-dir', str(wd)])
     err = capsys.readouterr().err
