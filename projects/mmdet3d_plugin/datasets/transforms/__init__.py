@@ -8,5 +8,5 @@ from .resize_crop_flip_image import ResizeCropFlipImage
 from .unified_object_sample import UnifiedDataBaseSampler, UnifiedObjectSample
 
 __all__ = ['AddLidar2Img', 'LoadMultiViewImageFromFilesChecked', 'LoadPointsFromFileChecked',
-           'LoadPointsFromMultiSweepsChecked', 'CustomRandomFlip3D', 'GlobalRotScaleTransAll', 'ModalMask3D', 'ResizeCropFlipImage', 'UnifiedDataBaseSampler',
-           'UnifiedObjectSample']
+           'LoadPointsFromMultiSweepsChecked', 'CustomRandomFlip3D', 'GlobalRotScaleTransAll', 'ModalMask3D',
+           'ResizeCropFlipImage', 'UnifiedDataBaseSampler', 'UnifiedObjectSample']
