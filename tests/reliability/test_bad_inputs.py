@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 import torch
-from reliability_helpers import (DEMO, FULL, ROOT, camera_file, config_file, copy_root, infos, iteration_config,
-                                 lidar_file, load_config, truncate)
+from reliability_helpers import (DEMO, FULL, ROOT, camera_file, config_file, copy_root, infos, lidar_file,
+                                 load_config, truncate)
 
 
 @pytest.fixture
