@@ -11,7 +11,7 @@ grad q) against an fp64 dense reference on the same inputs, plus ratios to
 bias-free SDPA. Writes markdown + JSON + PNG to --out.
 
     python tools/benchmark_attention.py                 # GPU, full shapes
-    python tools/benchmark_attention.py --quick --out /tmp/b   # CPU smoke run
+    python tools/benchmark_attention.py --quick --device cpu --out /tmp/b   # CPU smoke run
 """
 import argparse
 import json
@@ -84,6 +84,8 @@ def parse_args(argv=None):
                    help='print the top CUDA kernels of one fwd+bwd of these '
                    'rows (first shape, train phase)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                   help='auto: CUDA when available, else CPU')
     p.add_argument('--name', default='attention_benchmark',
                    help='file stem of the outputs')
     args = p.parse_args(argv)
@@ -491,7 +493,9 @@ def environment(dev, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    dev = torch.device(args.device)
     if args.quick:
         args.warmup, args.iters = min(args.warmup, 1), min(args.iters, 3)
     phases = QUICK_PHASES if args.quick else PHASES

@@ -28,12 +28,13 @@ for _path in (ROOT, osp.join(ROOT, 'tools')):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.mmdet3d_plugin  # noqa: E402,F401
 from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root  # noqa: E402
 from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset  # noqa: E402
+from projects.mmdet3d_plugin.utils import CfgOptionsAction, apply_cfg_options  # noqa: E402
 
 DEMO_CONFIG = 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py'
 FIT_CONFIG = 'projects/configs/demo/cmt_demo_fusion_fit_train.py'
@@ -58,7 +59,7 @@ def parse_args(argv=None):
     p.add_argument('--score-thr', type=float, default=0.3, help='predictions drawn in the pictures')
     p.add_argument('--no-memory-comparison', action='store_true',
                    help='GPU: skip the one-step sdpa vs triton peak-memory comparison')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='config overrides, as in tools/train.py')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, help='config overrides, as in tools/train.py')
     return p.parse_args(argv)
 
 
@@ -67,7 +68,7 @@ def use_iteration_schedule(cfg: Config, max_iters: int, ckpt_interval: int) -> C
     ``ckpt_interval`` iterations and a per-iteration log (unsmoothed, so scalars.json holds each step's loss)."""
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval,
-                                        max_keep_ckpts=3)
+                                        max_keep_ckpts=3, backend_args=dict(backend='atomic_local'))
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
     return cfg
@@ -98,12 +99,11 @@ def demo_config(args, on_gpu: bool = False) -> Config:
         use_learning_schedule(cfg, args.epochs or GPU_EPOCHS)
     else:
         epochs = args.epochs or 1
-        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
+        cfg.train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
     if on_gpu:  # as in the learning runs of docs/benchmarks/: attention core in bf16
         cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_dtype = 'bfloat16'
     cfg.test_evaluator.jsonfile_prefix = osp.join(args.work_dir, 'results')
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    apply_cfg_options(cfg, args.cfg_options)
     return cfg
 
 

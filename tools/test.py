@@ -1,7 +1,9 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]``.
 
 Runs the config's test loop (nuScenes: NuScenesMetric through the official devkit; mAP, NDS and
-per-class AP go to the log and to ``WORK_DIR/<timestamp>/<timestamp>.json``).
+per-class AP go to the log and to ``WORK_DIR/<timestamp>/<timestamp>.json``). The checkpoint, the test data and
+the nuScenes version are checked before the Runner is built (exit status 2 with a message naming the problem);
+testing never builds the training set.
 """
 import argparse
 import os
@@ -12,12 +14,14 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.mmdet3d_plugin  # noqa: E402,F401
-from projects.mmdet3d_plugin.utils import DataFileError, check_dataset_files  # noqa: E402
+from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError,  # noqa: E402
+                                           apply_cfg_options, check_checkpoint_file)
+from projects.mmdet3d_plugin.utils.preflight import check_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -25,7 +29,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation results')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -43,10 +47,10 @@ def main(argv=None):
                 raise FileNotFoundError(f'{what} {path!r} does not exist')
         cfg = Config.fromfile(args.config)
         cfg.launcher = args.launcher
-        if args.cfg_options is not None:
-            cfg.merge_from_dict(args.cfg_options)
-        check_dataset_files(cfg, loaders=('test_dataloader', ))
-    except (DataFileError, FileNotFoundError) as err:
+        apply_cfg_options(cfg, args.cfg_options)
+        check_checkpoint_file(args.checkpoint)
+        check_data(cfg, ('test_dataloader', ))
+    except (DataFileError, FileNotFoundError, KeyError, CheckpointFileError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     if args.work_dir is not None:

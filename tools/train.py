@@ -1,8 +1,14 @@
-"""Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]] [--cfg-options k=v ...]``.
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]] [--check-data]
+[--cfg-options k=v ...]``.
 
 mmdet3d 1.x style on mmengine's Runner. The plugin is imported here, so a config without
 ``custom_imports`` works too. Distributed: ``tools/dist_train.sh CONFIG GPUS`` (torchrun) or
 ``tools/slurm_train.sh``; they pass ``--launcher``.
+
+Before the Runner is built the data, the nuScenes version and the checkpoint to resume are checked
+(``projects/mmdet3d_plugin/utils/preflight.py``). Exit status: 0 done, 2 bad input (config, data, checkpoint),
+3 non-finite loss or gradient norm (NonFiniteLossHook), 128 + N stopped by signal N after saving a checkpoint
+(SignalCheckpointHook: SIGTERM 143, SIGUSR1 138).
 """
 import argparse
 import logging
@@ -15,13 +21,16 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.mmdet3d_plugin  # noqa: E402,F401  (registers the plugin's modules)
-from projects.mmdet3d_plugin.utils import DataFileError, check_dataset_files  # noqa: E402
+from projects.mmdet3d_plugin.engine import NonFiniteLossError, TrainingInterrupted  # noqa: E402
+from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError,  # noqa: E402
+                                           apply_cfg_options)
+from projects.mmdet3d_plugin.utils.preflight import check_data, prepare_resume  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,9 +44,14 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or from the latest one in the work dir')
     parser.add_argument('--tensorboard', action='store_true', help='also log to TensorBoard')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact '
-                        '"optim_wrapper.optimizer.betas=(0.9,0.99)" train_cfg.max_epochs=2')
+                        '"optim_wrapper.optimizer.betas=(0.9,0.99)" train_cfg.max_epochs=2 '
+                        '"model.img_backbone.init_cfg=dict(type=\'Pretrained\', checkpoint=\'ckpts/x.pth\')" '
+                        '(a dict value replaces the key)')
+    parser.add_argument('--check-data', action='store_true',
+                        help='check every sample file of the train/val sets (present, LiDAR size, complete JPEG) '
+                        'and exit (0: all good, 2: the first bad file is named)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -53,8 +67,7 @@ def build_config(args) -> Config:
         raise FileNotFoundError(f'Config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    apply_cfg_options(cfg, args.cfg_options)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -141,9 +154,13 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        check_dataset_files(cfg, loaders=('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else
-                            ('train_dataloader', ))
-    except (DataFileError, FileNotFoundError, KeyError) as err:
+        loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader', )
+        checked = check_data(cfg, loaders, full_scan=args.check_data)
+        if args.check_data:
+            print(f'data check passed: {checked} sensor files of {", ".join(loaders)}')
+            return 0
+        prepare_resume(cfg)
+    except (DataFileError, FileNotFoundError, KeyError, CheckpointFileError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     if args.launcher != 'none' and not torch.cuda.is_available():
@@ -155,7 +172,14 @@ def main(argv=None):
             print(f'error: {err}', file=sys.stderr)
             return 2
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except NonFiniteLossError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 3
+    except TrainingInterrupted as err:
+        print(str(err), file=sys.stderr)
+        return 128 + err.signum
     return 0
 
 

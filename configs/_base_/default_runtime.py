@@ -8,10 +8,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=log_interval),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # keeps the last 3 checkpoints; older ones are removed only after a newer one was written
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    # keeps the last 3 checkpoints; older ones are removed only after a newer one was written. `atomic_local`
+    # (the plugin's file backend) writes each file to a temporary name and renames it: a save interrupted
+    # half-way never replaces a good checkpoint.
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True,
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='Det3DVisualizationHook'))
+    visualization=dict(type='Det3DVisualizationHook'),
+    # stop at the first non-finite loss / grad norm, before a checkpoint of it is saved (exit status 3)
+    non_finite=dict(type='NonFiniteLossHook'),
+    # SIGTERM / SIGUSR1 (slurm preemption): checkpoint after the current iteration, then exit 128 + signal
+    preemption=dict(type='SignalCheckpointHook'))
 # GPU memory (CPU: process RSS) per rank in the text log, JSON scalars and TensorBoard; summary in work_dir.
 # IterSeedHook reseeds torch per iteration so that --resume repeats the uninterrupted loss curve.
 custom_hooks = [dict(type='GPUMemoryHook'), dict(type='IterSeedHook')]  # memory: at the logger's interval

@@ -6,7 +6,8 @@ from tools.benchmark_attention import main
 
 
 def test_benchmark_quick_cpu(tmp_path):
-    main(['--quick', '--out', str(tmp_path), '--phases', 'train',
+    # --device cpu: on a GPU machine the tool would pick CUDA, where triton and flex rows run (not skipped)
+    main(['--quick', '--device', 'cpu', '--out', str(tmp_path), '--phases', 'train',
           '--rows', 'sdpa', 'svd', 'exact', 'triton', 'auto', 'nobias',
           'flex'])
     stem = osp.join(str(tmp_path), 'attention_benchmark')

@@ -37,10 +37,6 @@ print('RESULT' + json.dumps(res))
 
 
 def test_triton_path_under_interpreter():
-    triton_file = os.path.join(ROOT, 'projects', 'mmdet3d_plugin',
-                               'attention', 'triton_attention.py')
-    if not os.path.exists(triton_file):
-        pytest.skip('triton_attention.py not written yet')
     pytest.importorskip('triton')
     env = dict(os.environ, TRITON_INTERPRET='1',
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))

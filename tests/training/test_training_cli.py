@@ -14,9 +14,9 @@ DEMO = osp.join(ROOT, 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py')
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    env.pop('CUDA_VISIBLE_DEVICES', None)
-    return env
+    # CPU runs also on a GPU machine: the same numbers as in CI, no Triton autotuning in every subprocess, and
+    # tools/dist_train.sh's two processes use gloo instead of two NCCL ranks on one GPU
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), CUDA_VISIBLE_DEVICES='')
 
 
 def _run(cmd, timeout=600):

@@ -12,7 +12,8 @@
 # pipelines/dataloaders, and lists are replaced rather than merged, so a child rebuilds the pipelines from
 # `_base_.train_pipeline` / `_base_.test_pipeline` and re-sets the dataloaders and evaluators.
 # `nuscenes_cmt_synthetic.py` (next to this file) is the worked example: data/nuscenes-synthetic/, 400x160 images.
-dataset_type = 'NuScenesDataset'
+# mmdet3d's NuScenesDataset with the version (v1.0-mini / v1.0-trainval) taken from the info files
+dataset_type = 'CmtNuScenesDataset'
 data_root = 'data/nuscenes/'
 class_names = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle', 'bicycle',
                'pedestrian', 'traffic_cone']
@@ -50,7 +51,8 @@ db_sampler = dict(
                        backend_args=backend_args),
     backend_args=backend_args)
 
-# The *Checked loaders are mmdet3d's LoadPointsFromFile / LoadPointsFromMultiSweeps that name missing/corrupt files.
+# The *Checked loaders are mmdet3d's LoadPointsFromFile / LoadPointsFromMultiSweeps / LoadMultiViewImageFromFiles
+# that name a missing or corrupt file and its sample token.
 load_points = [
     dict(type='LoadPointsFromFileChecked', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4],
          backend_args=backend_args),
@@ -59,7 +61,7 @@ load_points = [
          pad_empty_sweeps=False, remove_close=False, backend_args=backend_args),
 ]
 load_images = [
-    dict(type='LoadMultiViewImageFromFiles', to_float32=False, num_views=6, backend_args=backend_args),
+    dict(type='LoadMultiViewImageFromFilesChecked', to_float32=False, num_views=6, backend_args=backend_args),
     dict(type='AddLidar2Img'),
 ]
 train_pipeline = load_points + load_images + [

@@ -27,7 +27,8 @@ param_scheduler = [
          end=max_epochs, by_epoch=True, convert_to_iter_based=True),
 ]
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+# mmengine's EpochBasedTrainLoop that also resumes mid-epoch (from a SignalCheckpointHook checkpoint)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 # Linear LR scaling with --auto-scale-lr: CMT trained on 8 GPUs x 2 samples.

@@ -45,4 +45,4 @@ val_dataloader = dict(dataset=dict(pipeline=test_pipeline, modality=input_modali
 test_dataloader = val_dataloader
 val_evaluator = dict(modality=input_modality)
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='GPUMemoryHook', interval=50)]  # no GT paste to switch off
+custom_hooks = [dict(type='GPUMemoryHook', interval=50), dict(type='IterSeedHook')]  # no GT paste to switch off

@@ -61,9 +61,9 @@ pipeline_overrides = dict(
     ObjectRangeFilter=dict(point_cloud_range=point_cloud_range))
 train_pipeline = [dict(t, **pipeline_overrides.get(t['type'], {})) for t in _base_.train_pipeline]
 test_pipeline = [dict(t, **pipeline_overrides.get(t['type'], {})) for t in _base_.test_pipeline]
-# `create_data.py synthetic` writes v1.0-mini for <= 10 scenes (its default); NuScenesDataset's class metainfo
-# would otherwise claim v1.0-trainval and the devkit evaluation would look for that table set.
-metainfo = dict(classes=_base_.class_names, version='v1.0-mini')
+# The dataset version (v1.0-mini for <= 10 synthetic scenes, else v1.0-trainval) comes from the info files
+# (CmtNuScenesDataset), so the devkit evaluation reads the table set that was written.
+metainfo = dict(classes=_base_.class_names)
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline, metainfo=metainfo)))

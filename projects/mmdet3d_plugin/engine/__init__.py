@@ -3,9 +3,14 @@ from .attention_info import find_bias_attention, summarize_bias_mode
 from .iter_seed_hook import IterSeedHook
 from .memory_hook import GPUMemoryHook
 from .memory_probe import CudaMemoryProbe, ProcessRSSProbe, make_memory_probe
+from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .object_sample_switch_hook import ObjectSampleSwitchHook, find_object_samples
+from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
+from .signal_checkpoint_hook import SignalCheckpointHook, TrainingInterrupted
 
 __all__ = [
     'GPUMemoryHook', 'IterSeedHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe',
-    'find_bias_attention', 'summarize_bias_mode', 'ObjectSampleSwitchHook', 'find_object_samples'
+    'find_bias_attention', 'summarize_bias_mode', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'ObjectSampleSwitchHook', 'find_object_samples', 'ResumableEpochBasedTrainLoop', 'SignalCheckpointHook',
+    'TrainingInterrupted'
 ]

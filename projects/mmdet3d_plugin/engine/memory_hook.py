@@ -138,9 +138,9 @@ class GPUMemoryHook(Hook):
                     mib=0.0,
                     mib_at_iter=round(value, 3),
                     iter=iteration,
-                    epoch=runner.epoch + (1 if phase == 'train' else 0))
+                    epoch=_train_progress(runner)[0] + (1 if phase == 'train' else 0))
                 if phase != 'train':
-                    rec['train_iters_done'] = runner.iter
+                    rec['train_iters_done'] = _train_progress(runner)[1]
             rec['mib'] = max(rec['mib'], round(value, 3))
 
     def _report(self, runner, phase: str) -> None:
@@ -281,6 +281,16 @@ class GPUMemoryHook(Hook):
             runner.logger.info('GPUMemoryHook: memory summary written to '
                                f'{path}\n' + json.dumps(summary, indent=2))
         return summary
+
+
+def _train_progress(runner):
+    """(epoch, iter) of the train loop, (0, 0) when it was never built: ``runner.epoch`` would build it, and
+    with it the training set (a stand-alone test run must not need training data)."""
+    from mmengine.runner import BaseLoop
+    loop = getattr(runner, '_train_loop', None)
+    if isinstance(loop, BaseLoop):
+        return loop.epoch, loop.iter
+    return 0, 0
 
 
 def _model_device(model: torch.nn.Module) -> Optional[torch.device]:

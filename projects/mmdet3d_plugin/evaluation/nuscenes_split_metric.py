@@ -4,8 +4,12 @@ mmdet3d's NuScenesMetric always evaluates on the validation split of its version
 that a model learns (fits its training scenes), the official devkit must score it on 'mini_train' / 'train'
 instead; everything else (result conversion, devkit evaluation, logged keys) stays mmdet3d's.
 The devkit also raises ('Invalid box type: None') when no sample has a single predicted box, as happens
-with a freshly initialised model; that case scores 0 here, with a warning, instead of ending the run.
+with a freshly initialised model; that case scores 0 here, with a warning, instead of ending the run (the
+version's table directory must still exist, so a version mismatch is not hidden by an empty result).
+The version is the evaluated dataset's (``metainfo.version``, from its info file); ``version=...`` in the
+evaluator config, if given, must agree with it (``tools/train.py``/``test.py`` check this before the run).
 """
+import os.path as osp
 import logging
 from contextlib import contextmanager
 
@@ -47,19 +51,32 @@ class NuScenesSplitMetric(NuScenesMetric):
     Args:
         eval_set (str, optional): 'mini_train' / 'mini_val' for v1.0-mini, 'train' / 'val' for v1.0-trainval.
             The dataset evaluated must hold exactly that split's samples (its info file).
+        version (str, optional): the nuScenes version expected; an error if the dataset's differs.
         **kwargs: NuScenesMetric's arguments.
     """
 
-    def __init__(self, eval_set=None, **kwargs):
+    def __init__(self, eval_set=None, version=None, **kwargs):
         super().__init__(**kwargs)
+        self.expected_version = version
         known = sorted(s for splits in VALID_SPLITS.values() for s in splits)
         if eval_set is not None and eval_set not in known:
             raise ValueError(f'NuScenesSplitMetric: unknown eval_set={eval_set!r}; expected one of {known}')
         self.eval_set = eval_set
 
     def compute_metrics(self, results: list) -> dict:
-        """mmdet3d's, announced: on the full val split the conversion and the devkit take minutes."""
-        version = (self.dataset_meta or {}).get('version')
+        """mmdet3d's, after checking the dataset's version, and announced: on the full val split the conversion
+        and the devkit take minutes."""
+        meta = self.dataset_meta or {}
+        version = meta.get('version')
+        if version is None:
+            if self.expected_version is None:
+                raise ValueError('NuScenesSplitMetric: the evaluated dataset has no metainfo.version (its info file '
+                                 'has none); set `metainfo.version` in the dataset config')
+            self.dataset_meta = dict(meta, version=self.expected_version)
+            version = self.expected_version
+        elif self.expected_version is not None and version != self.expected_version:
+            raise ValueError(f'NuScenesSplitMetric: evaluator version={self.expected_version!r} but the evaluated '
+                             f'dataset is {version!r} (its metainfo.version); remove the evaluator\'s `version`')
         split = self.eval_set or VALID_SPLITS.get(version, ('the validation',))[-1]
         print_log(f'NuScenesSplitMetric: converting the predictions of {len(results)} samples to the nuScenes '
                   f'results format, then scoring them on the {split!r} split with the official devkit (loads the '
@@ -67,6 +84,11 @@ class NuScenesSplitMetric(NuScenesMetric):
         return super().compute_metrics(results)
 
     def _evaluate_single(self, result_path, classes=None, result_name='pred_instances_3d'):
+        tables = osp.join(self.data_root, self.version)
+        if not osp.isdir(tables):
+            raise FileNotFoundError(f'NuScenesSplitMetric: the devkit reads the {self.version} tables from {tables}, '
+                                    'which does not exist; set the evaluator\'s data_root to the nuScenes root that '
+                                    f'holds {self.version}/')
         print_log(f'NuScenesSplitMetric: nuScenes devkit evaluation of {result_path}', logger='current')
         valid = VALID_SPLITS.get(self.version, ())
         if self.eval_set is not None and self.eval_set not in valid:

@@ -1,10 +1,16 @@
-"""Crash-safe local writes for checkpoints.
+"""Crash-safe local writes for checkpoints: mmengine file backend ``atomic_local``.
 
 mmengine's LocalBackend.put opens the target with 'wb' and writes: a run killed mid-write leaves a truncated
 file, and when the target already existed (re-saving ``epoch_N.pth`` after a resume, ``last_checkpoint``)
-the previous good copy is gone. This backend writes to a temporary file in the same directory, fsyncs it
-and renames it over the target (``os.replace`` is atomic on POSIX), so a reader sees either the old or the
-new file, never a partial one. Registered as mmengine's ``local`` backend when the plugin is imported.
+the previous good copy is gone. This backend writes to a temporary file in the same directory, fsyncs it,
+gives it the mode a plain ``open`` would (0666 minus the umask; ``mkstemp`` makes 0600) and renames it over
+the target (``os.replace`` is atomic on POSIX), so a reader sees either the old or the new file, never a
+partial one.
+
+Nothing is swapped globally: importing the plugin registers the backend under its own name, and a config
+opts in through the checkpoint hook (``configs/_base_/default_runtime.py`` does)::
+
+    default_hooks = dict(checkpoint=dict(type='CheckpointHook', backend_args=dict(backend='atomic_local')))
 """
 import os
 import os.path as osp
@@ -12,9 +18,17 @@ import tempfile
 from pathlib import Path
 from typing import Union
 
-from mmengine.fileio import io as io_module
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
+
+BACKEND_NAME = 'atomic_local'
+
+
+def _default_file_mode() -> int:
+    """0666 minus the process umask: the mode ``open(path, 'w')`` gives a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -26,6 +40,7 @@ class AtomicLocalBackend(LocalBackend):
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(filepath) + '.', suffix='.tmp', dir=directory)
         try:
+            os.fchmod(fd, _default_file_mode())
             with os.fdopen(fd, 'wb') as f:
                 f.write(obj)
                 f.flush()
@@ -41,8 +56,6 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def register_atomic_local_backend() -> None:
-    """Make ``get_file_backend`` return :class:`AtomicLocalBackend` for local paths."""
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    # drop LocalBackend instances cached before this call so that every later lookup gets the atomic one
-    for key in [k for k, v in io_module.backend_instances.items() if type(v) is LocalBackend]:
-        del io_module.backend_instances[key]
+    """Register :class:`AtomicLocalBackend` as mmengine file backend ``atomic_local`` (idempotent); the
+    ``local`` backend (and every path without ``backend_args``) stays mmengine's."""
+    register_backend(BACKEND_NAME, AtomicLocalBackend, force=True)

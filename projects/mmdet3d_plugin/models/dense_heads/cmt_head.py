@@ -302,9 +302,11 @@ class CmtHead(BaseModule):
         return losses
 
     def _box_loss(self, bbox: Tensor, targets: Tensor, weights: Tensor, avg_factor: float) -> Tensor:
+        """L1 over the targets that are finite (a zero-size GT box has log(0) = -inf in its target). Not wrapped in
+        ``nan_to_num`` as CMT does (docs/quirks.md): a NaN prediction must surface (NonFiniteLossHook stops the
+        run); no target (a batch without GT) gives mmdet's 0 for an empty input."""
         finite = torch.isfinite(targets).all(-1)
-        loss = self.loss_bbox(bbox[finite], targets[finite], weights[finite], avg_factor=avg_factor)
-        return torch.nan_to_num(loss)
+        return self.loss_bbox(bbox[finite], targets[finite], weights[finite], avg_factor=avg_factor)
 
     def _matching_loss(self, cls: Tensor, bbox: Tensor, gt_boxes: List[Tensor],
                        gt_labels: List[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -330,7 +332,7 @@ class CmtHead(BaseModule):
                                  avg_factor=max(cls_avg.item(), 1.0))
         loss_bbox = self._box_loss(bbox.flatten(0, 1), targets.flatten(0, 1), weights.flatten(0, 1),
                                    max(pos_avg.item(), 1.0))
-        return torch.nan_to_num(loss_cls), loss_bbox
+        return loss_cls, loss_bbox
 
     def _dn_loss(self, cls: Tensor, bbox: Tensor, dn: DNQueries) -> Tuple[Tensor, Tensor]:
         """Losses of the DN queries (valid slots): cls normalised by the expected number of positives
@@ -346,7 +348,7 @@ class CmtHead(BaseModule):
         weights = self.code_weights.expand_as(targets)
         loss_bbox = self._box_loss(bbox, targets, weights, num_avg)
         w = self.dn_cfg['dn_weight']
-        return torch.nan_to_num(loss_cls) * w, loss_bbox * w
+        return loss_cls * w, loss_bbox * w
 
     # ------------------------------------------------------------------ inference
     def predict(self, bev_feat, img_feat, batch_data_samples, img_hw=None) -> List[InstanceData]:
