@@ -78,7 +78,7 @@ def use_learning_schedule(cfg: Config, epochs: int) -> Config:
     """In place: ``epochs`` epochs with the fit config's schedule shape (linear warm-up over 200 iterations, cosine
     decay to lr/1000 at the last epoch) and no validation during training (the test loop scores at the end)."""
     lr = cfg.optim_wrapper.optimizer.lr
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
+    cfg.train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
         dict(type='CosineAnnealingLR', T_max=epochs, eta_min=lr * 1e-3, begin=0, end=epochs, by_epoch=True,
