@@ -6,7 +6,7 @@ import torch
 
 from projects.mmdet3d_plugin.attention import (bev_key_lines, bias_attention,
                                                resolve_mode)
-from tests.attention.reference import reference_attention_fp64
+from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
 pytestmark = [
     pytest.mark.gpu,
@@ -59,10 +59,10 @@ def test_exact_runs_on_flash_or_cudnn_only():
 
 def test_auto_picks_triton_when_available():
     q = torch.zeros(1, 1, 4, 32, device='cuda', dtype=torch.bfloat16)
-    from projects.mmdet3d_plugin.attention.functional import \
-        load_triton_module
+    from projects.mmdet3d_plugin.attention.paths.triton import (
+        load_triton_module, triton_is_available)
     mod = load_triton_module(required=False)
-    expected = 'triton' if mod is not None and mod.triton_is_available(
+    expected = 'triton' if mod is not None and triton_is_available(
         q.device) else 'exact'
     assert resolve_mode('auto', q) == expected
 

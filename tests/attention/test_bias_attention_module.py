@@ -8,7 +8,7 @@ import projects.mmdet3d_plugin  # noqa: F401  (registers the module)
 from mmdet3d.registry import MODELS
 from projects.mmdet3d_plugin.attention import (GeometricBiasAttention,
                                                bev_key_lines, low_rank)
-from tests.attention.reference import reference_attention_fp64
+from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
 C, HEADS, NQ, NK, B = 64, 4, 11, 48, 2
 PC_RANGE = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
