@@ -87,7 +87,7 @@ def test_one_bias_mode_knob_on_the_head(path):
     cfg = load_cfg(path)
     assert cfg.model.pts_bbox_head.bias_mode == 'auto' and cfg.model.pts_bbox_head.use_bias is True
     cross = cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg
-    assert 'bias_mode' not in cross and 'use_bias' not in cross and 'bias_mode' not in cfg
+    assert 'bias_mode' not in cross and 'use_bias' not in cross
 
 
 @pytest.mark.parametrize('option,mode,use_bias', [
