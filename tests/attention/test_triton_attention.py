@@ -239,8 +239,10 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
         return relative_max_errors(out.detach(), grads, ref_out, ref_grads)
 
     ours = errors(ta.triton_bias_attention)
-    mask = lambda q_, k_, v_, r_, o_, d_, bs_: F.scaled_dot_product_attention(  # noqa: E731
-        q_, k_, v_, attn_mask=(-bs_.view(1, -1, 1, 1) * reference_dist2(r_, o_, d_, dtype=torch.float32)[:, None]).to(q_.dtype))
+    def mask(q_, k_, v_, r_, o_, d_, bs_):
+        bias = -bs_.view(1, -1, 1, 1) * reference_dist2(r_, o_, d_, dtype=torch.float32)[:, None]
+        return F.scaled_dot_product_attention(q_, k_, v_, attn_mask=bias.to(q_.dtype))
+
     dense = errors(mask)
     # no worse than the dense-mask path (bias rounded to bf16), within the bf16 noise floor
     bad = {n: (e, dense[n]) for n, e in ours.items() if not e <= max(1.5 * dense[n], 1e-2)}

@@ -54,6 +54,7 @@ _FACTOR_PRECISIONS = ('auto', 'bf16x3', 'tf32x3')
 # upcast first, which gives the exact products of a 16-bit MMA with fp32 accumulation.
 _UPCAST_DOT = tl.constexpr(interpreting())
 
+
 @triton.jit
 def _dot(a, b, acc):
     if _UPCAST_DOT:
@@ -61,6 +62,7 @@ def _dot(a, b, acc):
     else:
         out = tl.dot(a, b, acc)
     return out
+
 
 @triton.jit
 def _mm(a, b, acc, PREC: tl.constexpr):
@@ -70,6 +72,7 @@ def _mm(a, b, acc, PREC: tl.constexpr):
     else:
         out = tl.dot(a, b, acc, input_precision=PREC)
     return out
+
 
 @triton.jit
 def _bias_mm(a_x, a_hi, b_x, b_hi, acc, SPLIT: tl.constexpr, FACT_PREC: tl.constexpr):
@@ -85,6 +88,7 @@ def _bias_mm(a_x, a_hi, b_x, b_hi, acc, SPLIT: tl.constexpr, FACT_PREC: tl.const
         acc = tl.dot(a_hi, b_hi, acc, input_precision=FACT_PREC)
     return acc
 
+
 @triton.jit
 def _query_phi(x, y, z, RANK: tl.constexpr):
     """phi(r) (BM, RANK) = [x, y, z, 1, x^2, y^2, z^2, xy, xz, yz, 0...] from (BM,) x, y, z."""
@@ -95,6 +99,7 @@ def _query_phi(x, y, z, RANK: tl.constexpr):
     return tl.where(c == 0, x, tl.where(c == 1, y, tl.where(c == 2, z, tl.where(
         c == 3, 1.0, tl.where(c == 4, x * x, tl.where(c == 5, y * y, tl.where(c == 6, z * z, tl.where(
             c == 7, x * y, tl.where(c == 8, x * z, tl.where(c == 9, y * z, 0.0))))))))))
+
 
 @triton.jit
 def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
@@ -116,6 +121,7 @@ def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, co
             tl.store(A + off + RANK, hi, mask=ok[:, None])
         else:
             tl.store(A + ((b * H + h) * N_Q + offs[:, None]) * RANK + c, a, mask=ok[:, None])
+
 
 @triton.jit
 def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
@@ -148,6 +154,7 @@ def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, 
     else:
         tl.store(P + (b * N_K + offs[:, None]) * RANK + c, psi, mask=ok[:, None])
 
+
 @triton.jit
 def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_ob, stride_on, stride_oc,
                    stride_db, stride_dn, stride_dc, H, N_Q, N_K, BP, coef_scale,
@@ -162,6 +169,7 @@ def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_
     if (pid * BLOCK < N_K) & (b < BP):
         _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
                      stride_dc, N_K, RANK, SPLIT, BLOCK)
+
 
 @triton.jit
 def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, H, N_Q,
@@ -198,6 +206,7 @@ def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stri
     tl.store(out + 1, g1 + 2.0 * y * g5 + x * g7 + z * g9, mask=ok)
     tl.store(out + 2, g2 + 2.0 * z * g6 + x * g8 + y * g9, mask=ok)
 
+
 @triton.jit
 def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H, N_Q,
                   HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
@@ -216,6 +225,7 @@ def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H,
 
 # Factor layout: A (B, H, Nq, FW) and psi (Bp, Nk, FW) are contiguous; SPLIT: FW = 2 RANK with
 # A rows [a_lo | a_hi] and psi rows [psi_hi | psi_lo] (bf16), else FW = RANK (fp32).
+
 
 @triton.jit
 def _load_tile(ptrs, ok, other, MASK: tl.constexpr):
@@ -348,6 +358,7 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE,
     tl.store(Out32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
     tl.store(LSE + pid_bh * N_Q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
 
+
 @triton.jit
 def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
                stride_qm, stride_qd, stride_om, stride_od, start_m, N_Q, qk_scale,
@@ -371,6 +382,7 @@ def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
     dst = pt * (dpt - delta[None, :])
     dk = _mm(dst.to(qt.dtype), tl.trans(qt), dk, DOT_PREC)
     return dk, dv
+
 
 @triton.autotune(configs=_DKDV_CONFIGS, key=_TUNE_KEY)
 @triton.jit
@@ -416,6 +428,7 @@ def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV,
     tl.store(DK + out_off, (dk * sm_scale).to(DK.dtype.element_ty), mask=n_ok[:, None])
     tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=n_ok[:, None])
 
+
 @triton.jit
 def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
              stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
@@ -460,6 +473,7 @@ def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
         g = tl.dot(ds, tl.trans(pt_g), g, input_precision=FACT_PREC)
         pbar = tl.dot(p, tl.trans(pt_g), pbar, input_precision='tf32')
     return dq, g, pbar
+
 
 @triton.autotune(configs=_DQ_CONFIGS, key=_TUNE_KEY)
 @triton.jit
@@ -521,6 +535,7 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA,
     g = g - err[:, None] * pbar
     da_off = (pid_bh * N_Q + offs_m[:, None]) * RANK + offs_r[None, :]
     tl.store(DA + da_off, g * sm_scale, mask=m_ok[:, None])
+
 
 # the same dq kernel, autotuned over the configs that suit fp32 factors
 _attn_bwd_dq_fp32 = triton.autotune(configs=[c for c in _DQ_CONFIGS if _dq_fp32_safe(c)],
