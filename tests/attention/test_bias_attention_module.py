@@ -7,7 +7,8 @@ from torch import nn
 import projects.mmdet3d_plugin  # noqa: F401  (registers the module)
 from mmdet3d.registry import MODELS
 from projects.mmdet3d_plugin.attention import (GeometricBiasAttention,
-                                               bev_key_lines, low_rank)
+                                               bev_key_lines)
+from projects.mmdet3d_plugin.attention.paths import svd as svd_path
 from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
 C, HEADS, NQ, NK, B = 64, 4, 11, 48, 2
@@ -166,7 +167,7 @@ def test_autocast_bf16_stays_close_to_fp32():
 
 def test_svd_error_reported_once(monkeypatch):
     calls = []
-    monkeypatch.setattr(low_rank, 'report_error',
+    monkeypatch.setattr(svd_path, 'report_error',
                         lambda err, rank: calls.append((err, rank)))
     module = _build(bias_mode='svd', svd_rank=10)
     inp = _inputs(7)
