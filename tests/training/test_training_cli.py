@@ -63,6 +63,8 @@ def test_readme_demo_command(synthetic_root, tmp_path):
     assert 'rss_mib' in open(summary['log']).read()
     mem = json.loads(open(summary['memory_summary']).read())
     assert mem['device'].startswith('cpu')
+    # the demo config's 'auto' is recorded as the path that ran ('exact' on CPU)
+    assert mem['bias_mode'] == 'exact' and {m['bias_mode'] for m in mem['attention_modules']} == {'auto'}
 
 
 def test_resume_repeats_the_uninterrupted_loss_curve(synthetic_root, tmp_path):
