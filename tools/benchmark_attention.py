@@ -19,9 +19,7 @@ import math
 import os
 import os.path as osp
 import platform
-import statistics
 import sys
-import time
 import traceback
 
 import torch
@@ -34,19 +32,18 @@ if ROOT not in sys.path:
 from projects.mmdet3d_plugin.attention import (  # noqa: E402
     bev_key_lines, bias_attention, camera_key_lines, clear_key_factor_cache,
     exact_bias_attention, resolve_mode, sdpa_bias_attention,
-    svd_bias_attention, triton_path_attention)
-from projects.mmdet3d_plugin.attention.functional import \
+    svd_bias_attention, triton_is_available, triton_path_attention)
+from projects.mmdet3d_plugin.attention.paths.triton import \
     load_triton_module  # noqa: E402
+from projects.mmdet3d_plugin.attention.testing import (  # noqa: E402
+    CMT_PC_RANGE, CMT_QUERIES, CMT_SHAPES, camera_rig, median_ms, peak_mib,
+    reference_by_head, sync)
 
-PC_RANGE = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
-SHAPES = {
-    'voxel0100': dict(batch=2, bev=(128, 128), views=6, feat=(20, 50),
-                      img=(320, 800)),
-    'voxel0075': dict(batch=1, bev=(180, 180), views=6, feat=(40, 100),
-                      img=(640, 1600)),
-    'quick': dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)),
-}
-PHASES = {'train': 1800, 'infer': 900}
+PC_RANGE = CMT_PC_RANGE
+SHAPES = dict(
+    CMT_SHAPES,
+    quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
+PHASES = CMT_QUERIES
 QUICK_PHASES = {'train': 40, 'infer': 20}
 ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton',
         'auto', 'nobias', 'nobias-qk64', 'flex')
@@ -95,36 +92,16 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------- inputs
-def camera_rig(views, img_hw, batch):
-    """(B, N, 4, 4) lidar2img of N cameras on a ring, yaw spaced 2pi/N."""
-    img_h, img_w = img_hw
-    mats = []
-    for n in range(views):
-        yaw = 2 * math.pi * n / views
-        fwd = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0],
-                           dtype=torch.float64)
-        down = torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
-        rot = torch.stack([torch.linalg.cross(down, fwd), down, fwd])
-        centre = torch.tensor([0.5 * math.cos(yaw), 0.5 * math.sin(yaw),
-                               1.6], dtype=torch.float64)
-        f = 0.8 * img_w
-        k = torch.tensor([[f, 0, img_w / 2], [0, f, img_h / 2], [0, 0, 1]],
-                         dtype=torch.float64)
-        mat = torch.eye(4, dtype=torch.float64)
-        mat[:3, :3] = k @ rot
-        mat[:3, 3] = -k @ rot @ centre
-        mats.append(mat)
-    return torch.stack(mats)[None].expand(batch, views, 4, 4)
-
-
 def make_case(shape, nq, dtype, device, args):
     """Inputs of one benchmark case; every row reads the same tensors."""
     cfg = SHAPES[shape]
     gen = torch.Generator().manual_seed(args.seed)
     b, h, hd = cfg['batch'], args.heads, args.head_dim
     o_bev, d_bev = bev_key_lines(PC_RANGE, cfg['bev'])
+    # N cameras on a ring of radius 0.5 m at 1.6 m, yaws spaced 2 pi / N
+    rig = torch.from_numpy(camera_rig(cfg['views'], cfg['img'], radius=0.5))
     o_cam, d_cam = camera_key_lines(
-        camera_rig(cfg['views'], cfg['img'], b), cfg['feat'], cfg['img'])
+        rig[None].expand(b, -1, 4, 4), cfg['feat'], cfg['img'])
     o = torch.cat([o_bev.expand(b, -1, 3), o_cam.float()], 1)
     d = torch.cat([d_bev.expand(b, -1, 3), d_cam.float()], 1)
     nk = o.shape[1]
@@ -203,7 +180,7 @@ def build_rows(case, names):
     triton_ok = False
     try:
         mod = load_triton_module(required=False)
-        triton_ok = mod is not None and mod.triton_is_available(dev)
+        triton_ok = mod is not None and triton_is_available(dev)
     except Exception as err:  # a broken kernel module: report, go on
         triton_ok = f'triton module failed: {err!r}'
     auto_mode = resolve_mode('auto', case['q'], case['v'])
@@ -239,84 +216,17 @@ def build_rows(case, names):
 
 
 # ---------------------------------------------------------------- measure
-def _sync(dev):
-    if dev.type == 'cuda':
-        torch.cuda.synchronize(dev)
-
-
-def time_ms(run, dev, warmup, iters, slow_ms):
-    """Median time of run() in ms (CUDA events on GPU).
-
-    The first call (compilation, autotuning) is never timed; when the second
-    takes more than ``slow_ms`` only 3 calls are timed.
-    """
-    run()
-    _sync(dev)
-    t0 = time.perf_counter()
-    run()
-    _sync(dev)
-    if (time.perf_counter() - t0) * 1e3 > slow_ms:
-        warmup, iters = 0, 3
-    for _ in range(max(warmup - 2, 0)):
-        run()
-    _sync(dev)
-    times = []
-    for _ in range(iters):
-        if dev.type == 'cuda':
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            run()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            run()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def peak_mib(run, dev):
-    """Peak memory above what was allocated before one run() (CUDA)."""
-    if dev.type != 'cuda':
-        return None
-    _sync(dev)
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated(dev)
-    torch.cuda.reset_peak_memory_stats(dev)
-    run()
-    _sync(dev)
-    return (torch.cuda.max_memory_allocated(dev) - base) / 2**20
-
-
 def reference(case, train):
-    """fp64 dense reference, one head at a time: out and grads
+    """fp64 dense reference, one (b, h) at a time: out and grads
     (q, bias_scale, r) for the loss sum(out * g)."""
-    q, k, v, r, s = leaves(case, train)
-    r64 = r.double()
-    s64 = s.double()
-    o = (case['o'].double() / case['L'])[:, None]
-    d = case['d'].double()[:, None]
-    outs = []
-    for h in range(q.shape[1]):
-        qh, kh, vh = (t[:, h].double() for t in (q, k, v))
-        w = (r64 / case['L'])[:, :, None, :] - o  # (B, Nq, Nk, 3)
-        along = (w * d).sum(-1)
-        dist2 = (w * w).sum(-1) - along * along
-        del w, along
-        logits = qh @ kh.transpose(-1, -2) / math.sqrt(qh.shape[-1]) - \
-            s64[h] * dist2
-        del dist2
-        out = torch.softmax(logits, -1) @ vh
-        del logits
-        if train:
-            out.backward(case['g'][:, h].double())
-        outs.append(out.detach())
-    res = dict(out=torch.stack(outs, 1))
+    q, k, v, r, s = leaves(case, False)
+    out, grads = reference_by_head(
+        q, k, v, r, case['o'], case['d'], s, case['g'] if train else None,
+        length_scale=case['L'], dtype=torch.float64)
+    res = dict(out=out)
     if train:
-        res.update(q=q.grad.double(), bias_scale=s.grad.double(),
-                   r=r.grad.double())
+        res.update(q=grads['q'], bias_scale=grads['bias_scale'],
+                   r=grads['r'])
     return res
 
 
@@ -340,10 +250,10 @@ def measure_row(fn, case, train, ref, args):
             out = fn(q, k, v, r, s)
             torch.autograd.grad(out, inputs, g, allow_unused=True)
 
-        res['fwd_ms'] = time_ms(fwd, dev, args.warmup, args.iters,
-                                args.slow_ms)
-        res['fwd_bwd_ms'] = time_ms(fwd_bwd, dev, args.warmup, args.iters,
-                                    args.slow_ms)
+        res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters,
+                                  args.slow_ms)
+        res['fwd_bwd_ms'] = median_ms(fwd_bwd, dev, args.warmup, args.iters,
+                                      args.slow_ms)
         res['peak_mib'] = peak_mib(fwd_bwd, dev)
         if ref is not None:
             out = fn(q, k, v, r, s)
@@ -358,8 +268,8 @@ def measure_row(fn, case, train, ref, args):
             with torch.inference_mode():
                 return fn(q, k, v, r, s)
 
-        res['fwd_ms'] = time_ms(fwd, dev, args.warmup, args.iters,
-                                args.slow_ms)
+        res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters,
+                                  args.slow_ms)
         res['peak_mib'] = peak_mib(fwd, dev)
         if ref is not None:
             res['out_err'] = rel_err(fwd(), ref['out'])
@@ -510,7 +420,7 @@ def main(argv=None):
                 ref = None
                 if not args.no_reference:
                     ref = reference(case, train)
-                    _sync(dev)
+                    sync(dev)
                     torch.cuda.empty_cache() if dev.type == 'cuda' else None
                 rows = build_rows(case, args.rows)
                 group = []

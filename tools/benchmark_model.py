@@ -160,7 +160,7 @@ def run_mode(args, mode):
     attn = head.transformer.decoder.layers[0].cross_attn
     res = dict(
         mode=mode,
-        resolved_path=attn._logged_mode if attn.use_bias else 'no bias',
+        resolved_path=attn.resolved_mode if attn.use_bias else 'no bias',
         iter_ms_median=statistics.median(times),
         iter_ms_all=times,
         peak_allocated_mib=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,

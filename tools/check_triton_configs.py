@@ -9,12 +9,12 @@ kernel under test uses the forced config, the two others their first listed conf
 poisons a process, so the cases after a failing one are re-run in a fresh subprocess.
 --interpret: the same on CPU under TRITON_INTERPRET=1, with every load/store address checked to
 lie inside one of the launch's tensor arguments (raises on out-of-bounds access).
-Each case is checked against the dense fp64 reference of tests/attention/test_triton_attention.py
+Each case is checked against the dense fp64 reference of projects/mmdet3d_plugin/attention/testing.py
 ('wrong' when max |err| > RTOL * max |ref| for the output or any gradient).
 """
 import argparse
 import concurrent.futures
-import importlib.util
+import importlib
 import json
 import os
 import os.path as osp
@@ -23,6 +23,9 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+KERNEL_MODULE = 'projects.mmdet3d_plugin.attention.paths.triton_kernels'
 KERNELS = ('fwd', 'dkdv', 'dq')
 # name: (B, H, Nq, Nk, D, dtype, factor_precision); ragged Nq / Nk, key lines shared by the batch
 CASES = {
@@ -39,82 +42,28 @@ CASES = {
 RTOL = {'float32': 1e-3, 'float16': 2e-2, 'bfloat16': 5e-2}  # loose: flags broken configs only
 
 
-def _load(name, *parts):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, *parts))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _install_bounds_check():
-    """Interpreter only: every active load/store address must lie in a tensor argument's extent."""
-    import numpy as np
-    from triton.runtime import interpreter as itp
-
-    extents = []
-
-    def extent(t):
-        lo = t.data_ptr()
-        span = sum((n - 1) * st for n, st in zip(t.shape, t.stride()) if n > 0)
-        return lo, lo + (span + 1) * t.element_size()
-
-    init = itp.GridExecutor._init_args_hst
-
-    def init_and_record(self, args_dev, kwargs):
-        args_hst, kwargs_hst = init(self, args_dev, kwargs)
-        extents.clear()
-        extents.extend(extent(a) for a in list(args_hst) + list(kwargs_hst.values())
-                       if hasattr(a, 'data_ptr') and a.numel() > 0)
-        return args_hst, kwargs_hst
-
-    def check(ptrs, mask, what):
-        addr = ptrs.data[np.broadcast_to(mask.data, ptrs.data.shape)].astype(np.uint64)
-        if addr.size == 0:
-            return
-        size = np.uint64(ptrs.get_element_ty().primitive_bitwidth // 8)
-        inside = np.zeros(addr.shape, dtype=bool)
-        for lo, hi in extents:
-            inside |= (addr >= np.uint64(lo)) & (addr + size <= np.uint64(hi))
-        if not inside.all():
-            raise RuntimeError(f'out-of-bounds {what}: {int((~inside).sum())} of {addr.size} active addresses '
-                               f'outside every tensor argument')
-
-    load, store = itp.InterpreterBuilder.create_masked_load, itp.InterpreterBuilder.create_masked_store
-
-    def checked_load(self, ptrs, mask, other, *args):
-        check(ptrs, mask, 'load')
-        return load(self, ptrs, mask, other, *args)
-
-    def checked_store(self, ptrs, value, mask, *args):
-        check(ptrs, mask, 'store')
-        return store(self, ptrs, value, mask, *args)
-
-    itp.GridExecutor._init_args_hst = init_and_record
-    itp.InterpreterBuilder.create_masked_load = checked_load
-    itp.InterpreterBuilder.create_masked_store = checked_store
-
-
 def _child(kernel, index, case_names, interpret):
     """Subprocess: run `case_names` with config `index` of `kernel`; one JSON line per case."""
     import torch
+
+    from projects.mmdet3d_plugin.attention import testing
     if interpret:
-        _install_bounds_check()
-    ta = _load('triton_attention', 'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
-    ref = _load('triton_reference', 'tests', 'attention', 'test_triton_attention.py')
+        testing.install_interpreter_bounds_check()
+    ta = importlib.import_module(KERNEL_MODULE)
     device = 'cpu' if interpret else 'cuda'
     forced = {name: ta.kernel_configs(name)[index if name == kernel else 0] for name in KERNELS}
     for case in case_names:
         B, H, Nq, Nk, D, dtype, fprec = CASES[case]
         t0 = time.time()
         try:
-            inputs = ref.make_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), 'shared', device=device, seed=5)
+            inputs = testing.make_kernel_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), 'shared', device=device, seed=5)
 
             def run(q, k, v, r, o, d, bs, fprec=fprec):
                 with ta.forced_config('fwd', forced['fwd']), ta.forced_config('dkdv', forced['dkdv']), \
                         ta.forced_config('dq', forced['dq']):
                     return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
-            errs = ref.relative_errors(*inputs, run)
+            errs = testing.kernel_relative_errors(*inputs, run)
             if not interpret:
                 torch.cuda.synchronize()
             rel = {n: e / max(m, 1e-30) for n, (e, m) in errs.items()}
@@ -166,7 +115,7 @@ def main():
         return _child(args.child[0], int(args.child[1]), args.cases, args.interpret)
 
     os.environ.setdefault('TRITON_INTERPRET', '1' if args.interpret else '0')
-    ta = _load('triton_attention', 'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
+    ta = importlib.import_module(KERNEL_MODULE)
     jobs = [(k, i, f"BM={c.kwargs['BLOCK_M']} BN={c.kwargs['BLOCK_N']} warps={c.num_warps} stages={c.num_stages}")
             for k in args.kernels for i, c in enumerate(ta.kernel_configs(k))]
     t0 = time.time()

@@ -15,100 +15,37 @@
 4. Lists the CUDA kernels of one forward+backward (torch.profiler) and writes everything as JSON.
 """
 import argparse
-import importlib.util
+import importlib
 import json
-import math
 import os
 import os.path as osp
-import statistics
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
+from projects.mmdet3d_plugin.attention.testing import (  # noqa: E402
+    GRAD_NAMES, cmt_kernel_inputs, cmt_kernel_shape, median_ms, peak_mib, reference_by_head, reference_dist2)
 
-def _load_kernel_module():
-    """The standalone kernel module by path: no need to import the plugin (mmcv, mmdet3d) here."""
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                    'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
-    spec = importlib.util.spec_from_file_location('triton_attention', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ta = _load_kernel_module()
+ta = importlib.import_module('projects.mmdet3d_plugin.attention.paths.triton_kernels')
 
 SHAPES = {  # name: (B, H, Nq, Nk, D, BEV side, camera feature (h, w))
-    'v0100_train': (2, 8, 1800, 22384, 32, 128, (20, 50)),
-    'v0100_infer': (2, 8, 900, 22384, 32, 128, (20, 50)),
-    'v0075_train': (1, 8, 1800, 56400, 32, 180, (40, 100)),
+    'v0100_train': cmt_kernel_shape('voxel0100', 'train'),
+    'v0100_infer': cmt_kernel_shape('voxel0100', 'infer'),
+    'v0075_train': cmt_kernel_shape('voxel0075', 'train'),
 }
-LENGTH_SCALE = 10.0  # metres; the module divides coordinates by it
-
-
-def cmt_inputs(B, H, Nq, Nk, D, bev, cam_hw, dtype, seed=0, dev='cuda'):
-    """q, k, v (dtype), r (B, Nq, 3), o, d (B, Nk, 3, batch stride 0), bias_scale (H,), grad_out.
-
-    Keys: a bev x bev grid of vertical lines over +-51.2 m and 6 cameras' rays (centres within
-    1.5 m of the ego, directions spread horizontally); queries uniform in the BEV range, z in
-    [-5, 3] m. Coordinates divided by LENGTH_SCALE, as the module does.
-    """
-    g = torch.Generator(device=dev).manual_seed(seed)
-    n_cam = Nk - bev * bev
-    assert n_cam == 6 * cam_hw[0] * cam_hw[1], (Nk, bev, cam_hw)
-    cells = (torch.arange(bev, device=dev) + 0.5) / bev * 102.4 - 51.2
-    gy, gx = torch.meshgrid(cells, cells, indexing='ij')
-    o_bev = torch.stack([gx.flatten(), gy.flatten(), torch.zeros_like(gx.flatten())], -1)
-    d_bev = torch.tensor([0.0, 0.0, 1.0], device=dev).expand(bev * bev, 3)
-    cam_centres = (torch.rand(6, 3, generator=g, device=dev) * 2 - 1) * 1.5
-    o_cam = cam_centres.repeat_interleave(cam_hw[0] * cam_hw[1], 0)
-    yaw = torch.rand(n_cam, generator=g, device=dev) * 2 * math.pi
-    pitch = (torch.rand(n_cam, generator=g, device=dev) - 0.5) * 0.6
-    d_cam = torch.stack([pitch.cos() * yaw.cos(), pitch.cos() * yaw.sin(), pitch.sin()], -1)
-    o = (torch.cat([o_bev, o_cam]) / LENGTH_SCALE).expand(B, Nk, 3)
-    d = torch.cat([d_bev, d_cam]).expand(B, Nk, 3)
-    r = torch.rand(B, Nq, 3, generator=g, device=dev)
-    r = torch.stack([r[..., 0] * 102.4 - 51.2, r[..., 1] * 102.4 - 51.2, r[..., 2] * 8 - 5], -1) / LENGTH_SCALE
-    q, k, v = (torch.randn(B, H, n, D, generator=g, device=dev).to(dtype) for n in (Nq, Nk, Nk))
-    bias_scale = torch.rand(H, generator=g, device=dev) * 1.5 + 0.25
-    grad_out = torch.randn(B, H, Nq, D, generator=g, device=dev).to(dtype)
-    return q, k, v, r, o, d, bias_scale, grad_out
-
-
-def dist2(r, o, d):
-    """(B, Nq, Nk) squared point-to-line distance."""
-    w = r[:, :, None, :] - o[:, None, :, :]
-    return (w * w).sum(-1) - (w * d[:, None]).sum(-1) ** 2
 
 
 def reference_errors(q, k, v, r, o, d, bs, grad_out, out, grads):
     """Max |x - ref| / max |ref| vs a dense fp32 reference run one (b, h) at a time."""
-    B, H = q.shape[:2]
-    sm = q.shape[-1] ** -0.5
-    names = ('out', 'q', 'k', 'v')
-    diff = dict.fromkeys(names, 0.0)
-    scale = dict.fromkeys(names, 0.0)
-    ref_r = torch.zeros_like(r)
-    ref_bs = torch.zeros_like(bs)
-    for b in range(B):
-        for h in range(H):
-            lv = [t.detach().float().requires_grad_(True)
-                  for t in (q[b, h], k[b, h], v[b, h], r[b:b + 1], bs[h:h + 1])]
-            dd = dist2(lv[3], o[b:b + 1], d[b:b + 1])[0]
-            ref = torch.softmax(sm * lv[0] @ lv[1].T - lv[4] * dd, -1) @ lv[2]
-            ref.backward(grad_out[b, h].float())
-            for name, x, y in zip(names, (out[b, h], grads[0][b, h], grads[1][b, h], grads[2][b, h]),
-                                  (ref, lv[0].grad, lv[1].grad, lv[2].grad)):
-                diff[name] = max(diff[name], (x.float() - y.detach()).abs().max().item())
-                scale[name] = max(scale[name], y.detach().abs().max().item())
-            ref_r[b] += lv[3].grad[0]
-            ref_bs[h] += lv[4].grad[0]
-    errs = {name: diff[name] / scale[name] for name in names}
-    errs['r'] = ((grads[3] - ref_r).abs().max() / ref_r.abs().max()).item()
-    errs['bias_scale'] = ((grads[4] - ref_bs).abs().max() / ref_bs.abs().max()).item()
-    return errs
+    ref_out, ref_grads = reference_by_head(q, k, v, r, o, d, bs, grad_out, dtype=torch.float32)
+    pairs = [('out', out, ref_out)] + [(n, g, ref_grads[n]) for n, g in zip(GRAD_NAMES, grads)]
+    return {n: ((x.float() - y).abs().max() / y.abs().max()).item() for n, x, y in pairs}
 
 
 def ours(factor_precision):
@@ -126,14 +63,15 @@ def ours_without_bias(q, k, v, r, o, d, bs):
 def widen_autotune_lists():
     """--wide: more candidates per kernel (slower first call; some may spill)."""
     cfg = ta._cfg
-    ta._FWD_CONFIGS += [cfg(64, 32, 4, 3), cfg(128, 128, 8, 2), cfg(64, 128, 4, 3), cfg(128, 64, 4, 2)]
-    ta._DKDV_CONFIGS += [cfg(64, 64, 4, 2), cfg(32, 64, 4, 2), cfg(64, 128, 8, 2), cfg(32, 32, 4, 3)]
-    ta._DQ_CONFIGS += [cfg(64, 64, 4, 2), cfg(128, 64, 8, 2), cfg(64, 32, 4, 2), cfg(32, 64, 4, 3)]
+    ta.widen_configs({
+        'fwd': [cfg(64, 32, 4, 3), cfg(128, 128, 8, 2), cfg(64, 128, 4, 3), cfg(128, 64, 4, 2)],
+        'dkdv': [cfg(64, 64, 4, 2), cfg(32, 64, 4, 2), cfg(64, 128, 8, 2), cfg(32, 32, 4, 3)],
+        'dq': [cfg(64, 64, 4, 2), cfg(128, 64, 8, 2), cfg(64, 32, 4, 2), cfg(32, 64, 4, 3)]})
 
 
 def dense_sdpa_path(q, k, v, r, o, d, bs):
     """The `sdpa` path: dense bias in q's dtype as attn_mask (the mem-efficient kernel runs)."""
-    mask = (-bs.view(1, -1, 1, 1) * dist2(r, o, d)[:, None]).to(q.dtype)
+    mask = (-bs.view(1, -1, 1, 1) * reference_dist2(r, o, d, dtype=torch.float32)[:, None]).to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
@@ -142,29 +80,6 @@ def run_with_grads(fn, q, k, v, r, o, d, bs, grad_out):
     out = fn(leaves[0], leaves[1], leaves[2], leaves[3], o, d, leaves[4])
     grads = torch.autograd.grad(out, leaves, grad_out)
     return out.detach(), grads
-
-
-def cuda_median_ms(fn, warmup, iters):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def peak_mib(fn):
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
 
 
 def sdpa_backend(name):
@@ -192,9 +107,9 @@ def time_case(fwd, inputs, grad_out, args, context=None):
         if ctx:
             ctx.__enter__()
         try:
-            res = {'fwd_ms': cuda_median_ms(f, args.warmup, args.iters),
-                   'fwd_bwd_ms': cuda_median_ms(fb, args.warmup, args.iters),
-                   'peak_fwd_bwd_mib': peak_mib(fb)}
+            res = {'fwd_ms': median_ms(f, 'cuda', args.warmup, args.iters),
+                   'fwd_bwd_ms': median_ms(fb, 'cuda', args.warmup, args.iters),
+                   'peak_fwd_bwd_mib': peak_mib(fb, 'cuda')}
         finally:
             if ctx:
                 ctx.__exit__(None, None, None)
@@ -245,7 +160,7 @@ def main():
     # 1. autotune at the training shape (first call of each variant)
     main_shape = args.shapes[0]
     B, H, Nq, Nk, D, bev, cam = SHAPES[main_shape]
-    q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
+    q, k, v, r, o, d, bs, gout = cmt_kernel_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
     report['autotune_s'] = {}
     tuned = {fp: ours(fp) for fp in variants}
     tuned['no_bias'] = ours_without_bias
@@ -279,7 +194,7 @@ def main():
     lines = [header]
     for shape in args.shapes:
         B, H, Nq, Nk, D, bev, cam = SHAPES[shape]
-        q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
+        q, k, v, r, o, d, bs, gout = cmt_kernel_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
         inputs = (q, k, v, r, o, d, bs)
         rows = {}
         for fp in variants:
@@ -312,7 +227,7 @@ def main():
 
     # 4. where the time goes
     B, H, Nq, Nk, D, bev, cam = SHAPES[main_shape]
-    q, k, v, r, o, d, bs, gout = cmt_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
+    q, k, v, r, o, d, bs, gout = cmt_kernel_inputs(B, H, Nq, Nk, D, bev, cam, torch.bfloat16)
     leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
 
     def one():

@@ -6,7 +6,7 @@ import torch
 
 from projects.mmdet3d_plugin.attention import (bev_key_lines, bias_attention,
                                                resolve_mode)
-from tests.attention.reference import reference_attention_fp64
+from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
 pytestmark = [
     pytest.mark.gpu,

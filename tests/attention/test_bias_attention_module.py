@@ -7,8 +7,9 @@ from torch import nn
 import projects.mmdet3d_plugin  # noqa: F401  (registers the module)
 from mmdet3d.registry import MODELS
 from projects.mmdet3d_plugin.attention import (GeometricBiasAttention,
-                                               bev_key_lines, low_rank)
-from tests.attention.reference import reference_attention_fp64
+                                               bev_key_lines)
+from projects.mmdet3d_plugin.attention.paths import svd as svd_path
+from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
 C, HEADS, NQ, NK, B = 64, 4, 11, 48, 2
 PC_RANGE = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
@@ -166,7 +167,7 @@ def test_autocast_bf16_stays_close_to_fp32():
 
 def test_svd_error_reported_once(monkeypatch):
     calls = []
-    monkeypatch.setattr(low_rank, 'report_error',
+    monkeypatch.setattr(svd_path, 'report_error',
                         lambda err, rank: calls.append((err, rank)))
     module = _build(bias_mode='svd', svd_rank=10)
     inp = _inputs(7)
@@ -213,3 +214,26 @@ def test_attention_dropout_only_in_training(mode):
     module.eval()
     ref = _reference_module_output(module, inp)
     assert torch.allclose(module(**inp).double(), ref, atol=2e-5, rtol=1e-4)
+
+
+def test_resolved_mode_is_the_path_that_ran_and_auto_resolves_once(monkeypatch):
+    from projects.mmdet3d_plugin.attention import geometric_bias_attention as gba
+    calls = []
+    real = gba.resolve_mode
+    monkeypatch.setattr(gba, 'resolve_mode',
+                        lambda mode, *a: calls.append(mode) or real(mode, *a))
+    module = _build(bias_mode='auto').eval()
+    assert module.resolved_mode is None
+    inp = _inputs(3)
+    out_auto = module(**inp)
+    module(**inp)
+    assert module.resolved_mode == 'exact' and calls == ['auto']  # CPU
+    module.bias_mode = 'sdpa'  # a new mode is resolved again
+    out_sdpa = module(**inp)
+    assert module.resolved_mode == 'sdpa' and calls == ['auto', 'sdpa']
+    assert torch.allclose(out_auto, out_sdpa, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="'sdpa', 'svd', 'exact'"):
+        module.bias_mode = 'flash'
+    plain = _build(use_bias=False)
+    plain(**inp)
+    assert plain.resolved_mode == 'none'

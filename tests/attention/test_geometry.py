@@ -8,7 +8,7 @@ from projects.mmdet3d_plugin.attention import (FACTOR_RANK, bev_key_lines,
                                                camera_key_lines, key_factors,
                                                point_line_dist2,
                                                query_factors)
-from tests.attention.reference import reference_dist2_fp64
+from projects.mmdet3d_plugin.attention.testing import reference_dist2_fp64
 
 
 def _random_lines(n, gen, spread=60.0, offset=0.0):

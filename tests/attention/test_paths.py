@@ -17,8 +17,10 @@ from projects.mmdet3d_plugin.attention import (VALID_BIAS_MODES,
                                                resolve_mode,
                                                sdpa_bias_attention,
                                                svd_bias_attention)
-from projects.mmdet3d_plugin.attention import functional
-from tests.attention.reference import reference_attention_fp64
+from projects.mmdet3d_plugin.attention.paths import exact as exact_path
+from projects.mmdet3d_plugin.attention.paths import triton as triton_path
+from projects.mmdet3d_plugin.attention.testing import \
+    reference_attention_fp64
 
 # (Nq, Nk): ragged and degenerate sizes.
 SHAPES = [(1, 50), (37, 1), (37, 1001), (12, 64)]
@@ -271,8 +273,8 @@ def test_key_factor_cache_reuse_and_invalidation(monkeypatch):
     clear_key_factor_cache()
     inp = make_inputs(8, 30, torch.float32, 'near', 51)
     calls = []
-    real = functional.key_factors
-    monkeypatch.setattr(functional, 'key_factors',
+    real = exact_path.key_factors
+    monkeypatch.setattr(exact_path, 'key_factors',
                         lambda *a: calls.append(1) or real(*a))
     args = [inp[n] for n in ('q', 'k', 'v', 'r', 'o', 'd', 'bias_scale')]
     out1 = exact_bias_attention(*args, inp['length_scale'])
@@ -298,9 +300,9 @@ def test_auto_and_triton_modes(monkeypatch):
     with pytest.raises(RuntimeError, match='not available'):
         _run('triton', inp)
     # Without the kernel module: a clear error, and auto still works.
-    monkeypatch.setattr(functional, 'TRITON_MODULE',
+    monkeypatch.setattr(triton_path, 'KERNEL_MODULE',
                         'projects.mmdet3d_plugin.attention._no_such_kernel')
-    with pytest.raises(RuntimeError, match='triton_attention.py'):
+    with pytest.raises(RuntimeError, match='triton_kernels.py'):
         _run('triton', inp)
     assert torch.equal(_run('auto', inp), exact)
 

@@ -1,12 +1,10 @@
-"""Triton geometric-bias attention vs a dense fp64 reference written here.
+"""Triton geometric-bias attention vs the dense fp64 reference of attention/testing.py.
 
 CPU: the kernels run under the Triton interpreter in ONE subprocess (TRITON_INTERPRET=1 must be
 set before triton is imported, and must not leak into other tests); it runs every case below and
 prints the relative errors as JSON. GPU (skipped on CPU): the CMT training shape, fp32, memory.
 """
-import importlib.util
 import json
-import math
 import os
 import os.path as osp
 import subprocess
@@ -17,9 +15,14 @@ import torch
 import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MODULE_PATH = osp.join(ROOT, 'projects', 'mmdet3d_plugin', 'attention', 'triton_attention.py')
-CHECK_TOOL_PATH = osp.join(ROOT, 'tools', 'check_triton_configs.py')
-GRAD_NAMES = ('q', 'k', 'v', 'r', 'bias_scale')
+if ROOT not in sys.path:  # run as a script (the interpreted-cases subprocess)
+    sys.path.insert(0, ROOT)
+
+from projects.mmdet3d_plugin.attention.testing import (  # noqa: E402
+    GRAD_NAMES, install_interpreter_bounds_check, kernel_relative_errors, make_kernel_inputs, reference_attention,
+    peak_mib, reference_by_head, reference_dist2)
+
+KERNEL_MODULE = 'projects.mmdet3d_plugin.attention.paths.triton_kernels'
 
 # name: (B, H, Nq, Nk, D, dtype, factor_precision, layout)
 # layout: 'shared' = o, d expanded over batch (stride 0); 'per_batch'; 'strided' = per-batch lines
@@ -55,93 +58,36 @@ def tolerance(dtype, factor_precision, name):
     return TOL[dtype]
 
 
-def _dist2(r, o, d):
-    """(B, Nq, Nk) = |r - o|^2 - ((r - o).d)^2 for r (B, Nq, 3), o, d (B, Nk, 3)."""
-    w = r[:, :, None, :] - o[:, None, :, :]
-    return (w * w).sum(-1) - (w * d[:, None, :, :]).sum(-1) ** 2
-
-
-def dense_reference(q, k, v, r, o, d, bias_scale, sm_scale):
-    """softmax(sm_scale q k^T - bias_scale[h] dist2(r_i, line_j)) v, dense, in q's dtype."""
-    logits = sm_scale * q @ k.transpose(-1, -2) - bias_scale.view(1, -1, 1, 1) * _dist2(r, o, d)[:, None]
-    return torch.softmax(logits, dim=-1) @ v
-
-
-def make_inputs(B, H, Nq, Nk, D, dtype, layout, device='cpu', seed=0):
-    """Fresh random q, k, v (dtype), r, o, d, bias_scale (fp32), upstream grad (fp32)."""
-    g = torch.Generator(device=device).manual_seed(seed)
-    rand = lambda *s: torch.randn(*s, generator=g, device=device)  # noqa: E731
-    if layout == 'strided':
-        q, k, v = (rand(B, n, H, D).to(dtype).transpose(1, 2) for n in (Nq, Nk, Nk))
-    else:
-        q, k, v = (rand(B, H, n, D).to(dtype) for n in (Nq, Nk, Nk))
-    span = 5.0 if layout == 'far' else 1.5
-    r = (torch.rand(B, Nq, 3, generator=g, device=device) * 2 - 1) * span
-    lines_b = 1 if layout == 'shared' else B
-    o = (torch.rand(lines_b, Nk, 3, generator=g, device=device) * 2 - 1) * span
-    d = rand(lines_b, Nk, 3)
-    d = d / d.norm(dim=-1, keepdim=True)
-    if layout == 'shared':
-        o, d = o.expand(B, -1, -1), d.expand(B, -1, -1)
-    bias_scale = torch.rand(H, generator=g, device=device) * (2.0 if layout == 'far' else 0.5) + 0.05
-    grad_out = rand(B, H, Nq, D)
-    return q, k, v, r, o, d, bias_scale, grad_out
-
-
-def relative_errors(q, k, v, r, o, d, bias_scale, grad_out, run, ref_dtype=torch.float64):
-    """{name: [max |x - ref|, max |ref|]} for run(q, k, v, r, o, d, bias_scale) and its gradients."""
-    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bias_scale)]
-    out = run(leaves[0], leaves[1], leaves[2], leaves[3], o, d, leaves[4])
-    out.backward(grad_out.to(out.dtype))
-    ref_leaves = [t.detach().to(ref_dtype).requires_grad_(True) for t in (q, k, v, r, bias_scale)]
-    ref = dense_reference(ref_leaves[0], ref_leaves[1], ref_leaves[2], ref_leaves[3],
-                          o.to(ref_dtype), d.to(ref_dtype), ref_leaves[4], 1.0 / math.sqrt(q.shape[-1]))
-    ref.backward(grad_out.to(ref_dtype))
-
-    def err(x, y):
-        return [(x.to(ref_dtype) - y).abs().max().item(), y.abs().max().item()]
-
-    errs = {'out': err(out.detach(), ref.detach())}
-    for name, a, b in zip(GRAD_NAMES, leaves, ref_leaves):
-        errs[name] = err(a.grad, b.grad)
-    return errs
-
-
-def _load_module():
-    """The kernel module by file path (the subprocess must not import the whole plugin)."""
-    spec = importlib.util.spec_from_file_location('triton_attention_under_test', MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _kernels():
+    """The kernel module (imports triton)."""
+    import importlib
+    return importlib.import_module(KERNEL_MODULE)
 
 
 def _run_interpreted_cases():
     """Subprocess entry (TRITON_INTERPRET=1 already set): print {case: errors} as JSON. Every
-    load/store of every launch is bounds-checked (tools/check_triton_configs.py)."""
-    spec = importlib.util.spec_from_file_location('check_triton_configs', CHECK_TOOL_PATH)
-    check_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check_tool)
-    check_tool._install_bounds_check()
-    ta = _load_module()
+    load/store of every launch is bounds-checked (testing.install_interpreter_bounds_check)."""
+    install_interpreter_bounds_check()
+    ta = _kernels()
     results = {}
     for i, (name, (B, H, Nq, Nk, D, dtype, fprec, layout)) in enumerate(CPU_CASES.items()):
-        inputs = make_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), layout, seed=100 + i)
+        inputs = make_kernel_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), layout, seed=100 + i)
 
         def run(q, k, v, r, o, d, bs, fprec=fprec):
             return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
-        results[name] = relative_errors(*inputs, run)
+        results[name] = kernel_relative_errors(*inputs, run)
     # the bias-free timing baseline of tools/tune_triton_attention.py must be plain attention
-    q, k, v, r, o, d, bs, grad_out = make_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
+    q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
     def no_bias(q, k, v, r, o, d, bs):
         return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, 32 ** -0.5, True, 'off')
 
-    errs = relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)
+    errs = kernel_relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)
     results['bias_off_baseline'] = {n: errs[n] for n in ('out', 'q', 'k', 'v')}
     # every GPU autotune config of every kernel (the two others at their first config), ragged
     for dtype, (B, H, Nq, Nk, D, fprec) in GPU_TILE_CASES.items():
-        inputs = make_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), 'shared', seed=7)
+        inputs = make_kernel_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), 'shared', seed=7)
         for kernel in ('fwd', 'dkdv', 'dq'):
             for i, cfg in enumerate(ta.kernel_configs(kernel)):
                 forced = {n: cfg if n == kernel else ta.kernel_configs(n)[0] for n in ('fwd', 'dkdv', 'dq')}
@@ -151,7 +97,7 @@ def _run_interpreted_cases():
                             ta.forced_config('dq', forced['dq']):
                         return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
-                results[f'gpu_tiles/{dtype}/{kernel}#{i}'] = relative_errors(*inputs, run)
+                results[f'gpu_tiles/{dtype}/{kernel}#{i}'] = kernel_relative_errors(*inputs, run)
     print('RESULTS_JSON ' + json.dumps(results))
 
 
@@ -198,9 +144,9 @@ def test_bias_off_baseline_is_plain_attention(interpreted_errors):
 
 def test_bias_changes_the_output():
     """Guard against a reference in which the bias does nothing (the cases above would be vacuous)."""
-    q, k, v, r, o, d, bs, _ = make_inputs(1, 2, 37, 53, 32, torch.float64, 'far')
-    with_bias = dense_reference(q, k, v, r, o.double(), d.double(), bs.double(), 32 ** -0.5)
-    without = dense_reference(q, k, v, r, o.double(), d.double(), 0 * bs.double(), 32 ** -0.5)
+    q, k, v, r, o, d, bs, _ = make_kernel_inputs(1, 2, 37, 53, 32, torch.float64, 'far')
+    with_bias = reference_attention(q, k, v, r, o, d, bs, sm_scale=32 ** -0.5)
+    without = reference_attention(q, k, v, r, o, d, 0 * bs, sm_scale=32 ** -0.5)
     assert (with_bias - without).abs().max() > 0.1
 
 
@@ -209,11 +155,11 @@ def test_bias_changes_the_output():
 # ----------------------------------------------------------------------------------------------
 def _ta():
     pytest.importorskip('triton')
-    return _load_module()
+    return _kernels()
 
 
 def _good():
-    q, k, v, r, o, d, bs, _ = make_inputs(1, 2, 5, 7, 32, torch.float32, 'shared')
+    q, k, v, r, o, d, bs, _ = make_kernel_inputs(1, 2, 5, 7, 32, torch.float32, 'shared')
     return dict(q=q, k=k, v=v, r=r, o=o, d=d, bias_scale=bs)
 
 
@@ -243,9 +189,10 @@ def test_bad_factor_precision_lists_choices():
 
 
 def test_availability_on_cpu_follows_interpreter_flag():
+    from projects.mmdet3d_plugin.attention import triton_is_available
     ta = _ta()
     interpreting = os.environ.get('TRITON_INTERPRET', '0') == '1'
-    assert ta.triton_is_available('cpu') is interpreting
+    assert triton_is_available('cpu') is interpreting
     if not interpreting:
         with pytest.raises(RuntimeError, match='TRITON_INTERPRET=1'):
             ta.triton_bias_attention(**_good())
@@ -262,30 +209,11 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('dtype,D', [(torch.float32, 32), (torch.bfloat16, 64), (torch.float16, 32)])
 def test_gpu_small_vs_fp64(dtype, D):
     ta = _ta()
-    inputs = make_inputs(2, 4, 300, 1001, D, dtype, 'shared', device='cuda', seed=7)
-    errs = relative_errors(*inputs, ta.triton_bias_attention)
+    inputs = make_kernel_inputs(2, 4, 300, 1001, D, dtype, 'shared', device='cuda', seed=7)
+    errs = kernel_relative_errors(*inputs, ta.triton_bias_attention)
     rtol, atol = {torch.float32: (1e-4, 1e-5), torch.float16: (1e-2, 1e-4), torch.bfloat16: (3e-2, 1e-3)}[dtype]
     bad = {k: v for k, (v, ref) in errs.items() if not v <= rtol * ref + atol}
     assert not bad, errs
-
-
-def fp32_reference_by_head(q, k, v, r, o, d, bs, grad_out):
-    """Dense fp32 reference out (B, H, Nq, D) and grads (q, k, v, r, bias_scale), one (b, h) at a
-    time so the (Nq, Nk) bias of the CMT shape fits."""
-    out = torch.empty(q.shape, dtype=torch.float32, device=q.device)
-    grads = [torch.zeros(t.shape, dtype=torch.float32, device=q.device) for t in (q, k, v, r, bs)]
-    for b in range(q.shape[0]):
-        for h in range(q.shape[1]):
-            idx = (slice(b, b + 1), slice(h, h + 1))
-            lv = [t.detach().float().requires_grad_(True) for t in (q[idx], k[idx], v[idx], r[b:b + 1], bs[h:h + 1])]
-            ref = dense_reference(lv[0], lv[1], lv[2], lv[3], o[b:b + 1], d[b:b + 1], lv[4], q.shape[-1] ** -0.5)
-            ref.backward(grad_out[idx].float())
-            out[idx] = ref.detach()
-            for g, t in zip(grads[:3], lv[:3]):
-                g[idx] = t.grad
-            grads[3][b] += lv[3].grad[0]
-            grads[4][h] += lv[4].grad[0]
-    return out, grads
 
 
 def relative_max_errors(out, grads, ref_out, ref_grads):
@@ -300,8 +228,9 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
     """B=2, H=8, Nq=1800, Nk=22384, D=32 bf16: errors vs fp32 dense, peak memory vs bias-free SDPA."""
     ta = _ta()
     B, H, Nq, Nk, D = 2, 8, 1800, 22384, 32
-    q, k, v, r, o, d, bs, grad_out = make_inputs(B, H, Nq, Nk, D, torch.bfloat16, 'far', device='cuda', seed=3)
-    ref_out, ref_grads = fp32_reference_by_head(q, k, v, r, o, d, bs, grad_out)
+    q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(B, H, Nq, Nk, D, torch.bfloat16, 'far', device='cuda', seed=3)
+    ref_out, ref_grads = reference_by_head(q, k, v, r, o, d, bs, grad_out, dtype=torch.float32)
+    ref_grads = [ref_grads[n] for n in GRAD_NAMES]
 
     def errors(run):
         leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
@@ -310,27 +239,22 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
         return relative_max_errors(out.detach(), grads, ref_out, ref_grads)
 
     ours = errors(ta.triton_bias_attention)
-    mask = lambda q_, k_, v_, r_, o_, d_, bs_: F.scaled_dot_product_attention(  # noqa: E731
-        q_, k_, v_, attn_mask=(-bs_.view(1, -1, 1, 1) * _dist2(r_, o_, d_)[:, None]).to(q_.dtype))
+    def mask(q_, k_, v_, r_, o_, d_, bs_):
+        bias = -bs_.view(1, -1, 1, 1) * reference_dist2(r_, o_, d_, dtype=torch.float32)[:, None]
+        return F.scaled_dot_product_attention(q_, k_, v_, attn_mask=bias.to(q_.dtype))
+
     dense = errors(mask)
     # no worse than the dense-mask path (bias rounded to bf16), within the bf16 noise floor
     bad = {n: (e, dense[n]) for n, e in ours.items() if not e <= max(1.5 * dense[n], 1e-2)}
     assert not bad, f'triton vs dense-mask errors: {bad}; all: {ours} vs {dense}'
 
-    def peak(fn):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-
     fresh = lambda: [t.detach().clone().requires_grad_(True) for t in (q, k, v)]  # noqa: E731
     qkv, bs_leaf = fresh(), bs.clone().requires_grad_(True)
-    ours_mem = peak(lambda: ta.triton_bias_attention(*qkv, r, o, d, bs_leaf).backward(grad_out.bfloat16()))
+    ours_mem = peak_mib(lambda: ta.triton_bias_attention(*qkv, r, o, d, bs_leaf).backward(grad_out.bfloat16()),
+                        'cuda')
     qkv = fresh()
-    sdpa_mem = peak(lambda: F.scaled_dot_product_attention(*qkv).backward(grad_out.bfloat16()))
-    assert ours_mem <= 1.2 * sdpa_mem + (8 << 20), (ours_mem, sdpa_mem)
+    sdpa_mem = peak_mib(lambda: F.scaled_dot_product_attention(*qkv).backward(grad_out.bfloat16()), 'cuda')
+    assert ours_mem <= 1.2 * sdpa_mem + 8, (ours_mem, sdpa_mem)  # MiB
 
 
 if __name__ == '__main__' and '--interpreted-cases' in sys.argv:

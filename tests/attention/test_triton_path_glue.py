@@ -29,9 +29,11 @@ m = GeometricBiasAttention(64, 2, bias_mode='triton')
 x, kv = torch.randn(2, 5, 64), torch.randn(2, 20, 64)
 inp = make_inputs(5, 20, torch.float32, 'near', 4, b=2, h=2)
 out_t = m(x, kv, kv, ref_points=inp['r'], key_lines=(inp['o'], inp['d']))
+res['resolved_triton'] = m.resolved_mode
 m.bias_mode = 'exact'
 out_e = m(x, kv, kv, ref_points=inp['r'], key_lines=(inp['o'], inp['d']))
 res['module_rel'] = float((out_t - out_e).norm() / out_e.norm())
+res['resolved'] = m.resolved_mode
 print('RESULT' + json.dumps(res))
 '''
 
@@ -50,3 +52,4 @@ def test_triton_path_under_interpreter():
         errs = res[name]['errs']
         assert all(e < bound for e in errs.values()), (name, errs)
     assert res['module_rel'] < 1e-4
+    assert (res['resolved_triton'], res['resolved']) == ('triton', 'exact')

@@ -113,11 +113,24 @@ def test_bias_mode_found_and_summarized():
     assert [m['name'] for m in found] == ['dec.0', 'dec.1']
     assert found[0] == dict(
         name='dec.0', type='FakeBiasAttention', bias_mode='triton',
-        use_bias=True)
+        use_bias=True, resolved_mode=None)
     assert summarize_bias_mode(found) == 'triton'
     model['dec'].append(FakeBiasAttention('sdpa', use_bias=False))
     assert summarize_bias_mode(find_bias_attention(model)) == 'none,triton'
     assert summarize_bias_mode(find_bias_attention(nn.Linear(2, 2))) is None
+
+
+def test_bias_mode_reports_the_resolved_path():
+    """'auto' modules are summarized by the path they ran, once they ran."""
+    model = nn.ModuleList([FakeBiasAttention('auto'), FakeBiasAttention('auto')])
+    assert summarize_bias_mode(find_bias_attention(model)) == 'auto'
+    for m in model:
+        m.resolved_mode = 'triton'
+    found = find_bias_attention(model)
+    assert [m['resolved_mode'] for m in found] == ['triton', 'triton']
+    assert summarize_bias_mode(found) == 'triton'
+    model[1].resolved_mode = 'exact'
+    assert summarize_bias_mode(find_bias_attention(model)) == 'exact,triton'
 
 
 def test_bad_interval_is_rejected():

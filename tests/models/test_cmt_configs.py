@@ -1,6 +1,7 @@
 """Every config under projects/configs builds its model; the full-size (voxel) configs run their image branch
 and head on CPU with a fake BEV map (sparse convolution has no CPU kernel); config geometry is consistent."""
 import glob
+import logging
 import os.path as osp
 
 import pytest
@@ -15,6 +16,17 @@ from cmt_test_utils import ROOT, load_cfg
 
 CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'projects/configs/**/*.py'), recursive=True))
 FULL = [c for c in CONFIGS if '/demo/' not in c]
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages logged through a logger."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
 
 
 def test_all_four_full_configs_exist():
@@ -75,19 +87,43 @@ def test_missing_pretrained_checkpoint_names_path_and_key():
         model.init_weights()
 
 
-@pytest.mark.parametrize('option', [
-    'model.pts_bbox_head.bias_mode=svd',
-    'model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.bias_mode=svd',
+@pytest.mark.parametrize('path', CONFIGS)
+def test_one_bias_mode_knob_on_the_head(path):
+    """Every config sets the attention path once, on the head; no layer config repeats it."""
+    cfg = load_cfg(path)
+    assert cfg.model.pts_bbox_head.bias_mode == 'auto' and cfg.model.pts_bbox_head.use_bias is True
+    cross = cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg
+    assert 'bias_mode' not in cross and 'use_bias' not in cross
+
+
+@pytest.mark.parametrize('option,mode,use_bias', [
+    ('model.pts_bbox_head.bias_mode=svd', 'svd', True),
+    ('model.pts_bbox_head.use_bias=False', 'auto', False),
 ])
-def test_cfg_options_choose_the_path(option):
+def test_cfg_options_choose_the_path(option, mode, use_bias):
     import argparse
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg = load_cfg('projects/configs/demo/cmt_demo_lidar_pillar.py')
-    assert cfg.bias_mode == 'auto'
     cfg.merge_from_dict(parser.parse_args(['--cfg-options', option]).cfg_options)
     model = MODELS.build(cfg.model)
-    assert [layer.cross_attn.bias_mode for layer in model.pts_bbox_head.transformer.decoder.layers] == ['svd'] * 2
+    layers = model.pts_bbox_head.transformer.decoder.layers
+    assert [(layer.cross_attn.bias_mode, layer.cross_attn.use_bias) for layer in layers] == [(mode, use_bias)] * 2
+
+
+def test_layer_level_bias_mode_is_replaced_by_the_head_with_a_warning():
+    from mmengine.logging import MMLogger
+    cfg = load_cfg('projects/configs/demo/cmt_demo_lidar_pillar.py')
+    cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.bias_mode = 'svd'
+    logger = MMLogger.get_current_instance()
+    handler = _Collect()
+    logger.addHandler(handler)
+    try:
+        model = MODELS.build(cfg.model)
+    finally:
+        logger.removeHandler(handler)
+    assert [layer.cross_attn.bias_mode for layer in model.pts_bbox_head.transformer.decoder.layers] == ['auto'] * 2
+    assert any("bias_mode='auto' replaces cross_attn_cfg.bias_mode='svd'" in m for m in handler.messages)
 
 
 @pytest.mark.parametrize('path', CONFIGS)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmdet3d.structures import LiDARInstance3DBoxes
-from projects.mmdet3d_plugin.attention.triton_attention import triton_is_available
+from projects.mmdet3d_plugin.attention import triton_is_available
 from projects.mmdet3d_plugin.models.dense_heads.query_denoising import DNQueries, build_dn_queries
 from projects.mmdet3d_plugin.models.task_modules import gravity_center_boxes
 

@@ -74,6 +74,8 @@ def test_readme_demo_command(synthetic_root, tmp_path):
     assert len(pics['bev']) == 3 and len(pics['camera']) == 1 and osp.isfile(pics['curves'])
     assert all(osp.isfile(p) and osp.getsize(p) > 1000 for p in pics['bev'] + pics['camera'])
     assert osp.isfile(pics['results_json'])
+    # the demo config's 'auto' is recorded as the path that ran ('exact' on CPU)
+    assert mem['bias_mode'] == 'exact' and {m['bias_mode'] for m in mem['attention_modules']} == {'auto'}
 
 
 def test_resume_repeats_the_uninterrupted_loss_curve(synthetic_root, tmp_path):

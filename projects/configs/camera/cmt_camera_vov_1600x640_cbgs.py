@@ -2,15 +2,13 @@
 # CMT reports 40.6 mAP / 46.0 NDS on nuScenes val (20e).
 #
 # Attention path of every decoder layer's cross-attention:
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides:  --cfg-options model.pts_bbox_head.bias_mode=exact
-#                     --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
-#   long form:        --cfg-options model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.bias_mode=exact
+#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
+#   override:  --cfg-options model.pts_bbox_head.bias_mode=exact
+#              --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
 # Not yet reproduced: CMT's camera config also applies GlobalRotScaleTransImage (rotation +-0.3925, scale
 # 0.95-1.05 of boxes and camera matrices); no such transform exists in this project yet.
 _base_ = ['../fusion/cmt_voxel0075_vov_1600x640_cbgs.py']
 
-bias_mode = 'auto'
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 class_names = [
     'car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle', 'bicycle', 'pedestrian',
@@ -26,8 +24,7 @@ model = dict(
     pts_backbone=None,
     pts_neck=None,
     pts_bbox_head=dict(
-        use_bev=False,
-        transformer=dict(decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(bias_mode=bias_mode))))))
+        use_bev=False))
 
 train_pipeline = _base_.load_images + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),

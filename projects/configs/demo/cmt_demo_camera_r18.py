@@ -1,9 +1,7 @@
 # Tiny camera-only CMT for CPU demos and tests on the synthetic set; see cmt_demo_fusion_pillar_r18.py.
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides: --cfg-options model.pts_bbox_head.bias_mode=exact | model.pts_bbox_head.use_bias=False
+#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto') | model.pts_bbox_head.use_bias=False
 _base_ = ['./cmt_demo_fusion_pillar_r18.py']
 
-bias_mode = 'auto'
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 input_modality = dict(use_lidar=False, use_camera=True)
 
@@ -15,8 +13,7 @@ model = dict(
     pts_backbone=None,
     pts_neck=None,
     pts_bbox_head=dict(
-        use_bev=False,
-        transformer=dict(decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(bias_mode=bias_mode))))))
+        use_bev=False))
 
 train_pipeline = _base_.load_images + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),

@@ -2,11 +2,9 @@
 # `python tools/create_data.py synthetic`): pillar LiDAR branch (sparse convolution cannot train on CPU),
 # ResNet-18 with 16 base channels, 96x256 images, 100 queries, 2 decoder layers, 32x32 BEV tokens.
 # Same head, bias attention and losses as the full configs.
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides: --cfg-options model.pts_bbox_head.bias_mode=exact | model.pts_bbox_head.use_bias=False
+#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto') | model.pts_bbox_head.use_bias=False
 _base_ = ['../fusion/cmt_voxel0100_r50_800x320_cbgs.py']
 
-bias_mode = 'auto'
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 pillar_size = [1.6, 1.6, 8.0]
 embed_dims = 128
@@ -40,7 +38,7 @@ model = dict(
             num_layers=2,
             layer_cfg=dict(
                 self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
-                cross_attn_cfg=dict(embed_dims=embed_dims, num_heads=4, bias_mode=bias_mode),
+                cross_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
                 ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256),
                 cross_attn_dtype=None))),
         separate_head=dict(head_conv=32),

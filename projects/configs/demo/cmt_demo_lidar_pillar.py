@@ -1,9 +1,7 @@
 # Tiny LiDAR-only CMT (pillars) for CPU demos and tests on the synthetic set; see cmt_demo_fusion_pillar_r18.py.
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides: --cfg-options model.pts_bbox_head.bias_mode=exact | model.pts_bbox_head.use_bias=False
+#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto') | model.pts_bbox_head.use_bias=False
 _base_ = ['./cmt_demo_fusion_pillar_r18.py']
 
-bias_mode = 'auto'
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 input_modality = dict(use_lidar=True, use_camera=False)
 
@@ -12,8 +10,7 @@ model = dict(
     img_backbone=None,
     img_neck=None,
     pts_bbox_head=dict(
-        use_img=False,
-        transformer=dict(decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(bias_mode=bias_mode))))))
+        use_img=False))
 
 train_pipeline = _base_.load_points + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),

@@ -2,15 +2,13 @@
 # CMT reports 70.3 mAP / 72.9 NDS on nuScenes val (15e with GT-paste + 5e without).
 #
 # Attention path of every decoder layer's cross-attention:
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides:  --cfg-options model.pts_bbox_head.bias_mode=exact
-#                     --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
-#   long form:        --cfg-options model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.bias_mode=exact
+#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
+#   override:  --cfg-options model.pts_bbox_head.bias_mode=exact
+#              --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
 # Pretrained image backbone: model.img_backbone.init_cfg.checkpoint (CMT/PETR's
 # ckpts/fcos3d_vovnet_imgbackbone-remapped.pth, keys prefixed 'img_backbone.').
 _base_ = ['./cmt_voxel0100_r50_800x320_cbgs.py']
 
-bias_mode = 'auto'
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 voxel_size = [0.075, 0.075, 0.2]
 sparse_shape = [41, 1440, 1440]  # 108 m / 0.075 = 1440: the grid covers the whole range
@@ -30,8 +28,7 @@ model = dict(
     img_neck=dict(in_channels=[768, 1024]),
     pts_middle_encoder=dict(sparse_shape=sparse_shape),
     pts_bbox_head=dict(
-        bev_range=point_cloud_range,
-        transformer=dict(decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(bias_mode=bias_mode))))))
+        bev_range=point_cloud_range))
 
 # 1600x640 images: resize 1600x900 by U(0.94, 1.25), crop 640x1600; test resize 1.0.
 ida_aug_conf = dict(_base_.ida_aug_conf, resize_lim=(0.94, 1.25), final_dim=(640, 1600))

@@ -2,10 +2,10 @@
 # CMT reports 67.9 mAP / 70.8 NDS on nuScenes val (15e with GT-paste + 5e without).
 #
 # Attention path of every decoder layer's cross-attention (the geometric bias attention):
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides:  --cfg-options model.pts_bbox_head.bias_mode=exact
-#                     --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
-#   long form:        --cfg-options model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.bias_mode=exact
+#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (the one knob, below; child configs
+#   inherit it) and model.pts_bbox_head.use_bias; the head passes both to every decoder layer's cross-attention.
+#   override:  --cfg-options model.pts_bbox_head.bias_mode=exact
+#              --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
 # Pretrained image backbone: model.img_backbone.init_cfg.checkpoint (CMT's ckpts/nuim_r50.pth; keys prefixed
 # 'img_backbone.'), or a whole-detector checkpoint through `load_from`. Set init_cfg=None to start from scratch.
 _base_ = [
@@ -14,8 +14,6 @@ _base_ = [
     '../../../configs/_base_/default_runtime.py',
 ]
 
-bias_mode = 'auto'
-use_bias = True
 
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 voxel_size = [0.1, 0.1, 0.2]
@@ -36,8 +34,8 @@ decoder_layer = dict(
                        dropout_layer=dict(type='Dropout', drop_prob=0.1)),
     # CMT's flash cross-attention: no attention dropout, residual dropout 0.1.
     cross_attn_cfg=dict(type='GeometricBiasAttention', embed_dims=embed_dims, num_heads=num_heads, attn_drop=0.0,
-                        dropout_layer=dict(type='Dropout', drop_prob=0.1), bias_mode=bias_mode, use_bias=use_bias,
-                        bias_scale_init=1.0, length_scale=10.0),
+                        dropout_layer=dict(type='Dropout', drop_prob=0.1),
+                        bias_scale_init=1.0, length_scale=10.0),  # bias_mode / use_bias: set on the head
     ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=1024, num_fcs=2, ffn_drop=0.0,
                  act_cfg=dict(type='ReLU', inplace=True)),
     norm_cfg=dict(type='LN'),
@@ -106,8 +104,8 @@ model = dict(
         depth_num=64,
         use_bev=True,
         use_img=True,
-        bias_mode=None,  # short override of every layer's cross_attn_cfg.bias_mode
-        use_bias=None,  # short override of every layer's cross_attn_cfg.use_bias
+        bias_mode='auto',  # attention path of every decoder layer's cross-attention (README: bias_mode)
+        use_bias=True,  # False: plain CMT cross-attention
         transformer=dict(
             type='CmtTransformer',
             decoder=dict(num_layers=6, layer_cfg=decoder_layer, post_norm_cfg=dict(type='LN'), with_cp=False)),

@@ -2,13 +2,11 @@
 # CMT reports 62.14 mAP / 68.6 NDS on nuScenes val (15e with GT-paste + 5e without).
 #
 # Attention path of every decoder layer's cross-attention:
-#   bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (this file's `bias_mode` below)
-#   short overrides:  --cfg-options model.pts_bbox_head.bias_mode=exact
-#                     --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
-#   long form:        --cfg-options model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.bias_mode=exact
+#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
+#   override:  --cfg-options model.pts_bbox_head.bias_mode=exact
+#              --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
 _base_ = ['../fusion/cmt_voxel0075_vov_1600x640_cbgs.py']
 
-bias_mode = 'auto'
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 class_names = [
     'car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle', 'bicycle', 'pedestrian',
@@ -23,7 +21,7 @@ model = dict(
     pts_bbox_head=dict(
         use_img=False,
         separate_head=dict(final_kernel=3),  # CMT's LiDAR head (mixes neighbouring queries, docs/quirks.md #8)
-        transformer=dict(decoder=dict(with_cp=True, layer_cfg=dict(cross_attn_cfg=dict(bias_mode=bias_mode))))))
+        transformer=dict(decoder=dict(with_cp=True))))
 
 # LiDAR-only pipeline: mmdet3d's point GT paste, global rot/scale/translation and BEV flips.
 train_pipeline = _base_.load_points + [

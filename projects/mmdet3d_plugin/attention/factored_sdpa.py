@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .path_inputs import additive, no_autocast
+
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 # SDPBackend enum values: math 0, flash 1, efficient 2, cudnn 3.
 _BACKEND_PREFERENCE = {3: 3, 1: 2, 2: 1, 0: 0}
@@ -126,3 +128,28 @@ def factored_sdpa(q_cat: Tensor,
         q_cat, k_cat, v, attn_mask=attn_mask, dropout_p=dropout_p,
         scale=scale)
     return out[..., :dv] if out.shape[-1] != dv else out
+
+
+def low_rank_bias_attention(q: Tensor,
+                            k: Tensor,
+                            v: Tensor,
+                            a: Tensor,
+                            tail: Tensor,
+                            compensated: bool,
+                            attn_mask: Optional[Tensor] = None,
+                            dropout_p: float = 0.0,
+                            pad_v: Optional[bool] = None) -> Tensor:
+    """The closing block of the ``exact`` and ``svd`` paths.
+
+    q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv); a (B, H, Nq, R) the
+    q-side factors (already times sqrt(D)); tail (Bk|1, Hk|1, Nk, T) the
+    k-side columns from ``key_factor_tail``; attn_mask float/bool or None.
+    Returns (B, H, Nq, Dv).
+    """
+    with no_autocast(q.device):
+        q_cat = query_with_factors(q, a, compensated)
+        mask = additive(attn_mask, q.dtype)
+        if mask is not None:
+            mask = mask.to(q.dtype)
+    k_cat = key_with_tail(k, tail)
+    return factored_sdpa(q_cat, k_cat, v, q.shape[-1], mask, dropout_p, pad_v)

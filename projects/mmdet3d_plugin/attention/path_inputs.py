@@ -13,6 +13,7 @@ from torch import Tensor
 from .geometry import point_line_dist2
 
 VALID_BIAS_MODES = ('sdpa', 'svd', 'exact', 'triton', 'auto')
+BIAS_PATHS = ('sdpa', 'svd', 'exact', 'triton')  # what 'auto' resolves among
 
 
 def _shape(t: Optional[Tensor]):
@@ -123,24 +124,34 @@ def key_centre(o: Tensor) -> Tensor:
     return o.detach().mean(dim=1, keepdim=True)
 
 
-def normalise(r: Tensor, o: Tensor, d: Tensor, length_scale: float,
-              dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
-    """Centre at the key centroid and divide by ``length_scale``.
+def to_key_frame(x: Tensor, centre: Tensor, length_scale: float) -> Tensor:
+    """``(x - centre) / length_scale``: the one centring/scaling of every path.
 
-    dist2 is translation invariant and scales as 1/L^2, so the result
-    equals dist2(r/L, line/L). Gradients flow to r only.
-    Returns r_n (B, Nq, 3), o_n (Bk, Nk, 3), d (Bk, Nk, 3) in ``dtype``.
+    dist2 is translation invariant and scales as 1/L^2, so dist2 of the
+    results equals dist2(r/L, line/L). x (..., 3) and centre (Bk, 1, 3) in
+    one dtype; gradients flow to x.
+    """
+    return (x - centre) * (1.0 / float(length_scale))
+
+
+def normalise(r: Optional[Tensor], o: Tensor, d: Tensor, length_scale: float,
+              dtype: torch.dtype):
+    """Points and lines in the key frame (``to_key_frame``), in ``dtype``.
+
+    Returns r_n (B, Nq, 3) (None when r is None), o_n (Bk, Nk, 3),
+    d (Bk, Nk, 3) and the centre (Bk, 1, 3). Gradients flow to r only.
     """
     o = o.detach().to(dtype)
     centre = key_centre(o)
-    inv = 1.0 / float(length_scale)
-    return (r.to(dtype) - centre) * inv, (o - centre) * inv, \
-        d.detach().to(dtype)
+    r_n = None if r is None else to_key_frame(r.to(dtype), centre,
+                                              length_scale)
+    return r_n, to_key_frame(o, centre, length_scale), d.detach().to(dtype), \
+        centre
 
 
 def geometric_dist2(r: Tensor, o: Tensor, d: Tensor,
                     length_scale: float) -> Tensor:
     """(B, Nq, Nk) dist2(r/L, line/L), fp32 (fp64 if inputs are fp64)."""
     dtype = work_dtype(r, o, d)
-    r_n, o_n, d_n = normalise(r, o, d, length_scale, dtype)
+    r_n, o_n, d_n, _ = normalise(r, o, d, length_scale, dtype)
     return point_line_dist2(r_n, o_n, d_n)

@@ -21,8 +21,9 @@ and logged as ``train/<name>_rank<r>``. Validation and test loops get
 ``val/<name>`` / ``test/<name>`` peaks over the whole loop in their epoch line.
 At ``after_train`` (and after a stand-alone val/test run) the hook writes
 ``<work_dir>/memory_summary.json`` with each rank's peaks and the iteration and
-epoch where they occurred, the device name and the attention ``bias_mode``, and
-prints it through the runner logger.
+epoch where they occurred, the device name and the attention ``bias_mode`` (the
+path the modules ran, their ``resolved_mode``: 'triton' or 'exact' for 'auto';
+see ``attention_info``), and prints it through the runner logger.
 """
 import json
 import os.path as osp

@@ -6,31 +6,12 @@ data_samples=[Det3DDataSample])`` with ``metainfo['lidar2img']`` (N 4x4 arrays) 
 import math
 from typing import Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 
 from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
 from mmengine.structures import InstanceData
 
-
-def camera_rig(num_cams: int, img_hw: Tuple[int, int], height: float = 1.6) -> np.ndarray:
-    """(N, 4, 4) lidar2img of N pinhole cameras at ``height`` m, yaws evenly spread around the vehicle,
-    focal length = 0.8 * image width (about nuScenes' 70 degree field of view)."""
-    H, W = img_hw
-    f = 0.8 * W
-    K = np.array([[f, 0, W / 2, 0], [0, f, H / 2, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
-    mats = []
-    for k in range(num_cams):
-        yaw = 2 * math.pi * k / num_cams
-        fwd = np.array([math.cos(yaw), math.sin(yaw), 0.0])
-        right = np.array([math.sin(yaw), -math.cos(yaw), 0.0])
-        down = np.array([0.0, 0.0, -1.0])
-        R = np.stack([right, down, fwd])
-        ext = np.eye(4)
-        ext[:3, :3] = R
-        ext[:3, 3] = -R @ np.array([0.0, 0.0, height])
-        mats.append(K @ ext)
-    return np.stack(mats)
+from ..attention.testing import camera_rig  # noqa: F401  (N, 4, 4) lidar2img; re-exported for tests
 
 
 def random_boxes(num: int, pc_range: Sequence[float], generator: Optional[torch.Generator] = None,

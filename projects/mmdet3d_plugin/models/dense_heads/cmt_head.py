@@ -11,6 +11,7 @@ Outputs per decoder layer: cls logits (B, Nq, num_classes) and a 10-d box code i
 ``(cx, cy, log dx, log dy, cz, log dz, sin, cos, vx, vy)`` (see docs/quirks.md on how the branches map to it).
 """
 import copy
+import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -18,6 +19,7 @@ import torch
 from mmcv.cnn import ConvModule
 from mmdet.models.layers import inverse_sigmoid
 from mmdet.utils import reduce_mean
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -74,8 +76,11 @@ class CmtHead(BaseModule):
         code_weights (list[float]): weights of the 10 box codes in the L1 loss.
         bg_cls_weight (float): weight of negatives in the classification normaliser (CMT: 0.1).
         sync_avg_factor (bool): all-reduce the matching-loss normalisers over GPUs (CMT: False, per-GPU).
-        bias_mode (str, optional) / use_bias (bool, optional): when not None, override ``bias_mode`` /
-            ``use_bias`` of every decoder layer's cross-attention (short ``--cfg-options`` keys).
+        bias_mode (str, optional) / use_bias (bool, optional): the attention path / bias switch of every
+            decoder layer's cross-attention (the configs set them here, the one knob:
+            ``--cfg-options model.pts_bbox_head.bias_mode=exact``). When not None they replace the layers'
+            own ``cross_attn_cfg`` values, with a warning where those differ. The path each layer ran is
+            ``layer.cross_attn.resolved_mode``.
         train_cfg (dict): ``assigner`` cfg. test_cfg (dict): unused (kept for the detector API).
     """
 
@@ -138,10 +143,14 @@ class CmtHead(BaseModule):
 
         transformer = copy.deepcopy(transformer)
         cross_cfg = transformer['decoder']['layer_cfg']['cross_attn_cfg']
-        if bias_mode is not None:
-            cross_cfg['bias_mode'] = bias_mode
-        if use_bias is not None:
-            cross_cfg['use_bias'] = use_bias
+        for key, value in (('bias_mode', bias_mode), ('use_bias', use_bias)):
+            if value is None:
+                continue
+            if key in cross_cfg and cross_cfg[key] != value:
+                print_log(f'CmtHead: model.pts_bbox_head.{key}={value!r} replaces cross_attn_cfg.{key}='
+                          f'{cross_cfg[key]!r} of every decoder layer (set the path on the head only)',
+                          logger='current', level=logging.WARNING)
+            cross_cfg[key] = value
         self.transformer = MODELS.build(transformer)
         self.num_layers = len(self.transformer.decoder.layers)
 

@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
-from .functional import bias_attention, resolve_mode
+from .dispatch import resolve_mode, run_path
 from .path_inputs import VALID_BIAS_MODES, check_bias_mode
 
 
@@ -94,6 +94,11 @@ class GeometricBiasAttention(BaseModule):
             around a half-precision core, as CMT's flash-attn cross-attention
             (``FlashAttention`` under ``auto_fp16(out_fp32=True)``).
 
+    ``resolved_mode`` is the path the last forward ran ('sdpa', 'svd',
+    'exact', 'triton'; 'none' with ``use_bias=False``; None before the first
+    forward). 'auto' is resolved once per device / head dims / mask and
+    dropout presence and then reused; setting ``bias_mode`` clears that.
+
     Parameters are stored like mmcv's ``MultiheadAttention`` (an
     ``nn.MultiheadAttention`` as ``self.attn``), so state-dict keys are
     ``attn.in_proj_weight`` (3C, C), ``attn.in_proj_bias`` (3C,),
@@ -134,7 +139,7 @@ class GeometricBiasAttention(BaseModule):
         self.num_heads = num_heads
         self.head_dim = embed_dims // num_heads
         self.batch_first = batch_first
-        self.bias_mode = check_bias_mode(bias_mode)
+        self.bias_mode = bias_mode
         self.use_bias = use_bias
         self.length_scale = float(length_scale)
         self.svd_rank = int(svd_rank)
@@ -157,7 +162,17 @@ class GeometricBiasAttention(BaseModule):
         else:
             self.register_parameter('bias_scale', None)
         self._svd_error_reported = False
-        self._logged_mode = None
+        self.resolved_mode: Optional[str] = None
+
+    @property
+    def bias_mode(self) -> str:
+        """The configured mode, one of ``VALID_BIAS_MODES``."""
+        return self._bias_mode
+
+    @bias_mode.setter
+    def bias_mode(self, mode: str) -> None:
+        self._bias_mode = check_bias_mode(mode)
+        self._resolved_paths = {}
 
     @property
     def in_proj_weight(self) -> nn.Parameter:
@@ -190,12 +205,22 @@ class GeometricBiasAttention(BaseModule):
                              f'{type(key_lines).__name__}')
         return key_lines[0], key_lines[1]
 
-    def _log_mode(self, mode: str) -> None:
-        if mode != self._logged_mode:
-            self._logged_mode = mode
+    def _path(self, q: Tensor, v: Tensor, dense_bias: Optional[Tensor],
+              mask: Optional[Tensor], dropout_p: float) -> str:
+        """The concrete path for these inputs: ``resolve_mode`` once per
+        (device, head dims, dense bias / mask / dropout present), logged
+        when it changes."""
+        key = (q.device, q.shape[-1], v.shape[-1], dense_bias is None,
+               mask is None, dropout_p == 0)
+        path = self._resolved_paths.get(key)
+        if path is None:
+            path = self._resolved_paths[key] = resolve_mode(
+                self.bias_mode, q, v, dense_bias, mask, dropout_p)
+        if path != self.resolved_mode:
             print_log(
                 f'GeometricBiasAttention: bias_mode={self.bias_mode!r} runs '
-                f'the {mode!r} path', logger='current', level=logging.DEBUG)
+                f'the {path!r} path', logger='current', level=logging.DEBUG)
+        return path
 
     def forward(self,
                 query: Tensor,
@@ -255,6 +280,7 @@ class GeometricBiasAttention(BaseModule):
                 mask = mask.to(q.dtype)
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            self.resolved_mode = 'none'
         else:
             o = d = None
             if key_lines is not None:
@@ -269,16 +295,15 @@ class GeometricBiasAttention(BaseModule):
             if (ref_points is None) != (o is None):
                 raise ValueError('give both ref_points and key_lines, or '
                                  'neither (with a dense_bias)')
-            mode = resolve_mode(self.bias_mode, q, v, dense_bias, mask,
-                                dropout_p)
-            self._log_mode(mode)
-            check_svd = mode == 'svd' and not self._svd_error_reported
-            out = bias_attention(
-                q, k, v, ref_points, o, d, self.bias_scale,
-                self.length_scale, mode=mode, dense_bias=dense_bias,
-                attn_mask=mask, dropout_p=dropout_p, svd_rank=self.svd_rank,
+            path = self._path(q, v, dense_bias, mask, dropout_p)
+            check_svd = path == 'svd' and not self._svd_error_reported
+            out = run_path(
+                path, q, k, v, ref_points, o, d, self.bias_scale,
+                self.length_scale, dense_bias=dense_bias, attn_mask=mask,
+                dropout_p=dropout_p, svd_rank=self.svd_rank,
                 check_svd_error=check_svd)
             self._svd_error_reported |= check_svd
+            self.resolved_mode = path
         out = out.transpose(1, 2).reshape(bsz, nq, c)
         if self.core_dtype is not None:
             out = out.to(proj_dtype)

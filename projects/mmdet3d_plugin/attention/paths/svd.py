@@ -20,12 +20,11 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .factored_sdpa import (default_compensated, factored_sdpa,
-                            key_factor_tail, key_with_tail,
-                            query_with_factors)
-from .geometry import FACTOR_RANK
-from .path_inputs import (additive, check_dense, check_geometry, check_qkv,
-                          geometric_dist2, no_autocast, work_dtype)
+from ..factored_sdpa import (default_compensated, key_factor_tail,
+                             low_rank_bias_attention)
+from ..geometry import FACTOR_RANK
+from ..path_inputs import (check_dense, check_geometry, check_qkv,
+                           geometric_dist2, no_autocast, work_dtype)
 
 SVD_ERROR_WARN = 1e-2  # relative Frobenius error above which we warn
 SVD_OVERSAMPLE = 6
@@ -146,10 +145,6 @@ def svd_bias_attention(q: Tensor,
                     -bias_scale.to(dist2.dtype))[None, :, None, None]
             qf, kf = low_rank_factors(full, rank, check_error)
             a = qf * math.sqrt(head_dim)
-        q_cat = query_with_factors(q, a, comp)
         tail = key_factor_tail(kf, head_dim, q.dtype, comp)
-        mask = additive(attn_mask, q.dtype)
-        if mask is not None:
-            mask = mask.to(q.dtype)
-    k_cat = key_with_tail(k, tail)
-    return factored_sdpa(q_cat, k_cat, v, head_dim, mask, dropout_p, pad_v)
+    return low_rank_bias_attention(q, k, v, a, tail, comp, attn_mask,
+                                   dropout_p, pad_v)

@@ -1,0 +1,93 @@
+"""The ``triton`` path: the fused kernel of ``triton_kernels.py``.
+
+The kernel module imports ``triton`` at its top, so it is imported lazily
+here (``load_triton_module``): the package imports without Triton and the
+other paths run. Arguments as in ``paths/__init__.py``; no attn_mask and no
+dropout.
+"""
+import importlib
+import math
+import os
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..path_inputs import (check_geometry, check_qkv, key_centre,
+                           no_autocast, to_key_frame)
+
+KERNEL_MODULE = __package__ + '.triton_kernels'
+KERNEL_FILE = 'projects/mmdet3d_plugin/attention/paths/triton_kernels.py'
+
+
+def interpreting() -> bool:
+    """TRITON_INTERPRET=1: kernels run on CPU tensors through the interpreter."""
+    return os.environ.get('TRITON_INTERPRET', '0') == '1'
+
+
+def triton_is_available(device) -> bool:
+    """True when triton imports and ``device`` is CUDA, or TRITON_INTERPRET=1
+    and ``device`` is CPU."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.is_available()
+    return device.type == 'cpu' and interpreting()
+
+
+def load_triton_module(required: bool):
+    """The kernel module, or None (when not ``required``) if it fails to import.
+
+    Raises a RuntimeError naming the kernel file when ``required``.
+    """
+    try:
+        return importlib.import_module(KERNEL_MODULE)
+    except ImportError as err:
+        if not required:
+            return None
+        raise RuntimeError(
+            f"bias_mode='triton' needs {KERNEL_FILE} (and the triton "
+            f'package), which failed to import: {err!r}. Use '
+            "bias_mode='exact' or 'auto'.") from err
+
+
+def triton_path_attention(q: Tensor,
+                          k: Tensor,
+                          v: Tensor,
+                          r: Tensor,
+                          o: Tensor,
+                          d: Tensor,
+                          bias_scale: Tensor,
+                          length_scale: float = 10.0,
+                          *,
+                          attn_mask: Optional[Tensor] = None,
+                          dropout_p: float = 0.0) -> Tensor:
+    """Fused Triton kernel; r, o, d centred at the key centroid, divided by
+    ``length_scale``, fp32. Inputs are checked once here (shapes, devices,
+    then the kernel's own limits), not again by the kernel."""
+    check_qkv(q, k, v)
+    o3, d3 = check_geometry(q, k, r, o, d, bias_scale)
+    if attn_mask is not None or dropout_p > 0:
+        raise ValueError("bias_mode='triton' supports neither attn_mask/"
+                         "key_padding_mask nor attention dropout; use "
+                         "bias_mode='exact' (or 'auto')")
+    mod = load_triton_module(required=True)
+    if not triton_is_available(q.device):
+        raise RuntimeError(f'Triton is not available for device {q.device} '
+                           '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
+    mod.check_kernel_limits(q, k, v)
+    with no_autocast(q.device):
+        o3 = o3.detach().float()
+        centre = key_centre(o3)
+        b, nk = q.shape[0], k.shape[2]
+        r_n = to_key_frame(r.float(), centre, length_scale).contiguous()
+        # Lines shared by the batch stay stride-0 views (the kernel then
+        # builds their factors once).
+        o_n = to_key_frame(o3, centre, length_scale).expand(b, nk, 3)
+        d_n = d3.detach().float().expand(b, nk, 3)
+        scale = bias_scale.float()
+    return mod.fused_attention(q, k, v, r_n, o_n, d_n, scale,
+                               1.0 / math.sqrt(q.shape[-1]))

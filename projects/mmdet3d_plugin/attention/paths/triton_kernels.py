@@ -1,0 +1,783 @@
+"""Fused flash-style Triton kernels for attention with the geometric point-to-line bias.
+
+    out[b,h,i] = softmax_j(sm_scale * q_i.k_j - bias_scale[h] * dist2(r_i, line(o_j, d_j))) @ v
+    dist2(r, line(o, d)) = |r - o|^2 - ((r - o).d)^2
+
+The Nq x Nk bias never exists in memory. One small kernel writes the exact rank-10 factors (padded
+to 16) once per call: A = -bias_scale[h] * phi(r) / sm_scale (B, H, Nq, 16) and psi(o, d)
+(B or 1, Nk, 16), with phi . psi = dist2. Inside the tile loop the bias tile A psi^T is
+accumulated on the tensor cores in fp32, chained into the same accumulator as q k^T, so the
+per-score CUDA-core work (exp2, max, sum, casts) is that of bias-free flash attention:
+
+* factor_precision 'bf16x3' (default for fp16/bf16 q/k/v): fp32 factors split into bf16 hi + lo
+  and accumulated as lo.hi + hi.lo + hi.hi (3 MMAs of K=16): ~2^-16 relative error per factor
+  product, against 2^-8 for a bf16 dense bias.
+* 'tf32x3' (default for fp32): Triton's 3-pass TF32 dot on fp32 factors (fp32-level products).
+
+With s = q.k + A.psi, p = exp2(s * sm_scale * log2(e) - lse2). The forward saves the output,
+an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp32, (B, H, Nq)). The backward is
+flash-attention-2 style: delta = rowsum(dO * O), a dk/dv kernel looping over query blocks per key
+block, and a dq kernel looping over key blocks per query block that also accumulates
+G_i = sum_j dS_ij psi_j (tensor cores). dA = sm_scale * G, and a last small kernel maps dA to
+d r (through the polynomial phi, summed over heads) and to per-(b, query block, h) partial sums of
+d bias_scale, added up in torch: deterministic, no atomics.
+
+Layout follows Triton's fused-attention tutorial: top-level ``@triton.jit`` kernels, the three main
+ones under ``@triton.autotune``. This module imports triton at its top; ``paths/triton.py`` imports
+it lazily, so the package (and every other path) imports without Triton.
+"""
+import contextlib
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ..geometry import FACTOR_RANK
+from .triton import interpreting, triton_is_available
+
+__all__ = ['triton_bias_attention', 'fused_attention', 'check_kernel_limits', 'autotune_winners',
+           'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK']
+
+KERNEL_RANK = 16  # geometry.FACTOR_RANK (10) factors zero-padded to the MMA K granularity
+# psi[..., 10] = 1 and phi[..., 10] = 0: the column right after the 10 factors (see _key_factors)
+ONES_COLUMN = tl.constexpr(FACTOR_RANK)
+_LOG2E = 1.4426950408889634
+_HEAD_DIMS = (16, 32, 64, 128)
+_FACTOR_PRECISIONS = ('auto', 'bf16x3', 'tf32x3')
+
+# ----------------------------------------------------------------------------------------------
+# Kernels
+# ----------------------------------------------------------------------------------------------
+
+# The interpreter's tl.dot multiplies raw bf16 bit patterns; there (only) 16-bit operands are
+# upcast first, which gives the exact products of a 16-bit MMA with fp32 accumulation.
+_UPCAST_DOT = tl.constexpr(interpreting())
+
+
+@triton.jit
+def _dot(a, b, acc):
+    if _UPCAST_DOT:
+        out = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision='ieee')
+    else:
+        out = tl.dot(a, b, acc)
+    return out
+
+
+@triton.jit
+def _mm(a, b, acc, PREC: tl.constexpr):
+    """acc + a @ b; PREC 'none' lets Triton pick (16-bit operands), else fp32 input precision."""
+    if PREC == 'none':
+        out = _dot(a, b, acc)
+    else:
+        out = tl.dot(a, b, acc, input_precision=PREC)
+    return out
+
+
+@triton.jit
+def _bias_mm(a_x, a_hi, b_x, b_hi, acc, SPLIT: tl.constexpr, FACT_PREC: tl.constexpr):
+    """acc + a @ b for fp32 factors a, b. SPLIT: a_x = [a_lo | a_hi], b_x = [b_hi | b_lo]^T (bf16,
+    K = 2 RANK) give the cross terms in one dot, then a_hi @ b_hi. Else fp32 a_hi, b_hi.
+    FACT_PREC 'off' drops the bias (only for timing the kernels without it)."""
+    if FACT_PREC == 'off':
+        acc = acc
+    elif SPLIT:
+        acc = _dot(a_x, b_x, acc)
+        acc = _dot(a_hi, b_hi, acc)
+    else:
+        acc = tl.dot(a_hi, b_hi, acc, input_precision=FACT_PREC)
+    return acc
+
+
+@triton.jit
+def _query_phi(x, y, z, RANK: tl.constexpr):
+    """phi(r) (BM, RANK) = [x, y, z, 1, x^2, y^2, z^2, xy, xz, yz, 0...] from (BM,) x, y, z."""
+    c = tl.arange(0, RANK)[None, :]
+    x = x[:, None]
+    y = y[:, None]
+    z = z[:, None]
+    return tl.where(c == 0, x, tl.where(c == 1, y, tl.where(c == 2, z, tl.where(
+        c == 3, 1.0, tl.where(c == 4, x * x, tl.where(c == 5, y * y, tl.where(c == 6, z * z, tl.where(
+            c == 7, x * y, tl.where(c == 8, x * z, tl.where(c == 9, y * z, 0.0))))))))))
+
+
+@triton.jit
+def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
+                   RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+    """a = coef_scale * bias_scale[h] * phi(r[b, i]) into A (B, H, Nq, W) for query block pid:
+    SPLIT: W = 2 RANK, bf16 [a_lo | a_hi]; else W = RANK, fp32 a."""
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_Q
+    base = R + b * stride_rb + offs * stride_rm
+    phi = _query_phi(tl.load(base, mask=ok, other=0.0), tl.load(base + stride_rc, mask=ok, other=0.0),
+                     tl.load(base + 2 * stride_rc, mask=ok, other=0.0), RANK)
+    c = tl.arange(0, RANK)[None, :]
+    for h in range(H):
+        a = phi * (tl.load(BS + h) * coef_scale)
+        if SPLIT:
+            off = ((b * H + h) * N_Q + offs[:, None]) * (2 * RANK) + c
+            hi = a.to(tl.bfloat16)
+            tl.store(A + off, (a - hi.to(tl.float32)).to(tl.bfloat16), mask=ok[:, None])
+            tl.store(A + off + RANK, hi, mask=ok[:, None])
+        else:
+            tl.store(A + ((b * H + h) * N_Q + offs[:, None]) * RANK + c, a, mask=ok[:, None])
+
+
+@triton.jit
+def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
+                 stride_dc, N_K, RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+    """psi(o, d) with phi(r).psi(o, d) = |r - o|^2 - ((r - o).d)^2 and psi[..., ONES_COLUMN] = 1
+    (phi is 0 there: bias unchanged, see the dq kernel) into P (Bp, Nk, W) for key block pid:
+    SPLIT: W = 2 RANK, bf16 [psi_hi | psi_lo]; else W = RANK, fp32 psi."""
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_K
+    ob = O + b * stride_ob + offs * stride_on
+    db = DIR + b * stride_db + offs * stride_dn
+    ox = tl.load(ob, mask=ok, other=0.0)[:, None]
+    oy = tl.load(ob + stride_oc, mask=ok, other=0.0)[:, None]
+    oz = tl.load(ob + 2 * stride_oc, mask=ok, other=0.0)[:, None]
+    dx = tl.load(db, mask=ok, other=0.0)[:, None]
+    dy = tl.load(db + stride_dc, mask=ok, other=0.0)[:, None]
+    dz = tl.load(db + 2 * stride_dc, mask=ok, other=0.0)[:, None]
+    od = ox * dx + oy * dy + oz * dz
+    c = tl.arange(0, RANK)[None, :]
+    psi = tl.where(c == 0, 2.0 * (od * dx - ox), tl.where(c == 1, 2.0 * (od * dy - oy), tl.where(
+        c == 2, 2.0 * (od * dz - oz), tl.where(c == 3, ox * ox + oy * oy + oz * oz - od * od, tl.where(
+            c == 4, 1.0 - dx * dx, tl.where(c == 5, 1.0 - dy * dy, tl.where(c == 6, 1.0 - dz * dz, tl.where(
+                c == 7, -2.0 * dx * dy, tl.where(c == 8, -2.0 * dx * dz, tl.where(
+                    c == 9, -2.0 * dy * dz, tl.where(c == ONES_COLUMN, 1.0, 0.0)))))))))))
+    if SPLIT:
+        off = (b * N_K + offs[:, None]) * (2 * RANK) + c
+        hi = psi.to(tl.bfloat16)
+        tl.store(P + off, hi, mask=ok[:, None])
+        tl.store(P + off + RANK, (psi - hi.to(tl.float32)).to(tl.bfloat16), mask=ok[:, None])
+    else:
+        tl.store(P + (b * N_K + offs[:, None]) * RANK + c, psi, mask=ok[:, None])
+
+
+@triton.jit
+def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_ob, stride_on, stride_oc,
+                   stride_db, stride_dn, stride_dc, H, N_Q, N_K, BP, coef_scale,
+                   RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+    """Both factor sets in one launch, grid (cdiv(max(Nq, Nk), BLOCK), B): program (pid, b)
+    writes query block pid of batch b (if any) and key block pid of line batch b < BP (if any)."""
+    pid = tl.program_id(0)
+    b = tl.program_id(1)
+    if pid * BLOCK < N_Q:
+        _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
+                       RANK, SPLIT, BLOCK)
+    if (pid * BLOCK < N_K) & (b < BP):
+        _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
+                     stride_dc, N_K, RANK, SPLIT, BLOCK)
+
+
+@triton.jit
+def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, H, N_Q,
+                             coef_scale, RANK: tl.constexpr, BLOCK: tl.constexpr):
+    """From dA (B, H, Nq, RANK): dr (B, Nq, 3) summed over heads, and per-(b, block) partial
+    d bias_scale (B, n_blocks, H) (summed in torch: deterministic, no atomics)."""
+    pid = tl.program_id(0)
+    b = tl.program_id(1)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_Q
+    base = R + b * stride_rb + offs * stride_rm
+    x = tl.load(base, mask=ok, other=0.0)
+    y = tl.load(base + stride_rc, mask=ok, other=0.0)
+    z = tl.load(base + 2 * stride_rc, mask=ok, other=0.0)
+    phi = _query_phi(x, y, z, RANK)
+    c = tl.arange(0, RANK)[None, :]
+    dphi = tl.zeros([BLOCK, RANK], dtype=tl.float32)
+    for h in range(H):
+        da = tl.load(DA + ((b * H + h) * N_Q + offs[:, None]) * RANK + c, mask=ok[:, None], other=0.0)
+        dphi += da * (tl.load(BS + h) * coef_scale)
+        part = tl.sum(tl.sum(da * phi, 1), 0) * coef_scale
+        tl.store(DBS_PART + (b * tl.num_programs(0) + pid) * H + h, part)
+    g0 = tl.sum(tl.where(c == 0, dphi, 0.0), 1)
+    g1 = tl.sum(tl.where(c == 1, dphi, 0.0), 1)
+    g2 = tl.sum(tl.where(c == 2, dphi, 0.0), 1)
+    g4 = tl.sum(tl.where(c == 4, dphi, 0.0), 1)
+    g5 = tl.sum(tl.where(c == 5, dphi, 0.0), 1)
+    g6 = tl.sum(tl.where(c == 6, dphi, 0.0), 1)
+    g7 = tl.sum(tl.where(c == 7, dphi, 0.0), 1)
+    g8 = tl.sum(tl.where(c == 8, dphi, 0.0), 1)
+    g9 = tl.sum(tl.where(c == 9, dphi, 0.0), 1)
+    out = DR + (b * N_Q + offs) * 3
+    tl.store(out, g0 + 2.0 * x * g4 + y * g7 + z * g8, mask=ok)
+    tl.store(out + 1, g1 + 2.0 * y * g5 + x * g7 + z * g9, mask=ok)
+    tl.store(out + 2, g2 + 2.0 * z * g6 + x * g8 + y * g9, mask=ok)
+
+
+@triton.jit
+def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H, N_Q,
+                  HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
+    """delta (B, H, Nq) = rowsum(dO * O) with O the fp32 output (contiguous)."""
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_Q
+    offs_d = tl.arange(0, HEAD_DIM)
+    o = tl.load(O32 + (pid_bh * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
+    do = tl.load(DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
+                 mask=ok[:, None], other=0.0)
+    tl.store(DELTA + pid_bh * N_Q + offs, tl.sum(o * do.to(tl.float32), 1), mask=ok)
+
+# Factor layout: A (B, H, Nq, FW) and psi (Bp, Nk, FW) are contiguous; SPLIT: FW = 2 RANK with
+# A rows [a_lo | a_hi] and psi rows [psi_hi | psi_lo] (bf16), else FW = RANK (fp32).
+
+
+@triton.jit
+def _load_tile(ptrs, ok, other, MASK: tl.constexpr):
+    """tl.load(ptrs) of a full tile, or masked by ``ok`` (broadcast to ptrs) when MASK (the ragged
+    last tile of a loop)."""
+    if MASK:
+        x = tl.load(ptrs, mask=ok, other=other)
+    else:
+        x = tl.load(ptrs)
+    return x
+
+
+@triton.jit
+def _factor_tiles(base, offs, ok, HI: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
+                  SPLIT: tl.constexpr, MASK: tl.constexpr, TRANS: tl.constexpr):
+    """Factor tiles of rows ``offs`` (valid where ``ok``) of a contiguous (rows, FW) factor matrix at
+    ``base``: hi = columns HI .. HI + RANK, x = the whole row when SPLIT (else x = hi); shaped
+    (rows, width), or (width, rows) when TRANS."""
+    if TRANS:
+        hi_ptrs = base + offs[None, :] * FW + HI + tl.arange(0, RANK)[:, None]
+        x_ptrs = base + offs[None, :] * FW + tl.arange(0, FW)[:, None]
+        ok2 = ok[None, :]
+    else:
+        hi_ptrs = base + offs[:, None] * FW + HI + tl.arange(0, RANK)[None, :]
+        x_ptrs = base + offs[:, None] * FW + tl.arange(0, FW)[None, :]
+        ok2 = ok[:, None]
+    hi = _load_tile(hi_ptrs, ok2, 0.0, MASK)
+    if SPLIT:
+        x = _load_tile(x_ptrs, ok2, 0.0, MASK)
+    else:
+        x = hi
+    return x, hi
+
+
+@triton.jit
+def _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
+              stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
+              HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr):
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    n_ok = offs_n < N_K
+    kt = _load_tile(k_base + offs_n[None, :] * stride_kn + offs_d[:, None] * stride_kd, n_ok[None, :], 0.0, MASK)
+    v = _load_tile(v_base + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd, n_ok[:, None], 0.0, MASK)
+    pt_x, pt_hi = _factor_tiles(p_base, offs_n, n_ok, 0, RANK, FW, SPLIT, MASK, True)
+    s = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    s = _bias_mm(a_x, a_hi, pt_x, pt_hi, s, SPLIT, FACT_PREC)
+    s = _mm(q, kt, s, DOT_PREC)
+    if MASK:
+        s = tl.where(n_ok[None, :], s, float('-inf'))
+    m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+    p = tl.exp2(s * qk_scale - m_new[:, None])
+    alpha = tl.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = _mm(p.to(v.dtype), v, acc, DOT_PREC)
+    return acc, l_i, m_new
+
+
+# Block configurations. On H100 at head dim 32 the kernels are bound by exp/ALU work per
+# score element, so the candidates differ mainly in tile area per warp (register pressure of
+# the (BM, BN) fp32 score tile) and in the number of programs (1800 queries give only 15
+# query blocks of 128 per (b, h)). Kept small: each config costs a compile at first use.
+def _cfg(bm, bn, warps, stages):
+    return triton.Config({'BLOCK_M': bm, 'BLOCK_N': bn}, num_warps=warps, num_stages=stages)
+
+# Register use per thread measured by compiling for sm_90 offline (bf16, D=32, bf16x3): every
+# config below compiles to wgmma without register spills (dq 64x128 w4, 128x128 and
+# dk/dv 128x64 spilled).
+_FWD_CONFIGS = [_cfg(128, 64, 4, 3), _cfg(128, 128, 8, 3), _cfg(64, 64, 4, 3),
+                _cfg(128, 32, 4, 3), _cfg(128, 64, 8, 2)]
+# dk/dv: BLOCK_N keys stay on chip, BLOCK_M queries stream.
+_DKDV_CONFIGS = [_cfg(64, 64, 4, 3), _cfg(64, 128, 8, 3), _cfg(32, 64, 4, 3),
+                 _cfg(32, 128, 8, 3), _cfg(64, 64, 8, 3)]
+# dq: BLOCK_M queries stay on chip, BLOCK_N keys stream.
+_DQ_CONFIGS = [_cfg(64, 64, 4, 3), _cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3),
+               _cfg(128, 32, 8, 3), _cfg(64, 128, 8, 3)]
+_TUNE_KEY = ['HEAD_DIM', 'FW', 'SPLIT', 'DOT_PREC', 'FACT_PREC']
+_INTERPRET_META = dict(BLOCK_M=16, BLOCK_N=16)
+
+
+def _dq_fp32_safe(cfg) -> bool:
+    """dq with fp32 factors: fp32 G / pbar tiles are (BM, 32); with more warpgroups than BM / 64
+    Triton splits their N over warpgroups into tf32 wgmma of N = 16, the small-N shape class of
+    the H100 illegal-address failure (defensive)."""
+    return cfg.num_warps <= 4 * (cfg.kwargs['BLOCK_M'] // 64)
+
+
+@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY)
+@triton.jit
+def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE,
+              stride_qb, stride_qh, stride_qm, stride_qd,
+              stride_kb, stride_kh, stride_kn, stride_kd,
+              stride_vb, stride_vh, stride_vn, stride_vd,
+              stride_ob, stride_oh, stride_om, stride_od, stride_pb,
+              H, N_Q, N_K, qk_scale,
+              HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    m_ok = offs_m < N_Q
+    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm
+                + offs_d[None, :] * stride_qd, mask=m_ok[:, None], other=0.0)
+    a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
+    k_base = K + b * stride_kb + h * stride_kh
+    v_base = V + b * stride_vb + h * stride_vh
+    p_base = P + b * stride_pb
+    m_i = tl.full([BLOCK_M], float('-inf'), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    n_full = (N_K // BLOCK_N) * BLOCK_N
+    for start_n in range(0, n_full, BLOCK_N):
+        acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
+                                  stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
+                                  HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, False)
+    if n_full < N_K:
+        acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
+                                  stride_kn, stride_kd, stride_vn, stride_vd, n_full, N_K, qk_scale,
+                                  HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
+    acc = acc / l_i[:, None]
+    tl.store(Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om
+             + offs_d[None, :] * stride_od, acc.to(Out.dtype.element_ty), mask=m_ok[:, None])
+    # fp32 copy (B, H, Nq, D) for delta: a 16-bit O would put its rounding into every dS
+    tl.store(Out32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
+    tl.store(LSE + pid_bh * N_Q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
+
+
+@triton.jit
+def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
+               stride_qm, stride_qd, stride_om, stride_od, start_m, N_Q, qk_scale,
+               HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+               DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr):
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    m_ok = offs_m < N_Q
+    qt = _load_tile(q_base + offs_m[None, :] * stride_qm + offs_d[:, None] * stride_qd, m_ok[None, :], 0.0, MASK)
+    do = _load_tile(do_base + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od, m_ok[:, None], 0.0, MASK)
+    at_x, at_hi = _factor_tiles(a_base, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, MASK, True)
+    lse = _load_tile(LSE_b + offs_m, m_ok, float('inf'), MASK)
+    delta = _load_tile(DELTA_b + offs_m, m_ok, 0.0, MASK)
+    st = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
+    st = _bias_mm(p_x, p_hi, at_x, at_hi, st, SPLIT, FACT_PREC)
+    st = _mm(k, qt, st, DOT_PREC)
+    pt = tl.exp2(st * qk_scale - lse[None, :])
+    dv = _mm(pt.to(do.dtype), do, dv, DOT_PREC)
+    dpt = _mm(v, tl.trans(do), tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32), DOT_PREC)
+    dst = pt * (dpt - delta[None, :])
+    dk = _mm(dst.to(qt.dtype), tl.trans(qt), dk, DOT_PREC)
+    return dk, dv
+
+
+@triton.autotune(configs=_DKDV_CONFIGS, key=_TUNE_KEY)
+@triton.jit
+def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV,
+                   stride_qb, stride_qh, stride_qm, stride_qd,
+                   stride_kb, stride_kh, stride_kn, stride_kd,
+                   stride_vb, stride_vh, stride_vn, stride_vd,
+                   stride_ob, stride_oh, stride_om, stride_od, stride_pb,
+                   H, N_Q, N_K, qk_scale, sm_scale,
+                   HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+                   DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program per (key block, b*h); dk, dv outputs are contiguous (B, H, Nk, D)."""
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    n_ok = offs_n < N_K
+    k = tl.load(K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kn
+                + offs_d[None, :] * stride_kd, mask=n_ok[:, None], other=0.0)
+    v = tl.load(V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vn
+                + offs_d[None, :] * stride_vd, mask=n_ok[:, None], other=0.0)
+    p_x, p_hi = _factor_tiles(P + b * stride_pb, offs_n, n_ok, 0, RANK, FW, SPLIT, True, False)
+    q_base = Q + b * stride_qb + h * stride_qh
+    do_base = DO + b * stride_ob + h * stride_oh
+    a_base = A + pid_bh * N_Q * FW
+    LSE_b = LSE + pid_bh * N_Q
+    DELTA_b = DELTA + pid_bh * N_Q
+    dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+    m_full = (N_Q // BLOCK_M) * BLOCK_M
+    for start_m in range(0, m_full, BLOCK_M):
+        dk, dv = _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
+                            stride_qm, stride_qd, stride_om, stride_od, start_m, N_Q, qk_scale,
+                            HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, False)
+    if m_full < N_Q:
+        dk, dv = _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
+                            stride_qm, stride_qd, stride_om, stride_od, m_full, N_Q, qk_scale,
+                            HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
+    out_off = (pid_bh * N_K + offs_n[:, None]) * HEAD_DIM + offs_d[None, :]
+    tl.store(DK + out_off, (dk * sm_scale).to(DK.dtype.element_ty), mask=n_ok[:, None])
+    tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=n_ok[:, None])
+
+
+@triton.jit
+def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
+             stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
+             HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+             DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr):
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    n_ok = offs_n < N_K
+    kt = _load_tile(k_base + offs_n[None, :] * stride_kn + offs_d[:, None] * stride_kd, n_ok[None, :], 0.0, MASK)
+    vt = _load_tile(v_base + offs_n[None, :] * stride_vn + offs_d[:, None] * stride_vd, n_ok[None, :], 0.0, MASK)
+    pt_x, pt_hi = _factor_tiles(p_base, offs_n, n_ok, 0, RANK, FW, SPLIT, MASK, True)
+    s = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    s = _bias_mm(a_x, a_hi, pt_x, pt_hi, s, SPLIT, FACT_PREC)
+    s = _mm(q, kt, s, DOT_PREC)
+    p = tl.exp2(s * qk_scale - lse[:, None])
+    if MASK:
+        p = tl.where(n_ok[None, :], p, 0.0)
+    dp = _mm(do, vt, tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32), DOT_PREC)
+    ds = p * (dp - delta[:, None])
+    dq = _mm(ds.to(kt.dtype), tl.trans(kt), dq, DOT_PREC)
+    # G += dS @ psi. SPLIT: dS rounded once to bf16 (the cast the dq dot already makes for bf16
+    # inputs) against [psi_hi | psi_lo] in one dot (g is (BM, 2 RANK), halves added at the end).
+    # Like the dense path's bf16 mask gradient, the rounding is random per element and
+    # averages out in the sums over j.
+    if FACT_PREC == 'off':
+        g = g
+    elif SPLIT:
+        g = _dot(ds.to(tl.bfloat16), tl.trans(pt_x), g)
+        pbar = _dot(p.to(tl.bfloat16), tl.trans(pt_hi), pbar)
+    else:
+        # fp32 psi^T padded with zero columns to N = 2 RANK = 32 (columns >= RANK are masked,
+        # never read): an fp32 (tf32) dot with N = 16 and a transposed (N-major) B operand hit
+        # an illegal memory access on H100 (Triton 3.6, every dq config), while N = 32 is the
+        # shape of the fp32 dq dot ds @ k at D = 32, which runs fine.
+        c2 = tl.arange(0, 2 * RANK)
+        pg_ptrs = p_base + offs_n[None, :] * FW + c2[:, None]
+        g_ok = c2[:, None] < RANK
+        if MASK:
+            g_ok = g_ok & n_ok[None, :]
+        pt_g = tl.load(pg_ptrs, mask=g_ok, other=0.0)
+        g = tl.dot(ds, tl.trans(pt_g), g, input_precision=FACT_PREC)
+        pbar = tl.dot(p, tl.trans(pt_g), pbar, input_precision='tf32')
+    return dq, g, pbar
+
+
+@triton.autotune(configs=_DQ_CONFIGS, key=_TUNE_KEY)
+@triton.jit
+def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA,
+                 stride_qb, stride_qh, stride_qm, stride_qd,
+                 stride_kb, stride_kh, stride_kn, stride_kd,
+                 stride_vb, stride_vh, stride_vn, stride_vd,
+                 stride_ob, stride_oh, stride_om, stride_od, stride_pb,
+                 H, N_Q, N_K, qk_scale, sm_scale,
+                 HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+                 DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program per (query block, b*h); writes dq (B, H, Nq, D) and dA (B, H, Nq, RANK) fp32."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    offs_r = tl.arange(0, RANK)
+    m_ok = offs_m < N_Q
+    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm
+                + offs_d[None, :] * stride_qd, mask=m_ok[:, None], other=0.0)
+    do = tl.load(DO + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om
+                 + offs_d[None, :] * stride_od, mask=m_ok[:, None], other=0.0)
+    a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
+    lse = tl.load(LSE + pid_bh * N_Q + offs_m, mask=m_ok, other=float('inf'))
+    delta = tl.load(DELTA + pid_bh * N_Q + offs_m, mask=m_ok, other=0.0)
+    k_base = K + b * stride_kb + h * stride_kh
+    v_base = V + b * stride_vb + h * stride_vh
+    p_base = P + b * stride_pb
+    dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    # (BM, 2 RANK): SPLIT: G against [psi_hi | psi_lo]; else G and pbar against [psi | 0]
+    g = tl.zeros([BLOCK_M, 2 * RANK], dtype=tl.float32)
+    if SPLIT:
+        pbar = tl.zeros([BLOCK_M, RANK], dtype=tl.float32)
+    else:
+        pbar = tl.zeros([BLOCK_M, 2 * RANK], dtype=tl.float32)
+    n_full = (N_K // BLOCK_N) * BLOCK_N
+    for start_n in range(0, n_full, BLOCK_N):
+        dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
+                               stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
+                               HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, False)
+    if n_full < N_K:
+        dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
+                               stride_kn, stride_kd, stride_vn, stride_vd, n_full, N_K, qk_scale,
+                               HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
+    g = tl.sum(tl.reshape(g, (BLOCK_M, 2, RANK)), 1)  # psi_hi part + psi_lo part (or + 0)
+    if not SPLIT:
+        pbar = tl.sum(tl.reshape(pbar, (BLOCK_M, 2, RANK)), 1)
+    dq_off = (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :]
+    tl.store(DQ + dq_off, (dq * sm_scale).to(DQ.dtype.element_ty), mask=m_ok[:, None])
+    # delta = rowsum(dO * O) carries O's rounding (P is rounded to 16 bits before P @ V), which
+    # shifts every dS_ij by p_ij * err_i, and the bf16 rounding of dS adds noise; G's ones
+    # column holds their row sum err_i (exact dS sums to 0 over j), so project it out:
+    # G -= err_i * sum_j p_ij psi_j. This removes the part that does not cancel in
+    # d bias_scale = -sum_i phi_i . G_i when dist2 is large.
+    err = tl.sum(tl.where(offs_r[None, :] == ONES_COLUMN, g, 0.0), 1)
+    g = g - err[:, None] * pbar
+    da_off = (pid_bh * N_Q + offs_m[:, None]) * RANK + offs_r[None, :]
+    tl.store(DA + da_off, g * sm_scale, mask=m_ok[:, None])
+
+
+# the same dq kernel, autotuned over the configs that suit fp32 factors
+_attn_bwd_dq_fp32 = triton.autotune(configs=[c for c in _DQ_CONFIGS if _dq_fp32_safe(c)],
+                                    key=_TUNE_KEY)(_attn_bwd_dq.fn)
+
+
+# ----------------------------------------------------------------------------------------------
+# Launching: autotuned, forced (tests, tools/check_triton_configs.py) or interpreted
+# ----------------------------------------------------------------------------------------------
+# Kernel name -> Autotuner; 'dq_fp32_factors' is the dq kernel over the configs that suit fp32
+# factors (see _dq_fp32_safe).
+_TUNERS = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq, 'dq_fp32_factors': _attn_bwd_dq_fp32}
+_FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
+
+
+def _launch(name, grid, args, consts):
+    """Launch kernel `name` ('fwd', 'dkdv', 'dq') on grid(meta): with a forced config if set,
+    16x16 tiles under TRITON_INTERPRET, else through its autotuner (the dq kernel with fp32
+    factors through the one over its safe configs)."""
+    tuner = _TUNERS[name]
+    cfg = _FORCED.get(name)
+    if cfg is not None:
+        tuner.fn[grid](*args, **consts, **cfg.all_kwargs())
+    elif interpreting():
+        tuner.fn[grid](*args, **consts, **_INTERPRET_META)
+    else:
+        if name == 'dq' and not consts['SPLIT']:
+            tuner = _TUNERS['dq_fp32_factors']
+        tuner[grid](*args, **consts)
+
+
+def kernel_configs(name: str) -> list:
+    """The autotune candidates (triton.Config) of kernel `name` in ('fwd', 'dkdv', 'dq')."""
+    if name not in ('fwd', 'dkdv', 'dq'):
+        raise ValueError(f"kernel_configs: name must be one of ('fwd', 'dkdv', 'dq'); got {name!r}")
+    return _TUNERS[name].configs
+
+
+def widen_configs(extra: dict) -> None:
+    """Append configs to the autotune candidates: extra = {kernel name: [triton.Config]} (before
+    the first call; tools/tune_triton_attention.py --wide)."""
+    for name, configs in extra.items():
+        kernel_configs(name).extend(configs)
+    _TUNERS['dq_fp32_factors'].configs = [c for c in kernel_configs('dq') if _dq_fp32_safe(c)]
+
+
+@contextlib.contextmanager
+def forced_config(name: str, config):
+    """Within the block, kernel `name` ('fwd', 'dkdv', 'dq') launches with `config` (a
+    triton.Config with BLOCK_M, BLOCK_N) instead of autotuning; also under TRITON_INTERPRET."""
+    kernel_configs(name)  # validates the name
+    if set(config.kwargs) != {'BLOCK_M', 'BLOCK_N'}:
+        raise ValueError(f'forced_config: config must set exactly BLOCK_M and BLOCK_N; got {config.kwargs}')
+    previous = _FORCED.get(name)
+    _FORCED[name] = config
+    try:
+        yield
+    finally:
+        if previous is None:
+            _FORCED.pop(name, None)
+        else:
+            _FORCED[name] = previous
+
+
+def autotune_winners() -> dict:
+    """Best configs chosen so far per autotuned kernel (for the tuning script); empty before the first
+    call."""
+    return {name: {str(k): str(v) for k, v in tuner.cache.items()}
+            for name, tuner in _TUNERS.items() if getattr(tuner, 'cache', None)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Autograd
+# ----------------------------------------------------------------------------------------------
+def _aux_block() -> int:
+    """Rows per program of the small factor / delta kernels."""
+    return 16 if interpreting() else 64
+
+
+def _on_device(t: torch.Tensor):
+    """Triton launches on the current CUDA device: make it t's device (tensors on cuda:1 etc.)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+class _GeoBiasFlashAttention(torch.autograd.Function):
+    """Fused geometric-bias attention; see triton_bias_attention for the arguments. fact_prec
+    'off' (tools/tune_triton_attention.py only) times the same kernels without the bias."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec='tf32x3'):
+        with _on_device(q):
+            return _GeoBiasFlashAttention._forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split,
+                                                   fact_prec)
+
+    @staticmethod
+    def backward(ctx, dout):
+        with _on_device(dout):
+            return _GeoBiasFlashAttention._backward(ctx, dout)
+
+    @staticmethod
+    def _forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec):
+        B, H, Nq, D = q.shape
+        Nk = k.shape[2]
+        dev = q.device
+        fac_dtype = torch.bfloat16 if split else torch.float32
+        dot_prec = 'tf32x3' if q.dtype == torch.float32 else 'none'
+        blk = _aux_block()
+        coef_scale = -1.0 / sm_scale
+
+        fw = 2 * KERNEL_RANK if split else KERNEL_RANK
+        a = torch.empty((B, H, Nq, fw), dtype=fac_dtype, device=dev)
+        bp = 1 if (o.stride(0) == 0 and d.stride(0) == 0) else B  # key lines shared by the batch
+        psi = torch.empty((bp, Nk, fw), dtype=fac_dtype, device=dev)
+        _factor_kernel[(triton.cdiv(max(Nq, Nk), blk), B)](
+            r, bias_scale, a, o, d, psi, *r.stride(), *o.stride(), *d.stride(), H, Nq, Nk, bp, coef_scale,
+            RANK=KERNEL_RANK, SPLIT=split, BLOCK=blk, num_warps=4)
+        stride_pb = 0 if bp == 1 else Nk * fw
+
+        out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
+        out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
+        lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
+        grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H)  # noqa: E731
+        _launch('fwd', grid, (q, k, v, a, psi, out, out32, lse, *q.stride(), *k.stride(), *v.stride(),
+                              *out.stride(), stride_pb, H, Nq, Nk, sm_scale * _LOG2E),
+                dict(HEAD_DIM=D, RANK=KERNEL_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec))
+        ctx.save_for_backward(q, k, v, r, bias_scale, a, psi, out32, lse)
+        ctx.consts = (sm_scale, split, fw, stride_pb, dot_prec, fact_prec)
+        return out
+
+    @staticmethod
+    def _backward(ctx, dout):
+        q, k, v, r, bias_scale, a, psi, out32, lse = ctx.saved_tensors
+        sm_scale, split, fw, stride_pb, dot_prec, fact_prec = ctx.consts
+        B, H, Nq, D = q.shape
+        Nk = k.shape[2]
+        dev = q.device
+        blk = _aux_block()
+        dout = dout.to(q.dtype)
+        delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
+        _delta_kernel[(triton.cdiv(Nq, blk), B * H)](out32, dout, delta, *dout.stride(), H, Nq,
+                                                     HEAD_DIM=D, BLOCK=blk, num_warps=4)
+        dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
+        dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
+        dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
+        da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
+        common = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), stride_pb,
+                  H, Nq, Nk, sm_scale * _LOG2E, sm_scale)
+        consts = dict(HEAD_DIM=D, RANK=KERNEL_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec)
+        _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H),
+                (q, k, v, a, psi, dout, lse, delta, dk, dv, *common), consts)
+        _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H),
+                (q, k, v, a, psi, dout, lse, delta, dq, da, *common), consts)
+
+        n_blk = triton.cdiv(Nq, blk)
+        dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
+        dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
+        _query_factor_bwd_kernel[(n_blk, B)](r, bias_scale, da, dr, dbs_part, *r.stride(), H, Nq,
+                                             -1.0 / sm_scale, RANK=KERNEL_RANK, BLOCK=blk, num_warps=4)
+        return dq, dk, dv, dr, None, None, dbs_part.sum(dim=(0, 1)), None, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry
+# ----------------------------------------------------------------------------------------------
+def check_kernel_limits(q, k, v):
+    """What the kernels need of q, k, v beyond the shared checks of path_inputs: (B, H, N, D) with
+    v's D equal to q's, Nq, Nk >= 1, D in _HEAD_DIMS, one dtype among fp16/bf16/fp32, int32 offsets."""
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError('triton_bias_attention: q, k, v must be (B, H, N, D); got '
+                         f'q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}')
+    B, H, Nq, D = q.shape
+    Nk = k.shape[2]
+    if k.shape != (B, H, Nk, D) or v.shape != (B, H, Nk, D):
+        raise ValueError(f'triton_bias_attention: k and v must be (B={B}, H={H}, Nk, D={D}) with '
+                         f'the same Nk; got k {tuple(k.shape)}, v {tuple(v.shape)}')
+    if Nq < 1 or Nk < 1:
+        raise ValueError(f'triton_bias_attention: need Nq >= 1 and Nk >= 1; got Nq={Nq}, Nk={Nk}')
+    if D not in _HEAD_DIMS:
+        raise ValueError(f'triton_bias_attention: head dim D={D} unsupported; expected one of {_HEAD_DIMS}')
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise ValueError('triton_bias_attention: q, k, v must share one dtype among float16, bfloat16, '
+                         f'float32; got {q.dtype}, {k.dtype}, {v.dtype}')
+    if max(B * H * max(Nq, Nk) * max(D, KERNEL_RANK), max(t.storage_offset() + 1 + sum(
+            (n - 1) * abs(st) for n, st in zip(t.shape, t.stride())) for t in (q, k, v))) >= 2 ** 31:
+        raise ValueError('triton_bias_attention: tensors must have < 2**31 elements (int32 offsets); got '
+                         f'B={B}, H={H}, Nq={Nq}, Nk={Nk}, D={D}')
+
+
+def _check_inputs(q, k, v, r, o, d, bias_scale):
+    """Every check of a direct call (the triton path checks through path_inputs and
+    check_kernel_limits instead)."""
+    check_kernel_limits(q, k, v)
+    B, H, Nq, D = q.shape
+    Nk = k.shape[2]
+    if r.shape != (B, Nq, 3):
+        raise ValueError(f'triton_bias_attention: r must be (B={B}, Nq={Nq}, 3); got {tuple(r.shape)}')
+    for name, t in (('o', o), ('d', d)):
+        if t.shape != (B, Nk, 3):
+            raise ValueError(f'triton_bias_attention: {name} must be (B={B}, Nk={Nk}, 3) (batch stride 0 '
+                             f'allowed); got {tuple(t.shape)}')
+        if t.requires_grad:
+            raise ValueError(f'triton_bias_attention: no gradient is computed for key line `{name}`; '
+                             'pass it detached')
+    if bias_scale.shape != (H,):
+        raise ValueError(f'triton_bias_attention: bias_scale must be (H={H},); got {tuple(bias_scale.shape)}')
+    for name, t in (('r', r), ('o', o), ('d', d), ('bias_scale', bias_scale)):
+        if t.dtype != torch.float32:
+            raise ValueError(f'triton_bias_attention: {name} must be float32; got {t.dtype}')
+    devices = {t.device for t in (q, k, v, r, o, d, bias_scale)}
+    if len(devices) != 1:
+        raise ValueError(f'triton_bias_attention: all inputs must be on one device; got {sorted(map(str, devices))}')
+    if not triton_is_available(q.device):
+        raise RuntimeError(f'triton_bias_attention: Triton cannot run on {q.device} (needs CUDA, or CPU with '
+                           'TRITON_INTERPRET=1 set before triton is imported)')
+
+
+def fused_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, factor_precision='auto'):
+    """``triton_bias_attention`` without the input checks (the triton path has checked them)."""
+    if factor_precision not in _FACTOR_PRECISIONS:
+        raise ValueError(f'triton_bias_attention: factor_precision must be one of {_FACTOR_PRECISIONS}; '
+                         f'got {factor_precision!r}')
+    sm_scale = 1.0 / math.sqrt(q.shape[-1]) if sm_scale is None else float(sm_scale)
+    split = factor_precision == 'bf16x3' or (factor_precision == 'auto' and q.dtype != torch.float32)
+    return _GeoBiasFlashAttention.apply(q, k, v, r, o, d, bias_scale, sm_scale, split)
+
+
+def triton_bias_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, *, factor_precision='auto'):
+    """Fused attention with the point-to-line bias.
+
+    Args:
+        q: (B, H, Nq, D); k, v: (B, H, Nk, D); fp16/bf16/fp32, any strides; D in {16, 32, 64, 128}.
+        r: (B, Nq, 3) fp32 query points; o, d: (B, Nk, 3) fp32 key-line origins and directions
+            (may be expanded with batch stride 0). Coordinates already divided by the length scale
+            (and best roughly centred: the factor products grow with |r|^2, |o|^2).
+        bias_scale: (H,) fp32. sm_scale: float, default 1/sqrt(D).
+        factor_precision: 'auto' (bf16x3 for 16-bit q/k/v, tf32x3 for fp32), 'bf16x3' or 'tf32x3'.
+    Returns:
+        (B, H, Nq, D) in q's dtype = softmax(sm_scale q k^T - bias_scale[h] dist2(r_i, line_j)) v.
+    Gradients reach q, k, v, r and bias_scale (none for o, d).
+    """
+    if factor_precision not in _FACTOR_PRECISIONS:
+        raise ValueError(f'triton_bias_attention: factor_precision must be one of {_FACTOR_PRECISIONS}; '
+                         f'got {factor_precision!r}')
+    _check_inputs(q, k, v, r, o, d, bias_scale)
+    return fused_attention(q, k, v, r, o, d, bias_scale, sm_scale, factor_precision)
