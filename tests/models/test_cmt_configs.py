@@ -89,9 +89,11 @@ def test_missing_pretrained_checkpoint_names_path_and_key():
 
 @pytest.mark.parametrize('path', CONFIGS)
 def test_one_bias_mode_knob_on_the_head(path):
-    """Every config sets the attention path once, on the head; no layer config repeats it."""
+    """Every config sets the attention path once, on the head; no layer config repeats it (the cmt_compat
+    configs reproduce CMT's attention: the bias off, on the head too)."""
     cfg = load_cfg(path)
-    assert cfg.model.pts_bbox_head.bias_mode == 'auto' and cfg.model.pts_bbox_head.use_bias is True
+    assert cfg.model.pts_bbox_head.bias_mode == 'auto'
+    assert cfg.model.pts_bbox_head.use_bias is ('/cmt_compat/' not in path)
     cross = cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg
     assert 'bias_mode' not in cross and 'use_bias' not in cross
 
