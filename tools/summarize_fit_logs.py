@@ -3,9 +3,10 @@
 A run may come in segments (a training interrupted and continued with ``--resume``): give its logs in order.
 
     python tools/summarize_fit_logs.py --run sdpa seg1.log seg2.log --run exact ... [--target 0.9] \
-        [--out docs/benchmarks/demo_fit_gpu/learning_proof]
+        [--out docs/benchmarks/demo_fit_gpu/learning_proof] [--plot map.png]
 
-Prints a table and writes ``<out>.json`` / ``<out>.md``. Per run: each evaluation (epoch, iteration, mAP, NDS),
+Prints a table and writes ``<out>.json`` / ``<out>.md``; ``--plot`` draws mAP and NDS against the training
+iteration (one line per run, the target as a dashed line) as a PNG; ``tools/plot_memory.py`` draws the loss. Per run: each evaluation (epoch, iteration, mAP, NDS),
 the first evaluation above ``--target`` with its iteration count and wall-clock minutes (summed over the
 segments, each from its first to its last log line, so process start-up, evaluations and the iterations redone
 after an interruption count), and each segment's span.
@@ -16,7 +17,7 @@ import re
 import sys
 from datetime import datetime
 
-STAMP = re.compile(r'^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+STAMP = re.compile(r'^(?:(\d{4})/)?(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')  # file logs carry the year
 TRAIN = re.compile(r'Epoch\(train\) +\[(\d+)\]\[ *(\d+)/(\d+)\]')
 VAL = re.compile(r'Epoch\(val\) \[(\d+)\]\[')
 METRIC = 'NuScenes metric/pred_instances_3d_NuScenes/{}: ([0-9.]+)'
@@ -32,7 +33,8 @@ def parse_log(path, year):
             m = STAMP.match(line)
             if not m:
                 continue
-            t = datetime.strptime(f'{year}/{m.group(1)}', '%Y/%m/%d %H:%M:%S')
+            year = int(m.group(1)) if m.group(1) else year
+            t = datetime.strptime(f'{year}/{m.group(2)}', '%Y/%m/%d %H:%M:%S')
             if last is not None and t < last:  # the log ran over a new year
                 year += 1
                 t = t.replace(year=year)
@@ -90,6 +92,33 @@ def to_markdown(runs):
     return '\n'.join(lines) + '\n'
 
 
+def plot_runs(runs, path):
+    """Draw devkit mAP and NDS against the iteration of each evaluation; returns the drawn series
+    ``{label: {'iteration': [...], 'mAP': [...], 'NDS': [...]}}``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    drawn = {}
+    for r in runs:
+        evals = [e for e in r['evaluations'] if e['iteration'] is not None]
+        series = drawn[r['label']] = {k: [e[k] for e in evals] for k in ('iteration', 'mAP', 'NDS')}
+        for ax, key in zip(axes, ('mAP', 'NDS')):
+            ax.plot(series['iteration'], series[key], marker='o', label=r['label'])
+    for ax, key in zip(axes, ('mAP', 'NDS')):
+        if key == 'mAP':
+            ax.axhline(runs[0]['target'], color='grey', linestyle='--', linewidth=1, label='target')
+        ax.set_xlabel('training iteration')
+        ax.set_ylabel(f'devkit {key}')
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--run', nargs='+', action='append', required=True, metavar=('LABEL', 'LOG'),
@@ -97,6 +126,7 @@ def main():
     p.add_argument('--target', type=float, default=0.9)
     p.add_argument('--year', type=int, default=datetime.now().year, help='year of the log stamps (MM/DD only)')
     p.add_argument('--out', default=None, help='write <out>.json and <out>.md')
+    p.add_argument('--plot', default=None, help='write a PNG of mAP and NDS against the iteration')
     args = p.parse_args()
     for run in args.run:
         if len(run) < 2:
@@ -110,6 +140,9 @@ def main():
         with open(args.out + '.md', 'w') as f:
             f.write(md)
         print(f'wrote {args.out}.json and {args.out}.md')
+    if args.plot:
+        plot_runs(runs, args.plot)
+        print(f'wrote {args.plot}')
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdet3d.registry import MODELS
-from projects.mmdet3d_plugin.attention.bias_attention import GeometricBiasAttention
+from projects.mmdet3d_plugin.attention import GeometricBiasAttention
 from projects.mmdet3d_plugin.models.dense_heads.separate_task_head import CmtSeparateTaskHead
 from projects.mmdet3d_plugin.models.layers.cmt_position_encoding import pixel_centres, pos2embed
 from projects.mmdet3d_plugin.models.synthetic_inputs import camera_rig

@@ -51,3 +51,17 @@ def test_not_reached_and_bad_log_are_reported(tmp_path):
     res = subprocess.run([sys.executable, 'tools/summarize_fit_logs.py', '--run', 'x', str(empty)], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode != 0 and 'no mmengine log line' in res.stderr
+
+
+def test_plot_draws_each_evaluation_at_its_iteration(tmp_path):
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    import summarize_fit_logs
+    log = tmp_path / 'run.log'
+    log.write_text(_train('03/01 10:00:00', 1, 100) + _val('03/01 10:01:00', 1, 0.2, 0.3)
+                   + _train('03/01 10:02:00', 2, 100) + _val('03/01 10:03:00', 2, 0.45, 0.5))
+    runs = [summarize_fit_logs.summarize('bias', [str(log)], 0.5, 2026)]
+    png = tmp_path / 'map.png'
+    drawn = summarize_fit_logs.plot_runs(runs, str(png))
+    # 158 iterations per epoch come from the train lines; evaluations after epochs 1 and 2
+    assert drawn == {'bias': {'iteration': [158, 316], 'mAP': [0.2, 0.45], 'NDS': [0.3, 0.5]}}
+    assert png.stat().st_size > 5000
