@@ -4,6 +4,7 @@ A toy model allocates buffers of known size inside ``forward`` at chosen
 iterations; the test finds exactly that growth in the message hub scalars
 (``vis_data/scalars.json``), in the text log line and in the summary JSON.
 """
+import mmap
 import os
 import re
 import socket
@@ -221,8 +222,10 @@ def test_rss_probe_without_clear_refs_says_lifetime(monkeypatch, tmp_path):
     probe = ProcessRSSProbe()
     assert not probe.can_reset and probe.peak_scope == 'process lifetime'
     before = probe.current()['rss_mib']
-    buf = torch.ones(64 * 2**20 // 4)
+    # a new anonymous mapping, every page written: 64 MiB of RSS that no earlier test's freed heap can supply
+    buf = mmap.mmap(-1, 64 * 2**20)
+    buf.write(b'\x01' * (64 * 2**20))
     assert 60 < probe.current()['rss_mib'] - before < 70
-    del buf
+    buf.close()
     probe.reset_peaks()  # a no-op: the 64 MiB stay in the peak
     assert probe.peaks()['max_rss_mib'] >= before + 60

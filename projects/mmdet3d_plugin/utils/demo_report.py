@@ -38,8 +38,8 @@ def peak_memory(summary_path: str, phase: str = 'train') -> Tuple[str, Optional[
 
 
 def ran_attention_path(model) -> str:
-    """The bias-attention path(s) the model's modules ran, e.g. ``'auto -> exact'`` (from the path each module
-    logged on its last forward; its configured ``bias_mode`` when none ran yet)."""
+    """The bias-attention path(s) the model's modules ran, e.g. ``'auto -> exact'`` (from each module's
+    ``resolved_mode``, the path of its last forward; its configured ``bias_mode`` when none ran yet)."""
     seen = []
     for module in model.modules():
         mode = getattr(module, 'bias_mode', None)
@@ -48,7 +48,7 @@ def ran_attention_path(model) -> str:
         if getattr(module, 'use_bias', True) is False:
             label = 'none (use_bias=False)'
         else:
-            ran = getattr(module, '_logged_mode', None)
+            ran = getattr(module, 'resolved_mode', None)
             label = mode if ran is None or ran == mode else f'{mode} -> {ran}'
         if label not in seen:
             seen.append(label)
