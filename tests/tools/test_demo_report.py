@@ -44,8 +44,7 @@ class _Attn(nn.Module):
     def __init__(self, mode, ran=None, use_bias=True):
         super().__init__()
         self.bias_mode, self.use_bias = mode, use_bias
-        if ran is not None:
-            self._logged_mode = ran
+        self.resolved_mode = ran  # GeometricBiasAttention's public record of the path its last forward ran
 
 
 def test_ran_attention_path_names_what_ran():
