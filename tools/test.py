@@ -14,13 +14,12 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import projects.mmdet3d_plugin  # noqa: E402,F401
 from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError,  # noqa: E402
-                                           apply_cfg_options, check_checkpoint_file)
+                                           check_checkpoint_file, load_config)
 from projects.mmdet3d_plugin.utils.preflight import check_data  # noqa: E402
 
 
@@ -42,12 +41,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        for path, what in ((args.config, 'Config file'), (args.checkpoint, 'Checkpoint')):
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'{what} {path!r} does not exist')
-        cfg = Config.fromfile(args.config)
+        cfg = load_config(args.config, args.cfg_options)
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(f'Checkpoint {args.checkpoint!r} does not exist')
         cfg.launcher = args.launcher
-        apply_cfg_options(cfg, args.cfg_options)
         check_checkpoint_file(args.checkpoint)
         check_data(cfg, ('test_dataloader', ))
     except (DataFileError, FileNotFoundError, KeyError, CheckpointFileError) as err:

@@ -29,7 +29,7 @@ from mmengine.runner import Runner  # noqa: E402
 import projects.mmdet3d_plugin  # noqa: E402,F401  (registers the plugin's modules)
 from projects.mmdet3d_plugin.engine import NonFiniteLossError, TrainingInterrupted  # noqa: E402
 from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError,  # noqa: E402
-                                           apply_cfg_options)
+                                           load_config)
 from projects.mmdet3d_plugin.utils.preflight import check_data, prepare_resume  # noqa: E402
 
 
@@ -63,11 +63,8 @@ def parse_args(argv=None):
 
 def build_config(args) -> Config:
     """Load the config and apply the command-line options to it."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    apply_cfg_options(cfg, args.cfg_options)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -22,7 +22,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from projects.mmdet3d_plugin.utils.cfg_options import CfgOptionsAction, load_config  # noqa: E402
 
 WRAPPERS = ('CBGSDataset', 'ClassBalancedDataset', 'RepeatDataset')
 
@@ -34,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument('--split', default='train', choices=['train', 'val', 'test'])
     p.add_argument('--aug', action='store_true', help='train split: run the training pipeline with augmentation')
     p.add_argument('--num', type=int, default=5, help='number of samples (from the first)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='config overrides')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, help='config overrides, as in tools/train.py')
     return p.parse_args(argv)
 
 
@@ -82,11 +82,7 @@ def main(argv=None) -> int:
     from projects.mmdet3d_plugin.utils.result_pictures import extent_of
     from projects.mmdet3d_plugin.utils.visualization import render_bev, render_camera, save_rgb
     try:
-        if not osp.isfile(args.config):
-            raise FileNotFoundError(f'config {args.config!r} does not exist')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         init_default_scope('mmdet3d')
         dataset = DATASETS.build(browse_dataset_cfg(cfg, args.split, args.aug))
     except (FileNotFoundError, ValueError, KeyError) as e:

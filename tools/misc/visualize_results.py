@@ -18,7 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from projects.mmdet3d_plugin.utils.cfg_options import CfgOptionsAction, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,7 +32,7 @@ def parse_args(argv=None):
     p.add_argument('--score-thr', type=float, default=0.3, help='draw predictions with at least this score')
     p.add_argument('--camera', default='CAM_FRONT', help='camera of the projected-box pictures')
     p.add_argument('--camera-samples', type=int, default=1, help='how many samples also get a camera picture')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='config overrides')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, help='config overrides, as in tools/train.py')
     return p.parse_args(argv)
 
 
@@ -42,11 +42,7 @@ def main(argv=None) -> int:
     from projects.mmdet3d_plugin.utils.result_files import ResultFileError, build_info_dataset, load_results
     from projects.mmdet3d_plugin.utils.result_pictures import extent_of, write_result_pictures
     try:
-        if not osp.isfile(args.config):
-            raise FileNotFoundError(f'config {args.config!r} does not exist')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
         results = load_results(args.result)
         dataset = build_info_dataset(cfg, args.split)
         indices = args.indices if args.indices else list(range(min(args.num, len(dataset))))

@@ -7,9 +7,10 @@ config file would, also where the config had None. Anything else goes to DictAct
 gets a message naming the key and the syntax.
 """
 import ast
+import os.path as osp
 from argparse import ArgumentError
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 
 DICT_SYNTAX = ('--cfg-options key="dict(type=\'Pretrained\', checkpoint=\'ckpts/x.pth\')" (quotes around the '
                'value for the shell; strings inside in single quotes), or one key per field: '
@@ -96,3 +97,16 @@ def apply_cfg_options(cfg, options) -> None:
             node[int(last)] = value.value
         else:
             node[last] = value.value
+
+
+def load_config(path: str, options=None) -> Config:
+    """The config file at ``path`` with parsed ``--cfg-options`` applied (:func:`apply_cfg_options`).
+
+    Raises:
+        FileNotFoundError: naming ``path`` when it is not a file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    apply_cfg_options(cfg, options)
+    return cfg
