@@ -120,13 +120,33 @@ def use_cpu_distributed(cfg: Config) -> None:
                                     if k not in ('type', 'device_ids')})
 
 
-def use_shared_gpu_distributed(cfg: Config) -> None:
+def ranks_share_gpus(launcher: str) -> bool:
+    """True for a distributed launch with more ranks on this node than GPUs (e.g. 2 ranks, one GPU)."""
+    return (launcher != 'none' and torch.cuda.is_available()
+            and int(os.environ.get('LOCAL_WORLD_SIZE', 1)) > torch.cuda.device_count())
+
+
+def bind_rank_to_shared_gpu() -> int:
+    """Put this rank on GPU ``LOCAL_RANK % num_gpus``; call before anything logs. Returns the device index.
+
+    mmengine's logger names a rank's log file after ``CUDA_VISIBLE_DEVICES[LOCAL_RANK]``, which has no entry for
+    the ranks beyond the GPU count (IndexError when the first logger is made, e.g. by a registry lookup);
+    changing the variable would change torch's device count, so the lookup is replaced instead.
+    """
+    device = int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()
+    torch.cuda.set_device(device)
+    from mmengine.logging import logger as mmengine_logger
+    mmengine_logger._get_device_id = lambda: device
+    return device
+
+
+def use_shared_gpu_distributed(cfg: Config, device: int) -> None:
     """Run more ranks on this node than it has GPUs (gloo), e.g. ``tools/dist_train.sh CONFIG 2`` on one GPU.
 
     mmengine's ``init_dist`` calls ``torch.cuda.set_device(LOCAL_RANK)``, which fails for a rank without a GPU
     of its own, and NCCL refuses two ranks on one device. So the process group is created here with gloo, rank
-    ``r`` uses GPU ``r % num_gpus`` and DDP gets that device. Meant for checking the distributed path on a
-    machine with fewer GPUs than ranks; real multi-GPU runs keep NCCL and one GPU per rank.
+    ``r`` uses GPU ``device`` (``bind_rank_to_shared_gpu``) and DDP gets that device. Meant for checking the
+    distributed path on a machine with fewer GPUs than ranks; real multi-GPU runs keep NCCL and one GPU per rank.
     """
     import torch.distributed as dist
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
@@ -134,12 +154,6 @@ def use_shared_gpu_distributed(cfg: Config) -> None:
         raise ValueError(f'{os.environ.get("LOCAL_WORLD_SIZE")} ranks share {torch.cuda.device_count()} GPU(s) '
                          f'on this node, which NCCL refuses (env_cfg.dist_cfg.backend={backend!r}); pass '
                          f'--cfg-options env_cfg.dist_cfg.backend=gloo, or start one rank per GPU')
-    device = int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()
-    torch.cuda.set_device(device)
-    # mmengine's logger names a rank's log file after CUDA_VISIBLE_DEVICES[LOCAL_RANK], which has no entry for
-    # the ranks beyond the GPU count (IndexError); changing the variable would change torch's device count.
-    from mmengine.logging import logger as mmengine_logger
-    mmengine_logger._get_device_id = lambda: device
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=[device],
@@ -149,6 +163,7 @@ def use_shared_gpu_distributed(cfg: Config) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    shared_gpu = bind_rank_to_shared_gpu() if ranks_share_gpus(args.launcher) else None
     try:
         cfg = build_config(args)
         loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader', )
@@ -162,9 +177,9 @@ def main(argv=None):
         return 2
     if args.launcher != 'none' and not torch.cuda.is_available():
         use_cpu_distributed(cfg)
-    elif args.launcher != 'none' and int(os.environ.get('LOCAL_WORLD_SIZE', 1)) > torch.cuda.device_count():
+    elif shared_gpu is not None:
         try:
-            use_shared_gpu_distributed(cfg)
+            use_shared_gpu_distributed(cfg, shared_gpu)
         except ValueError as err:
             print(f'error: {err}', file=sys.stderr)
             return 2

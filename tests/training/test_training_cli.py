@@ -117,3 +117,28 @@ def test_dist_train_two_gloo_processes(synthetic_root, tmp_path):
     assert all('rss_mib_rank0' in r and 'rss_mib_rank1' in r for r in rows.values()), rows[1].keys()
     mem = json.loads((wd / 'memory_summary.json').read_text())
     assert mem['world_size'] == 2
+
+
+_SHARED_GPU_RANK = r'''
+import sys, torch
+# a one-GPU node running rank 1 of 2 (tools/dist_train.sh CONFIG 2 there); the GPU calls are faked
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 1
+bound = []
+torch.cuda.set_device = bound.append
+sys.path.insert(0, 'tools')
+import train
+rc = train.main([sys.argv[1], '--launcher', 'pytorch', '--check-data'])
+print('rc', rc, 'device', bound)
+'''
+
+
+def test_second_rank_on_a_one_gpu_node_gets_past_the_first_log_line(synthetic_root, tmp_path):
+    """Rank 1 of 2 on one GPU: mmengine names its log file after CUDA_VISIBLE_DEVICES[LOCAL_RANK] (IndexError
+    there, at the first registry lookup that logs); train.py binds the rank to GPU 1 % 1 = 0 before that."""
+    cfg = _iter_config(tmp_path, synthetic_root, 'rank1', max_iters=1, ckpt_interval=1)
+    env = dict(_env(), CUDA_VISIBLE_DEVICES='0', LOCAL_RANK='1', RANK='1', LOCAL_WORLD_SIZE='2', WORLD_SIZE='2')
+    proc = subprocess.run([sys.executable, '-c', _SHARED_GPU_RANK, cfg], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env=env)
+    assert 'rc 0 device [0]' in proc.stdout, (proc.stdout[-2000:], proc.stderr[-3000:])
+    assert 'data check passed' in proc.stdout
