@@ -1,4 +1,5 @@
-"""Shared pytest setup: the repo root on sys.path and the `gpu` marker."""
+"""Shared pytest setup: the repo root on sys.path, the `gpu` marker, CPU threads split among xdist workers."""
+import os
 import os.path as osp
 import sys
 
@@ -12,6 +13,21 @@ if ROOT not in sys.path:
 def pytest_configure(config):
     config.addinivalue_line('markers', 'gpu: needs a CUDA device (skipped on CPU)')
     config.addinivalue_line('markers', 'slow: takes more than ~20 s on a 2-core CPU')
+    share_threads_among_workers()
+
+
+def share_threads_among_workers():
+    """Under pytest-xdist (`-n N`) give each worker (and the subprocesses its tests start) cpu_count / N threads.
+
+    Every torch process otherwise takes all cores: 8 workers on 16 cores ran 128 threads and the suite slowed
+    down several times over on the GPU machine."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))
+    if workers <= 1 or 'OMP_NUM_THREADS' in os.environ:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(threads)
+    import torch
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

@@ -1,8 +1,8 @@
 """Triton geometric-bias attention vs the dense fp64 reference of attention/testing.py.
 
-CPU: the kernels run under the Triton interpreter in ONE subprocess (TRITON_INTERPRET=1 must be
-set before triton is imported, and must not leak into other tests); it runs every case below and
-prints the relative errors as JSON. GPU (skipped on CPU): the CMT training shape, fp32, memory.
+CPU: the kernels run under the Triton interpreter in a subprocess per test (TRITON_INTERPRET=1 must be
+set before triton is imported, and must not leak into other tests), which runs that test's case and
+prints the relative errors as JSON; separate subprocesses let `pytest -n N` spread the slow interpreter. GPU (skipped on CPU): the CMT training shape, fp32, memory.
 """
 import json
 import os
@@ -64,29 +64,34 @@ def _kernels():
     return importlib.import_module(KERNEL_MODULE)
 
 
-def _run_interpreted_cases():
-    """Subprocess entry (TRITON_INTERPRET=1 already set): print {case: errors} as JSON. Every
-    load/store of every launch is bounds-checked (testing.install_interpreter_bounds_check)."""
+def _run_interpreted_cases(selected):
+    """Subprocess entry (TRITON_INTERPRET=1 already set): print {case: errors} as JSON for the `selected` group
+    (a CPU_CASES name, 'bias_off_baseline' or 'gpu_tiles/<dtype>'). Every load/store of every launch is
+    bounds-checked (testing.install_interpreter_bounds_check)."""
     install_interpreter_bounds_check()
     ta = _kernels()
     results = {}
     for i, (name, (B, H, Nq, Nk, D, dtype, fprec, layout)) in enumerate(CPU_CASES.items()):
+        if name != selected:
+            continue
         inputs = make_kernel_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), layout, seed=100 + i)
 
         def run(q, k, v, r, o, d, bs, fprec=fprec):
             return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
         results[name] = kernel_relative_errors(*inputs, run)
-    # the bias-free timing baseline of tools/tune_triton_attention.py must be plain attention
-    q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
+    if selected == 'bias_off_baseline':  # the bias-free timing baseline of the tuning tool: plain attention
+        q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
-    def no_bias(q, k, v, r, o, d, bs):
-        return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, 32 ** -0.5, True, 'off')
+        def no_bias(q, k, v, r, o, d, bs):
+            return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, 32 ** -0.5, True, 'off')
 
-    errs = kernel_relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)
-    results['bias_off_baseline'] = {n: errs[n] for n in ('out', 'q', 'k', 'v')}
+        errs = kernel_relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)
+        results['bias_off_baseline'] = {n: errs[n] for n in ('out', 'q', 'k', 'v')}
     # every GPU autotune config of every kernel (the two others at their first config), ragged
     for dtype, (B, H, Nq, Nk, D, fprec) in GPU_TILE_CASES.items():
+        if selected != f'gpu_tiles/{dtype}':
+            continue
         inputs = make_kernel_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), 'shared', seed=7)
         for kernel in ('fwd', 'dkdv', 'dq'):
             for i, cfg in enumerate(ta.kernel_configs(kernel)):
@@ -101,11 +106,12 @@ def _run_interpreted_cases():
     print('RESULTS_JSON ' + json.dumps(results))
 
 
-@pytest.fixture(scope='module')
-def interpreted_errors():
+def interpreted_errors(selected):
+    """{case: errors} of one group of cases, run under the Triton interpreter in a fresh subprocess."""
     pytest.importorskip('triton')
-    env = dict(os.environ, TRITON_INTERPRET='1')
-    proc = subprocess.run([sys.executable, osp.abspath(__file__), '--interpreted-cases'],
+    # the interpreter on CPU tensors, as in CI, also on a GPU machine (where the compiled kernels have the gpu tests)
+    env = dict(os.environ, TRITON_INTERPRET='1', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run([sys.executable, osp.abspath(__file__), '--interpreted-cases', selected],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULTS_JSON ')][-1]
@@ -113,9 +119,9 @@ def interpreted_errors():
 
 
 @pytest.mark.parametrize('case', list(CPU_CASES))
-def test_interpreted_kernel_matches_fp64_reference(interpreted_errors, case):
+def test_interpreted_kernel_matches_fp64_reference(case):
     dtype, fprec = CPU_CASES[case][5], CPU_CASES[case][6]
-    errs = interpreted_errors[case]
+    errs = interpreted_errors(case)[case]
     assert set(errs) == {'out', *GRAD_NAMES}
     bad = {}
     for name, (err, ref) in errs.items():
@@ -126,9 +132,10 @@ def test_interpreted_kernel_matches_fp64_reference(interpreted_errors, case):
 
 
 @pytest.mark.parametrize('dtype', list(GPU_TILE_CASES))
-def test_every_gpu_config_matches_fp64_reference(interpreted_errors, dtype):
+def test_every_gpu_config_matches_fp64_reference(dtype):
     """Each autotune config (block sizes of the GPU) on ragged sizes: in bounds and accurate."""
-    runs = {name: errs for name, errs in interpreted_errors.items() if name.startswith(f'gpu_tiles/{dtype}/')}
+    runs = {name: errs for name, errs in interpreted_errors(f'gpu_tiles/{dtype}').items()
+            if name.startswith(f'gpu_tiles/{dtype}/')}
     assert len(runs) >= 3 * 3, sorted(runs)  # every kernel has several configs
     fprec = GPU_TILE_CASES[dtype][-1]
     bad = {(run, name): (err, ref) for run, errs in runs.items() for name, (err, ref) in errs.items()
@@ -136,8 +143,8 @@ def test_every_gpu_config_matches_fp64_reference(interpreted_errors, dtype):
     assert not bad, f'(err, max|ref|) failing: {bad}'
 
 
-def test_bias_off_baseline_is_plain_attention(interpreted_errors):
-    errs = interpreted_errors['bias_off_baseline']
+def test_bias_off_baseline_is_plain_attention():
+    errs = interpreted_errors('bias_off_baseline')['bias_off_baseline']
     rtol, atol = TOL['float32']
     assert all(err <= rtol * ref + atol for err, ref in errs.values()), errs
 
@@ -258,4 +265,4 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
 
 
 if __name__ == '__main__' and '--interpreted-cases' in sys.argv:
-    _run_interpreted_cases()
+    _run_interpreted_cases(sys.argv[sys.argv.index('--interpreted-cases') + 1])

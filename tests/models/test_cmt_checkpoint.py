@@ -233,7 +233,8 @@ def test_conversion_for_the_bias_config_and_spconv2_checkpoints(tmp_path):
     cfg = osp.join(ROOT, 'projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py')
     assert main([cfg, str(src), str(dst), '--to', 'mmcv']) == 0
     back = torch.load(dst, map_location='cpu', weights_only=False)['state_dict']
-    assert torch.equal(back[key], result.state_dict[key]) and back[key].shape == (3, 3, 3, 5, 16)
+    # CMT's own (mmcv-layout) kernel again, whichever backend this machine's model uses (spconv 2 on GPU machines)
+    assert torch.equal(back[key], cmt[key]) and back[key].shape == (3, 3, 3, 5, 16)
     assert 'version' not in back._metadata['pts_middle_encoder.conv_input.0']
 
 

@@ -39,6 +39,29 @@ from .triton import interpreting, triton_is_available
 __all__ = ['triton_bias_attention', 'fused_attention', 'check_kernel_limits', 'autotune_winners',
            'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK']
 
+
+
+def _backport_interpreter_scalar_index() -> None:
+    """TRITON_INTERPRET=1 only: Triton's interpreter before 3.7 turns a scalar kernel argument into an index
+    (e.g. ``range(H)``) with ``int()`` of a 1-element array, which numpy >= 2.5 refuses ("only 0-dimensional
+    arrays can be converted to Python scalars"). Triton 3.9 squeezes the array first; do the same for older
+    interpreters. Compiled kernels are not affected."""
+    from triton.runtime import interpreter
+    patch = getattr(interpreter, '_patch_lang_tensor', None)
+    if patch is None or getattr(patch, 'squeezes_scalar_index', False):
+        return
+
+    def patch_with_squeezed_index(tensor, scope):
+        patch(tensor, scope)
+        scope.set_attr(tensor, '__index__', lambda self: int(self.handle.data.squeeze()))
+
+    patch_with_squeezed_index.squeezes_scalar_index = True
+    interpreter._patch_lang_tensor = patch_with_squeezed_index
+
+
+if interpreting():
+    _backport_interpreter_scalar_index()
+
 KERNEL_RANK = 16  # geometry.FACTOR_RANK (10) factors zero-padded to the MMA K granularity
 # psi[..., 10] = 1 and phi[..., 10] = 0: the column right after the 10 factors (see _key_factors)
 ONES_COLUMN = tl.constexpr(FACTOR_RANK)
