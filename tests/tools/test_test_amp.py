@@ -53,9 +53,11 @@ def test_amp_dtype_sets_the_cuda_autocast_dtype(monkeypatch):
 
 
 @pytest.mark.slow
-def test_amp_test_run_predicts_under_cpu_autocast(synthetic_root, tmp_path, capsys, monkeypatch):
-    """The whole test loop with --amp on CPU: predict runs under bf16 autocast, the pillar encoder, scatter and
-    SECOND give fp32, the image backbone bf16, and the metric is computed."""
+def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, monkeypatch):
+    """The whole test loop with --amp: predict runs under autocast (bf16 on CPU, fp16 on CUDA), the pillar
+    encoder, scatter and SECOND give fp32, the image backbone the autocast dtype, and the metric is computed."""
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    amp_dtype = torch.float16 if dev == 'cuda' else torch.bfloat16
     from mmdet3d.registry import MODELS
     from mmengine.runner import Runner
 
@@ -78,7 +80,7 @@ def test_amp_test_run_predicts_under_cpu_autocast(synthetic_root, tmp_path, caps
             for name in ('pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'img_backbone'):
                 getattr(self, name).register_forward_hook(record_dtype(name))
         seen['calls'] += 1
-        seen['autocast'] = (torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu'))
+        seen['autocast'] = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
         results = orig_predict(self, *args, **kwargs)
         seen['score_dtype'] = results[0].pred_instances_3d.scores_3d.dtype
         return results
@@ -94,9 +96,9 @@ def test_amp_test_run_predicts_under_cpu_autocast(synthetic_root, tmp_path, caps
     out = capsys.readouterr()
     assert code == 0, out.err[-3000:]
     assert seen['fp16'] is True and seen['calls'] > 0
-    assert seen['autocast'] == (True, torch.bfloat16)
+    assert seen['autocast'] == (True, amp_dtype)
     assert seen['dtypes'] == dict(pts_voxel_encoder=torch.float32, pts_middle_encoder=torch.float32,
-                                  pts_backbone=torch.float32, img_backbone=torch.bfloat16)
+                                  pts_backbone=torch.float32, img_backbone=amp_dtype)
     assert seen['score_dtype'] == torch.float32  # the head decodes in fp32
-    assert 'test.py --amp: test loop under cpu autocast (bfloat16)' in out.out + out.err
+    assert f'test.py --amp: test loop under {dev} autocast ({str(amp_dtype)[6:]})' in out.out + out.err
     assert 'pred_instances_3d_NuScenes/mAP' in out.out + out.err
