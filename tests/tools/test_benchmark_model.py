@@ -113,3 +113,21 @@ def test_inference_on_gpu_reports_cuda_figures(tmp_path, monkeypatch):
         assert r['peak_reserved_mib'] >= r['peak_allocated_mib']
         assert r['resolved_path'] in ('triton', 'exact', 'sdpa')
         assert all(v >= 0 for v in r['part_ms_median'].values())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_inference_full_config_on_gpu_names_the_sparse_backend(tmp_path, monkeypatch):
+    """The full config (SparseEncoder) at its image size, fewer points: the backend is the one mmdet3d built."""
+    from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE
+    monkeypatch.chdir(ROOT)
+    results = bm.main(['--inference', '--points', '30000', '--steps', '2', '--warmup', '1', '--precision', 'fp16',
+                       '--out', str(tmp_path)])
+    r = results[0]
+    assert r['sparse_conv']['num_sparse_convs'] > 5
+    if IS_SPCONV2_AVAILABLE:
+        assert r['sparse_conv_backend'].startswith('spconv 2'), r['sparse_conv']
+    else:
+        assert r['sparse_conv_backend'] == 'mmcv', r['sparse_conv']
+    assert r['part_ms_median']['pts_middle_encoder'] > 0 and r['num_queries'] == 900
+    assert r['peak_allocated_mib'] > 0 and r['autocast_dtype'] == 'torch.float16'
