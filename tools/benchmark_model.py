@@ -1,4 +1,4 @@
-"""Training-step benchmark of the full CMT fusion model for each attention path (GPU).
+r"""Training-step (default) and inference (`--inference`) benchmark of the full CMT fusion model (GPU).
 
 Builds ``projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py`` at its real sizes (batch 2, six 320x800
 images, ~300k points per sample, DN from ``--num-gt`` GT boxes per sample: Nq = 900 + num_gt * min(10, 900 //
@@ -24,8 +24,9 @@ transformer and task_head, bbox_decode), peak allocated / reserved memory, the s
 path each bias-attention module ran (``resolved_mode``). Writes ``<out>/model_inference.json`` and ``.md``.
 
     python tools/benchmark_model.py --inference --precision fp32 fp16          # full config, batch 1
-    python tools/benchmark_model.py --inference --device cpu --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
-        --points 2000 --cams 2 --img-hw 96 256 --steps 1 --warmup 0 --precision fp32 bf16 --out /tmp/bench   # smoke run
+    python tools/benchmark_model.py --inference --device cpu \
+        --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py --points 2000 --cams 2 --img-hw 96 256 \
+        --steps 1 --warmup 0 --precision fp32 bf16 --out /tmp/bench   # smoke run
 
 On CPU the part times are host ``perf_counter`` times and the GPU-only figures (peak memory) are ``null``.
 """
