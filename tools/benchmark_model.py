@@ -1,4 +1,4 @@
-"""Training-step benchmark of the full CMT fusion model for each attention path (GPU).
+r"""Training-step (default) and inference (`--inference`) benchmark of the full CMT fusion model (GPU).
 
 Builds ``projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py`` at its real sizes (batch 2, six 320x800
 images, ~300k points per sample, DN from ``--num-gt`` GT boxes per sample: Nq = 900 + num_gt * min(10, 900 //
@@ -12,6 +12,23 @@ writes ``<out>/model_benchmark[_amp][_mmcv_voxelization].json`` and ``.md``.
     python tools/benchmark_model.py --num-gt 90           # worst case Nq = 1800
     python tools/benchmark_model.py --device cpu --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
         --points 2000 --img-hw 96 256 --steps 1 --warmup 0 --modes sdpa exact --out /tmp/bench   # smoke run
+
+``--inference``: batch-1 (``--batch``) predict timing instead, in eval mode under ``torch.no_grad``, per
+``--precision`` entry (fp32; fp16 / bf16: ``torch.autocast`` over data preprocessor + predict, the model's fp32
+islands as in ``tools/test.py --amp``) and per ``--modes`` entry (default ``config``: the config's own ``bias_mode``),
+each on a freshly built model with the same seed. A call is data preprocessor (voxelization + image normalisation) +
+``model(..., mode='predict')`` (features, head, box decoding). Reports the wall clock per call (median, synchronized),
+FPS, the time of each part (CUDA events in forward hooks / method wrappers: data_preprocessor, pts_voxel_encoder,
+pts_middle_encoder, pts_backbone, pts_neck, img_backbone, img_neck, pts_bbox_head (predict: forward + decoding), its
+transformer and task_head, bbox_decode), peak allocated / reserved memory, the sparse-conv backend and the attention
+path each bias-attention module ran (``resolved_mode``). Writes ``<out>/model_inference.json`` and ``.md``.
+
+    python tools/benchmark_model.py --inference --precision fp32 fp16          # full config, batch 1
+    python tools/benchmark_model.py --inference --device cpu \
+        --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py --points 2000 --cams 2 --img-hw 96 256 \
+        --steps 1 --warmup 0 --precision fp32 bf16 --out /tmp/bench   # smoke run
+
+On CPU the part times are host ``perf_counter`` times and the GPU-only figures (peak memory) are ``null``.
 """
 import argparse
 import gc
@@ -30,15 +47,26 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 MODULES = ('data_preprocessor', 'img_backbone', 'img_neck', 'pts_voxel_encoder', 'pts_middle_encoder',
            'pts_backbone', 'pts_neck', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head')
+# --inference: the parts timed, in call order ('pts_bbox_head' and 'bbox_decode' wrap methods, not forward)
+INFER_PARTS = ('data_preprocessor', 'pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'pts_neck',
+               'img_backbone', 'img_neck', 'pts_bbox_head', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head',
+               'bbox_decode')
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-def parse_args():
+def parse_args(argv=None):
+    from projects.mmdet3d_plugin.utils import CfgOptionsAction
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', default='projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py')
-    p.add_argument('--modes', nargs='+', default=['sdpa', 'exact', 'triton'])
-    p.add_argument('--steps', type=int, default=6)
-    p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--inference', action='store_true',
+                   help='time batch-1 predict (eval, no_grad) instead of training steps')
+    p.add_argument('--modes', nargs='+', default=None,
+                   help="bias_mode per run (default: sdpa exact triton; --inference: 'config', the config's own)")
+    p.add_argument('--precision', nargs='+', default=['fp32', 'fp16'], choices=sorted(PRECISIONS),
+                   help='--inference: autocast dtype per run (fp32: no autocast)')
+    p.add_argument('--steps', type=int, default=None, help='timed steps / calls (default 6; --inference 20)')
+    p.add_argument('--warmup', type=int, default=None, help='untimed first steps / calls (default 2; --inference 5)')
+    p.add_argument('--batch', type=int, default=None, help='samples per step (default 2; --inference 1)')
     p.add_argument('--cams', type=int, default=6)
     p.add_argument('--img-hw', type=int, nargs=2, default=[320, 800])
     p.add_argument('--points', type=int, default=300000, help='points per sample (random, 5 features)')
@@ -48,9 +76,19 @@ def parse_args():
                    help='override decoder cross_attn_dtype (default: the config value)')
     p.add_argument('--voxel-impl', default=None, choices=['scatter', 'mmcv'],
                    help='model.data_preprocessor.voxel_impl (default: the config value, scatter)')
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                   help='override config keys, e.g. model.data_preprocessor.voxel_impl=mmcv')
     p.add_argument('--out', default='docs/benchmarks')
     p.add_argument('--device', default='cuda', help="'cpu' only for a smoke run of this script (demo config)")
-    return p.parse_args()
+    args = p.parse_args(argv)
+    defaults = dict(modes=['config'], steps=20, warmup=5, batch=1) if args.inference else \
+        dict(modes=['sdpa', 'exact', 'triton'], steps=6, warmup=2, batch=2)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.steps < 1 or args.warmup < 0 or args.batch < 1:
+        p.error('--steps and --batch must be >= 1, --warmup >= 0')
+    return args
 
 
 class _CpuEvent:
@@ -68,20 +106,46 @@ def _sync(device):
 
 
 class ModuleTimer:
-    """Forward time of top-level modules from events recorded in forward hooks (ms, summed over calls)."""
+    """Forward time of top-level modules from events recorded in forward hooks (ms, summed over calls).
 
-    def __init__(self, model, device):
+    ``methods`` ({name: (object, attribute)}) also times methods that are called directly rather than through
+    ``Module.__call__`` (no hooks fire there), by wrapping them on the instance until :meth:`remove`.
+    """
+
+    def __init__(self, model, device, modules=MODULES, methods=None):
         self.device = device
         self.new_event = (lambda: torch.cuda.Event(enable_timing=True)) if device.type == 'cuda' else _CpuEvent
-        self.events, self.handles = {}, []
-        for name in MODULES:
+        self.events, self.handles, self.wrapped = {}, [], []
+        for name in modules:
             mod = model
             for part in name.split('.'):
                 mod = getattr(mod, part, None)
-            if mod is None:
+            if mod is None or (methods and name in methods):
                 continue
             self.handles.append(mod.register_forward_pre_hook(self._pre(name)))
             self.handles.append(mod.register_forward_hook(self._post(name)))
+        for name, (obj, attr) in (methods or {}).items():
+            if obj is not None and callable(getattr(obj, attr, None)):
+                self._wrap(name, obj, attr)
+
+    def _wrap(self, name, obj, attr):
+        fn, pre, post = getattr(obj, attr), self._pre(name), self._post(name)
+
+        def timed(*args, **kwargs):
+            pre(None, None)
+            out = fn(*args, **kwargs)
+            post(None, None, out)
+            return out
+
+        setattr(obj, attr, timed)  # an instance attribute shadows the class's method
+        self.wrapped.append((obj, attr))
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        for obj, attr in self.wrapped:
+            delattr(obj, attr)
+        self.handles, self.wrapped = [], []
 
     def _pre(self, name):
         def hook(mod, args):
@@ -105,13 +169,16 @@ class ModuleTimer:
         return {k: sum(a.elapsed_time(b) for a, b in v if b is not None) for k, v in self.events.items()}
 
 
-def build_model(cfg_path, mode, attn_dtype, device, voxel_impl=None):
-    from mmengine.config import Config
+def build_model(cfg_path, mode, attn_dtype, device, voxel_impl=None, cfg_options=None):
+    """The config's model, randomly initialised, on ``device`` in train mode. ``mode`` None or 'config' keeps
+    the config's ``bias_mode``."""
     from mmdet3d.registry import MODELS
-    cfg = Config.fromfile(cfg_path)
+    from projects.mmdet3d_plugin.utils import load_config
+    cfg = load_config(cfg_path, cfg_options)
     if cfg.model.get('img_backbone'):
         cfg.model.img_backbone.init_cfg = None  # no pretrained file needed for timing
-    cfg.model.pts_bbox_head.bias_mode = mode
+    if mode not in (None, 'config'):
+        cfg.model.pts_bbox_head.bias_mode = mode
     if attn_dtype is not None:
         cfg.model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_dtype = attn_dtype
     if voxel_impl is not None:
@@ -128,7 +195,7 @@ def run_mode(args, mode):
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
     torch.manual_seed(0)
-    model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl)
+    model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, args.cfg_options)
     head = model.pts_bbox_head
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
     batch = synthetic_batch(args.batch, head.pc_range.tolist(), num_gt=args.num_gt, num_points=args.points,
@@ -171,8 +238,7 @@ def run_mode(args, mode):
                                                              head.num_query // max(args.num_gt, 1)),
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
         voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
-    for h in timer.handles:
-        h.remove()
+    timer.remove()
     del model, opt, batch, data, loss_dict, loss
     gc.collect()
     if cuda:
@@ -215,13 +281,168 @@ def to_markdown(args, results, device):
     return '\n'.join(lines) + '\n'
 
 
-def main():
-    args = parse_args()
+# ---------------------------------------------------------------- --inference
+def _autocast(device, precision):
+    dtype = PRECISIONS[precision]
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def run_inference(args, mode, precision):
+    """Time ``args.steps`` predict calls (after ``args.warmup``) of a freshly built model; see the module doc."""
+    from mmdet3d.utils import register_all_modules
+    from projects.mmdet3d_plugin.engine import find_bias_attention, sparse_conv_backend, summarize_bias_mode
+    from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
+    register_all_modules(init_default_scope=True)
+    device = torch.device(args.device)
+    cuda = device.type == 'cuda'
+    torch.manual_seed(0)
+    model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, args.cfg_options).eval()
+    head = model.pts_bbox_head
+    batch = synthetic_batch(args.batch, head.pc_range.tolist(), num_gt=args.num_gt, num_points=args.points,
+                            num_cams=args.cams, img_hw=tuple(args.img_hw), device=device, seed=0,
+                            with_points=head.use_bev, with_img=head.use_img)
+    timer = ModuleTimer(model, device, INFER_PARTS,
+                        methods={'pts_bbox_head': (head, 'predict'),
+                                 'bbox_decode': (getattr(head, 'bbox_coder', None), 'decode')})
+    if cuda:
+        torch.cuda.synchronize()
+        allocated_before = torch.cuda.memory_allocated() / 2**20  # weights + inputs
+    wall, device_total, parts = [], [], []
+    with torch.no_grad():
+        for step in range(args.warmup + args.steps):
+            if step == args.warmup and cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            timer.reset()
+            start, end = timer.new_event(), timer.new_event()
+            _sync(device)
+            t0 = time.perf_counter()
+            start.record()
+            with _autocast(device, precision):
+                data = model.data_preprocessor(batch, training=False)
+                results = model(**data, mode='predict')
+            end.record()
+            _sync(device)
+            if step >= args.warmup:
+                wall.append((time.perf_counter() - t0) * 1000)
+                device_total.append(start.elapsed_time(end))
+                parts.append(timer.times())
+    timer.remove()
+    attention = find_bias_attention(model)
+    sparse = sparse_conv_backend(model)
+    preds = results[0].pred_instances_3d
+    wall_median = statistics.median(wall)
+    res = dict(
+        mode=mode,
+        precision=precision,
+        autocast_dtype=None if PRECISIONS[precision] is None else str(PRECISIONS[precision]),
+        batch=args.batch,
+        # the bias_mode the config asked for, and the path the modules ran (their resolved_mode)
+        bias_mode=','.join(sorted({m['bias_mode'] for m in attention})) or None,
+        resolved_path=summarize_bias_mode(attention),
+        attention_modules=attention,
+        sparse_conv_backend=sparse['backend'],
+        sparse_conv=sparse,
+        wall_ms_median=wall_median,
+        wall_ms_mean=statistics.mean(wall),
+        wall_ms_min=min(wall),
+        wall_ms_all=wall,
+        fps=args.batch * 1000.0 / wall_median,
+        timer='cuda events' if cuda else 'host perf_counter (no CUDA events on CPU)',
+        event_ms_median=statistics.median(device_total) if cuda else None,  # CUDA events: GPU only
+        part_ms_median={k: statistics.median(p.get(k, 0.0) for p in parts) for k in INFER_PARTS
+                        if any(k in p for p in parts)},
+        peak_allocated_mib=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        peak_reserved_mib=torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
+        allocated_before_mib=allocated_before if cuda else None,
+        num_boxes=int(preds.scores_3d.numel()),
+        score_dtype=str(preds.scores_3d.dtype),
+        num_queries=int(head.num_query),
+        attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
+        voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
+    del model, batch, data, results
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return res
+
+
+def _ms(x):
+    return 'n/a' if x is None else f'{x:.2f}'
+
+
+def inference_markdown(args, results, device):
+    r0 = results[0]
+    lines = [
+        f'# CMT inference (predict), {device}',
+        '',
+        f'config `{args.config}`; batch {args.batch}, {args.cams} x {args.img_hw[0]}x{args.img_hw[1]} images, '
+        f'{args.points} points/sample; {r0["num_queries"]} queries; voxelization {r0["voxel_impl"]}; attention core '
+        f'dtype {r0["attn_dtype"]}; sparse-conv backend **{r0["sparse_conv_backend"]}**; median of {args.steps} '
+        f'calls after {args.warmup} warm-up; a call = data preprocessor (voxelization + image normalisation) + '
+        f'predict (features, head, box decoding), eval mode, no_grad; part times: {r0["timer"]}.',
+        '',
+        '| bias_mode (ran) | precision | wall ms/call (median) | FPS | CUDA-event ms (median) | peak allocated MiB '
+        '| peak reserved MiB |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ]
+    for r in results:
+        lines.append(f'| {r["bias_mode"]} ({r["resolved_path"]}) | {r["precision"]} | {r["wall_ms_median"]:.2f} '
+                     f'| {r["fps"]:.2f} | {_ms(r["event_ms_median"])} | {_mib(r["peak_allocated_mib"])} '
+                     f'| {_mib(r["peak_reserved_mib"])} |')
+    parts = [p for p in INFER_PARTS if any(p in r['part_ms_median'] for r in results)]
+    lines += ['', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
+              'and box decoding are inside it):', '',
+              '| part | ' + ' | '.join(f'{r["resolved_path"]} {r["precision"]}' for r in results) + ' |',
+              '| --- ' + '| ---: ' * len(results) + '|']
+    for part in parts:
+        lines.append(f'| {part} | ' + ' | '.join(_ms(r['part_ms_median'].get(part)) for r in results) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def main_inference(args, device_name):
+    results, failed = [], []
+    for mode in args.modes:
+        for precision in args.precision:
+            tag = f'[{mode} {precision}]'
+            t0 = time.time()
+            try:
+                results.append(run_inference(args, mode, precision))
+            except Exception as e:  # report and go on with the other runs
+                print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
+                failed.append(dict(mode=mode, precision=precision, error=f'{type(e).__name__}: {e}'))
+                gc.collect()
+                if args.device == 'cuda':
+                    torch.cuda.empty_cache()
+                continue
+            r = results[-1]
+            print(f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
+                  f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
+                  f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)', flush=True)
+    if not results:
+        sys.exit('no run succeeded: ' + '; '.join(f'{f["mode"]} {f["precision"]}: {f["error"]}' for f in failed))
+    md = inference_markdown(args, results, device_name)
+    print(md)
+    os.makedirs(args.out, exist_ok=True)
+    stem = osp.join(args.out, 'model_inference')
+    with open(stem + '.json', 'w') as f:
+        json.dump(dict(device=device_name, torch=torch.__version__, cuda=torch.version.cuda, args=vars(args),
+                       results=results, failed=failed), f, indent=2, default=str)
+    with open(stem + '.md', 'w') as f:
+        f.write(md)
+    print(f'wrote {stem}.json and {stem}.md')
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init log
     if args.device == 'cuda' and not torch.cuda.is_available():
         sys.exit('benchmark_model.py needs a CUDA device (or --device cpu for a smoke run)')
     device = torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU (smoke run)'
+    if args.inference:
+        return main_inference(args, device)
     results = []
     for mode in args.modes:
         t0 = time.time()
@@ -245,10 +466,12 @@ def main():
     stem = osp.join(args.out, 'model_benchmark' + ('_amp' if args.amp else '')
                     + ('_mmcv_voxelization' if results[0]['voxel_impl'] == 'mmcv' else ''))
     with open(stem + '.json', 'w') as f:
-        json.dump(dict(device=device, torch=torch.__version__, args=vars(args), results=results), f, indent=2)
+        json.dump(dict(device=device, torch=torch.__version__, args=vars(args), results=results), f, indent=2,
+                  default=str)
     with open(stem + '.md', 'w') as f:
         f.write(md)
     print(f'wrote {stem}.json and {stem}.md')
+    return results
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ Shared by the GPUMemoryHook tests and their distributed worker script.
 """
 import json
 import os.path as osp
+import zlib
 
 import torch
 from mmengine.evaluator import BaseMetric
@@ -142,6 +143,10 @@ def train_toy(work_dir,
         if model_wrapper_cfg else None,
         visualizer=dict(type='Visualizer', vis_backends=backends),
         log_level='INFO',
+        # mmengine names the logger/visualizer instances after the experiment: a unique name keeps two runs
+        # started within the same second (same timestamp) from sharing the first one's log files; named
+        # after the work dir so that all ranks of a distributed run agree
+        experiment_name=f'toy_{zlib.crc32(osp.abspath(str(work_dir)).encode()):08x}',
         **val)
     runner.train()
     return runner

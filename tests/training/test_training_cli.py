@@ -76,6 +76,9 @@ def test_readme_demo_command(synthetic_root, tmp_path):
     assert osp.isfile(pics['results_json'])
     # the demo config's 'auto' is recorded as the path that ran ('exact' on CPU)
     assert mem['bias_mode'] == 'exact' and {m['bias_mode'] for m in mem['attention_modules']} == {'auto'}
+    # the pillar demo has no sparse convolution; the train-start log line says so
+    assert mem['sparse_conv_backend'] is None and mem['sparse_conv']['num_sparse_convs'] == 0
+    assert 'GPUMemoryHook: sparse-conv backend = None (0 sparse convolutions' in open(summary['log']).read()
 
 
 def test_resume_repeats_the_uninterrupted_loss_curve(synthetic_root, tmp_path):

@@ -7,10 +7,11 @@ from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .object_sample_switch_hook import ObjectSampleSwitchHook, find_object_samples
 from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 from .signal_checkpoint_hook import SignalCheckpointHook, TrainingInterrupted
+from .sparse_backend import sparse_conv_backend
 
 __all__ = [
     'GPUMemoryHook', 'IterSeedHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe',
     'find_bias_attention', 'summarize_bias_mode', 'NonFiniteLossError', 'NonFiniteLossHook',
     'ObjectSampleSwitchHook', 'find_object_samples', 'ResumableEpochBasedTrainLoop', 'SignalCheckpointHook',
-    'TrainingInterrupted'
+    'TrainingInterrupted', 'sparse_conv_backend'
 ]

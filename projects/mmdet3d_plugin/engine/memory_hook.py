@@ -23,7 +23,11 @@ At ``after_train`` (and after a stand-alone val/test run) the hook writes
 ``<work_dir>/memory_summary.json`` with each rank's peaks and the iteration and
 epoch where they occurred, the device name and the attention ``bias_mode`` (the
 path the modules ran, their ``resolved_mode``: 'triton' or 'exact' for 'auto';
-see ``attention_info``), and prints it through the runner logger.
+see ``attention_info``), the sparse-convolution backend the model was built
+with (``sparse_conv_backend``: 'spconv <version>' or 'mmcv', None without sparse
+convolutions; details under ``sparse_conv``; see ``sparse_backend``), and prints
+it through the runner logger. Train start (and a stand-alone val/test start)
+logs the backend and the attention mode.
 """
 import json
 import os.path as osp
@@ -38,6 +42,7 @@ from mmdet3d.registry import HOOKS
 
 from .attention_info import find_bias_attention, summarize_bias_mode
 from .memory_probe import make_memory_probe
+from .sparse_backend import sparse_conv_backend
 
 PLACE_TOL_MIB = 1.0  # see GPUMemoryHook._read_peaks
 
@@ -82,6 +87,7 @@ class GPUMemoryHook(Hook):
         self._in_train = False
         self.attention_modules: List[Dict] = []
         self.bias_mode: Optional[str] = None
+        self.sparse_conv: Dict = {}
 
     # ------------------------------------------------------------ set-up
     def before_run(self, runner) -> None:
@@ -108,10 +114,26 @@ class GPUMemoryHook(Hook):
     def _distributed(self) -> bool:
         return self.gather_ranks and get_world_size() > 1
 
-    def _record_bias_mode(self, runner) -> None:
+    def _record_model_info(self, runner) -> None:
         self.attention_modules = find_bias_attention(runner.model)
         self.bias_mode = summarize_bias_mode(self.attention_modules)
         runner.message_hub.update_info('bias_mode', self.bias_mode)
+        self.sparse_conv = sparse_conv_backend(runner.model)
+        runner.message_hub.update_info('sparse_conv_backend',
+                                       self.sparse_conv['backend'])
+
+    def _log_model_paths(self, runner) -> None:
+        sc = self.sparse_conv
+        runner.logger.info(
+            f'GPUMemoryHook: sparse-conv backend = {sc["backend"]} '
+            f'({sc["num_sparse_convs"]} sparse convolutions'
+            + (f', e.g. {sc["example"]}' if sc['example'] else '')
+            + f'; mmdet3d IS_SPCONV2_AVAILABLE={sc["import_flag"]})')
+        runner.logger.info(
+            f'GPUMemoryHook: attention bias_mode = {self.bias_mode} '
+            f'({len(self.attention_modules)} bias-attention modules'
+            + (f', e.g. {self.attention_modules[0]["name"]}'
+               if self.attention_modules else '') + ')')
 
     # ------------------------------------------------------------ windows
     def _start_window(self, phase: str) -> None:
@@ -165,12 +187,8 @@ class GPUMemoryHook(Hook):
     # ------------------------------------------------------------ train
     def before_train(self, runner) -> None:
         self._in_train = True
-        self._record_bias_mode(runner)
-        runner.logger.info(
-            f'GPUMemoryHook: attention bias_mode = {self.bias_mode} '
-            f'({len(self.attention_modules)} bias-attention modules'
-            + (f', e.g. {self.attention_modules[0]["name"]}'
-               if self.attention_modules else '') + ')')
+        self._record_model_info(runner)
+        self._log_model_paths(runner)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if self._reset_pending:
@@ -195,10 +213,19 @@ class GPUMemoryHook(Hook):
 
     def after_train(self, runner) -> None:
         self._in_train = False
-        self._record_bias_mode(runner)  # an 'auto' module may have resolved
+        self._record_model_info(runner)  # an 'auto' module may have resolved
         self.write_summary(runner)
 
     # ------------------------------------------------------------ val/test
+    def before_val(self, runner) -> None:
+        if not self._in_train:  # stand-alone runner.val()
+            self._record_model_info(runner)
+            self._log_model_paths(runner)
+
+    def before_test(self, runner) -> None:
+        self._record_model_info(runner)
+        self._log_model_paths(runner)
+
     def before_val_epoch(self, runner) -> None:
         self._start_window('val')
 
@@ -227,11 +254,11 @@ class GPUMemoryHook(Hook):
 
     def after_val(self, runner) -> None:
         if not self._in_train:  # stand-alone runner.val()
-            self._record_bias_mode(runner)
+            self._record_model_info(runner)
             self.write_summary(runner)
 
     def after_test(self, runner) -> None:
-        self._record_bias_mode(runner)
+        self._record_model_info(runner)
         self.write_summary(runner)
 
     # ------------------------------------------------------------ summary
@@ -265,6 +292,8 @@ class GPUMemoryHook(Hook):
             peak_scope=self.probe.peak_scope,
             bias_mode=self.bias_mode,
             attention_modules=self.attention_modules,
+            sparse_conv_backend=self.sparse_conv.get('backend'),
+            sparse_conv=self.sparse_conv,
             world_size=len(ranks),
             overall=overall,
             ranks=ranks)

@@ -1,0 +1,133 @@
+"""``tools/benchmark_model.py``: the ``--inference`` mode (batch-1 predict timing) in its CPU quick mode, the
+training-step mode's smoke run, and the inference run on a GPU."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+from tools import benchmark_model as bm
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py'
+QUICK = ['--device', 'cpu', '--config', DEMO, '--points', '2000', '--cams', '2', '--img-hw', '96', '256']
+
+
+def test_inference_defaults_and_training_defaults_stay():
+    inf = bm.parse_args(['--inference'])
+    assert (inf.batch, inf.steps, inf.warmup, inf.modes, inf.precision) == (1, 20, 5, ['config'], ['fp32', 'fp16'])
+    assert inf.config == 'projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py'
+    train = bm.parse_args([])
+    assert (train.inference, train.batch, train.steps, train.warmup, train.modes) == \
+        (False, 2, 6, 2, ['sdpa', 'exact', 'triton'])
+    with pytest.raises(SystemExit):
+        bm.parse_args(['--inference', '--precision', 'fp8'])
+
+
+def test_inference_quick_mode_on_cpu(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    calls = []
+    from projects.mmdet3d_plugin.models.dense_heads.cmt_head import CmtHead
+    orig = CmtHead.predict
+
+    def spy(self, *args, **kwargs):  # the autocast state the head is called under
+        calls.append((torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu')))
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(CmtHead, 'predict', spy)
+    results = bm.main(['--inference', *QUICK, '--steps', '2', '--warmup', '0', '--precision', 'fp32', 'bf16',
+                       '--modes', 'config', 'exact', '--out', str(tmp_path)])
+    # 2 modes x 2 precisions, each 2 timed calls
+    assert [(r['mode'], r['precision']) for r in results] == \
+        [('config', 'fp32'), ('config', 'bf16'), ('exact', 'fp32'), ('exact', 'bf16')]
+    assert [c[0] for c in calls] == [False, False, True, True] * 2
+    assert all(dtype == torch.bfloat16 for on, dtype in calls if on)
+    with open(tmp_path / 'model_inference.json') as f:
+        report = json.load(f)
+    assert report['failed'] == [] and report['args']['batch'] == 1 and report['device'] == 'CPU (smoke run)'
+    fp32, bf16, exact = report['results'][:3]
+    for r in report['results']:
+        assert r['batch'] == 1 and len(r['wall_ms_all']) == 2
+        assert r['wall_ms_median'] > 0 and r['fps'] == pytest.approx(1000 / r['wall_ms_median'])
+        # every part was timed (the demo fusion model has all of them)
+        assert set(r['part_ms_median']) == set(bm.INFER_PARTS)
+        assert all(v > 0 for v in r['part_ms_median'].values())
+        # the head contains its transformer, task head and decoding; the call contains the head
+        head = r['part_ms_median']['pts_bbox_head']
+        inside = sum(r['part_ms_median'][k] for k in ('pts_bbox_head.transformer', 'pts_bbox_head.task_head',
+                                                      'bbox_decode'))
+        assert inside < head < r['wall_ms_median']
+        # GPU-only figures are absent on CPU
+        assert r['peak_allocated_mib'] is None and r['peak_reserved_mib'] is None and r['event_ms_median'] is None
+        assert r['timer'].startswith('host perf_counter')
+        assert r['sparse_conv_backend'] is None and r['sparse_conv']['num_sparse_convs'] == 0  # pillars
+        assert r['num_boxes'] > 0 and r['score_dtype'] == 'torch.float32'
+    assert fp32['autocast_dtype'] is None and bf16['autocast_dtype'] == 'torch.bfloat16'
+    # 'config' keeps the demo's 'auto' (which runs 'exact' on CPU); 'exact' is set on every module
+    assert fp32['bias_mode'] == 'auto' and fp32['resolved_path'] == 'exact'
+    assert exact['bias_mode'] == 'exact' and exact['resolved_path'] == 'exact'
+    assert [m['resolved_mode'] for m in fp32['attention_modules']] == ['exact'] * len(fp32['attention_modules'])
+    md = (tmp_path / 'model_inference.md').read_text()
+    assert '| auto (exact) | fp32 |' in md and '| auto (exact) | bf16 |' in md and '| bbox_decode |' in md
+    assert 'sparse-conv backend **None**' in md
+
+
+def test_module_timer_wraps_and_restores_methods():
+    class Box:
+        def decode(self, x):
+            return x + 1
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    box = Box()
+    timer = bm.ModuleTimer(model, torch.device('cpu'), modules=('0', ), methods={'decode': (box, 'decode')})
+    model(torch.zeros(1, 2))
+    assert box.decode(1) == 2 and box.decode(2) == 3
+    times = timer.times()
+    assert set(times) == {'0', 'decode'} and len(timer.events['decode']) == 2
+    timer.remove()
+    assert 'decode' not in vars(box) and not model[0]._forward_hooks
+    timer.reset()
+    box.decode(1)
+    model(torch.zeros(1, 2))
+    assert timer.events == {}
+
+
+def test_training_step_mode_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    results = bm.main([*QUICK, '--steps', '1', '--warmup', '0', '--modes', 'exact', '--out', str(tmp_path)])
+    assert [r['mode'] for r in results] == ['exact'] and results[0]['loss_last'] > 0
+    assert set(results[0]['forward_ms_median']) == set(bm.MODULES)
+    assert (tmp_path / 'model_benchmark.json').is_file() and (tmp_path / 'model_benchmark.md').is_file()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_inference_on_gpu_reports_cuda_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    results = bm.main(['--inference', '--config', DEMO, '--points', '20000', '--cams', '2', '--img-hw', '96', '256',
+                       '--steps', '3', '--warmup', '1', '--precision', 'fp32', 'fp16', '--out', str(tmp_path)])
+    assert [r['precision'] for r in results] == ['fp32', 'fp16']
+    for r in results:
+        assert r['timer'] == 'cuda events' and r['event_ms_median'] > 0
+        assert r['peak_allocated_mib'] >= r['allocated_before_mib'] > 0
+        assert r['peak_reserved_mib'] >= r['peak_allocated_mib']
+        assert r['resolved_path'] in ('triton', 'exact', 'sdpa')
+        assert all(v >= 0 for v in r['part_ms_median'].values())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_inference_full_config_on_gpu_names_the_sparse_backend(tmp_path, monkeypatch):
+    """The full config (SparseEncoder) at its image size, fewer points: the backend is the one mmdet3d built."""
+    from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE
+    monkeypatch.chdir(ROOT)
+    results = bm.main(['--inference', '--points', '30000', '--steps', '2', '--warmup', '1', '--precision', 'fp16',
+                       '--out', str(tmp_path)])
+    r = results[0]
+    assert r['sparse_conv']['num_sparse_convs'] > 5
+    if IS_SPCONV2_AVAILABLE:
+        assert r['sparse_conv_backend'].startswith('spconv 2'), r['sparse_conv']
+    else:
+        assert r['sparse_conv_backend'] == 'mmcv', r['sparse_conv']
+    assert r['part_ms_median']['pts_middle_encoder'] > 0 and r['num_queries'] == 900
+    assert r['peak_allocated_mib'] > 0 and r['autocast_dtype'] == 'torch.float16'
