@@ -3,7 +3,7 @@
 #   bash tools/quickstart.sh demo   generate a synthetic nuScenes-format set (if absent), train the demo config
 #                                   (pillar LiDAR + camera fusion with the geometric attention bias; GPU if present,
 #                                   else CPU), evaluate it with the official nuScenes metric, print where results are
-#   bash tools/quickstart.sh test   run the test suite (GPU tests skip on CPU)
+#   bash tools/quickstart.sh test   run the test suite (GPU tests skip on CPU; in parallel on 8+ cores)
 # Options come from the environment: DEMO_CONFIG, DEMO_WORK_DIR, DEMO_DATA, DEMO_SCENES, DEMO_ITERS, PYTEST_ARGS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +18,10 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -z "${CONDA_PREFIX:-}" ]; then
 fi
 
 if [ "$what" = test ]; then
+  # 8+ cores (e.g. a GPU machine): parallel workers (pytest-xdist), half the cores, at most 8; CI's 2 cores: serial
+  if [ -z "${PYTEST_ARGS+x}" ] && [ "$(nproc)" -ge 8 ]; then
+    workers=$(( $(nproc) / 2 )); PYTEST_ARGS="-n $(( workers > 8 ? 8 : workers ))"
+  fi
   exec python -m pytest -q ${PYTEST_ARGS:-} tests
 fi
 
