@@ -77,7 +77,7 @@ def _run_interpreted_cases():
             return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
         results[name] = kernel_relative_errors(*inputs, run)
-    # the bias-free timing baseline of tools/tune_triton_attention.py must be plain attention
+    # the bias-free timing baseline of tools/benchmarks/tune_triton_attention.py must be plain attention
     q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
     def no_bias(q, k, v, r, o, d, bs):

@@ -26,8 +26,7 @@ def test_config_loads(path):
 
 
 def test_cfg_options_reach_the_config():
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    import train  # tools/train.py
+    from tools import train
     args = train.parse_args([
         SEED_CONFIG, '--work-dir', '/tmp/x', '--cfg-options',
         'train_cfg.max_epochs=3',
@@ -52,8 +51,7 @@ def test_cfg_options_reach_the_config():
 
 
 def test_amp_and_resume_flags(tmp_path):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    import train
+    from tools import train
     ckpt = tmp_path / 'epoch_1.pth'
     ckpt.write_bytes(b'0')
     cfg = train.build_config(train.parse_args([SEED_CONFIG, '--amp', '--resume', str(ckpt)]))
