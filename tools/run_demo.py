@@ -14,7 +14,8 @@ about 4 minutes on 2 cores, too short to detect anything; it shows that every pa
 
 Pictures (WORK_DIR/pictures/): a BEV plot of LiDAR points, GT (green) and predicted (red) boxes for the first
 evaluated samples, one camera image with the boxes projected into it, and the loss/memory curves
-(tools/analysis_tools/analysis_tools/plot_memory.py). ``python tools/misc/visualize_results.py`` draws the same for any results file.
+(tools/analysis_tools/plot_memory.py). ``python tools/misc/visualize_results.py`` draws the same for any results
+file.
 """
 import argparse
 import json

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/analysis_tools/analysis_tools/plot_memory.py WORK_DIR [WORK_DIR ...] --out memory.png \
+    python tools/analysis_tools/plot_memory.py WORK_DIR [WORK_DIR ...] --out memory.png \
         [--keys mem_peak_alloc_mib loss] [--labels sdpa exact] [--all-runs]
 
 Each WORK_DIR is a training work dir (its newest timestamped run folder

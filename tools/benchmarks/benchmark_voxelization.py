@@ -5,7 +5,7 @@ same random cloud (x, y uniform in +-60 m, z in [-4, 4] m, 5 features; training 
 outputs are equal element for element, prints a table and writes ``<out>/voxelization_benchmark.{json,md}``.
 
     python tools/benchmarks/benchmark_voxelization.py                      # GPU
-    python tools/benchmarks/benchmark_voxelization.py --device cpu --points 20000 --repeats 2 --out /tmp/vox   # smoke run
+    python tools/benchmarks/benchmark_voxelization.py --device cpu --points 20000 --repeats 2 --out /tmp/vox  # smoke
 """
 import argparse
 import json

@@ -1,6 +1,7 @@
 """Convert a checkpoint of CMT's original code (junjie18/CMT) for this port:
 
-    python tools/model_converters/convert_cmt_checkpoint.py IN OUT [--config CFG] [--sparse-layout auto|mmcv|spconv2|spconv2_rskc]
+    python tools/model_converters/convert_cmt_checkpoint.py IN OUT [--config CFG] \
+        [--sparse-layout auto|mmcv|spconv2|spconv2_rskc]
 
 Without ``--config`` the config is chosen from the checkpoint's image backbone: ResNet -> ``cmt_compat/
 cmt_voxel0100_r50_800x320.py``, VoVNet -> ``cmt_compat/cmt_voxel0075_vov_1600x640.py``. The model of the config is
