@@ -1,7 +1,7 @@
 """Bad-input sweep (issue "fail fast, lose nothing"), rows 1 and 4-8 and 10: each bad input gives an early, short
 message naming the file or config key and the fix (exit status 2 from the tools, before any Runner is built),
-on copies of the synthetic set. Rows 2, 3 (NaN, SIGTERM): test_training_faults.py; row 9: tests/foundation/
-test_atomic_checkpoint.py."""
+on copies of the synthetic set. Rows 2, 3 (NaN, SIGTERM): tests/engine/test_training_faults.py; row 9:
+tests/utils/test_atomic_checkpoint.py."""
 import os
 import os.path as osp
 import shutil
