@@ -24,6 +24,7 @@ if ROOT not in sys.path:
 from projects.mmdet3d_plugin.utils.scalar_logs import (  # noqa: E402,F401
     DEFAULT_KEYS, find_scalar_files, load_runs, plot, read_train_scalars, series)
 
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR')
