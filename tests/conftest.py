@@ -1,13 +1,21 @@
-"""Shared pytest setup: the repo root on sys.path, the `gpu` marker, CPU threads split among xdist workers."""
+"""Shared pytest setup: the repo root and tests/ on sys.path, the `gpu` and `slow` markers, the synthetic data set,
+CPU threads split among pytest-xdist workers.
+
+The test folders mirror the package (attention, configs, datasets, engine, evaluation, models, utils) plus tools/
+for the command-line tools. Helpers shared by several folders live beside this file and are imported by name
+(``from cmt_test_utils import ...``, ``pipeline_helpers``, ``reliability_helpers``).
+"""
 import os
 import os.path as osp
 import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+TESTS = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(TESTS)
+for _path in (TESTS, ROOT):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def pytest_configure(config):

@@ -4,12 +4,13 @@
 #                                   (pillar LiDAR + camera fusion with the geometric attention bias; GPU if present,
 #                                   else CPU), evaluate it with the official nuScenes metric, print where results are
 #   bash tools/quickstart.sh test   run the test suite (GPU tests skip on CPU; in parallel on 8+ cores)
+#   bash tools/quickstart.sh lint   ruff check . (settings in pyproject.toml; lint only, no reformatting)
 # Options come from the environment: DEMO_CONFIG, DEMO_WORK_DIR, DEMO_DATA, DEMO_SCENES, DEMO_ITERS, PYTEST_ARGS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 what=${1:-}
-case "$what" in demo|test) ;; *) echo "usage: bash tools/quickstart.sh demo|test" >&2; exit 2;; esac
+case "$what" in demo|test|lint) ;; *) echo "usage: bash tools/quickstart.sh demo|test|lint" >&2; exit 2;; esac
 
 bash tools/install.sh
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -z "${CONDA_PREFIX:-}" ]; then
@@ -23,6 +24,9 @@ if [ "$what" = test ]; then
     workers=$(( $(nproc) / 2 )); PYTEST_ARGS="-n $(( workers > 8 ? 8 : workers ))"
   fi
   exec python -m pytest -q ${PYTEST_ARGS:-} tests
+fi
+if [ "$what" = lint ]; then
+  exec python -m ruff check .
 fi
 
 exec python tools/run_demo.py

@@ -14,7 +14,8 @@ about 4 minutes on 2 cores, too short to detect anything; it shows that every pa
 
 Pictures (WORK_DIR/pictures/): a BEV plot of LiDAR points, GT (green) and predicted (red) boxes for the first
 evaluated samples, one camera image with the boxes projected into it, and the loss/memory curves
-(tools/plot_memory.py). ``python tools/misc/visualize_results.py`` draws the same for any results file.
+(tools/analysis_tools/plot_memory.py). ``python tools/misc/visualize_results.py`` draws the same for any results
+file.
 """
 import argparse
 import json
@@ -23,10 +24,9 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-for _path in (ROOT, osp.join(ROOT, 'tools')):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -35,6 +35,7 @@ import projects.mmdet3d_plugin  # noqa: E402,F401
 from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root  # noqa: E402
 from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset  # noqa: E402
 from projects.mmdet3d_plugin.utils import CfgOptionsAction, apply_cfg_options  # noqa: E402
+from projects.mmdet3d_plugin.utils.schedules import use_iteration_schedule, use_learning_schedule  # noqa: E402
 
 DEMO_CONFIG = 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py'
 FIT_CONFIG = 'projects/configs/demo/cmt_demo_fusion_fit_train.py'
@@ -61,29 +62,6 @@ def parse_args(argv=None):
                    help='GPU: skip the one-step sdpa vs triton peak-memory comparison')
     p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, help='config overrides, as in tools/train.py')
     return p.parse_args(argv)
-
-
-def use_iteration_schedule(cfg: Config, max_iters: int, ckpt_interval: int) -> Config:
-    """In place: an iteration-based loop of ``max_iters`` without validation, a checkpoint every
-    ``ckpt_interval`` iterations and a per-iteration log (unsmoothed, so scalars.json holds each step's loss)."""
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval,
-                                        max_keep_ckpts=3, backend_args=dict(backend='atomic_local'))
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
-    return cfg
-
-
-def use_learning_schedule(cfg: Config, epochs: int) -> Config:
-    """In place: ``epochs`` epochs with the fit config's schedule shape (linear warm-up over 200 iterations, cosine
-    decay to lr/1000 at the last epoch) and no validation during training (the test loop scores at the end)."""
-    lr = cfg.optim_wrapper.optimizer.lr
-    cfg.train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
-    cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
-        dict(type='CosineAnnealingLR', T_max=epochs, eta_min=lr * 1e-3, begin=0, end=epochs, by_epoch=True,
-             convert_to_iter_based=True)]
-    return cfg
 
 
 def demo_config(args, on_gpu: bool = False) -> Config:
@@ -115,10 +93,9 @@ def results_json(cfg) -> str:
 def draw_pictures(cfg, runner, pic_dir: str, score_thr: float) -> dict:
     """BEV + camera pictures of the first three test samples from the metric's results JSON, and the loss/memory
     curves of the training run."""
-    from plot_memory import load_runs, plot
-
     from projects.mmdet3d_plugin.utils.result_files import build_info_dataset, load_results
     from projects.mmdet3d_plugin.utils.result_pictures import extent_of, write_result_pictures
+    from projects.mmdet3d_plugin.utils.scalar_logs import load_runs, plot
     dataset = build_info_dataset(cfg, 'test')
     path = results_json(cfg)
     results = load_results(path) if osp.isfile(path) else None

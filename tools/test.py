@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 

@@ -80,7 +80,7 @@ def _run_interpreted_cases(selected):
             return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
         results[name] = kernel_relative_errors(*inputs, run)
-    if selected == 'bias_off_baseline':  # the bias-free timing baseline of the tuning tool: plain attention
+    if selected == 'bias_off_baseline':  # the bias-free timing baseline of tools/benchmarks/tune_triton_attention.py: plain attention
         q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
         def no_bias(q, k, v, r, o, d, bs):

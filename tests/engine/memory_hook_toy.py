@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import projects.mmdet3d_plugin.engine  # noqa: F401  registers GPUMemoryHook
-from tools.plot_memory import find_scalar_files
+from projects.mmdet3d_plugin.utils.scalar_logs import find_scalar_files
 
 MIB = 2**20
 

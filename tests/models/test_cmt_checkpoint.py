@@ -188,9 +188,9 @@ def _check_loaded(model, cmt, converted, synthesised=()):
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(COMPAT))
 def test_cmt_checkpoint_loads_strict(name, tmp_path):
-    """Random CMT checkpoint (fixture keys and shapes) -> tools/convert_cmt_checkpoint.py -> strict load into the
-    cmt_compat model; every tensor of the model comes from the checkpoint."""
-    from tools.convert_cmt_checkpoint import main
+    """Random CMT checkpoint (fixture keys and shapes) -> tools/model_converters/convert_cmt_checkpoint.py -> strict
+    load into the cmt_compat model; every tensor of the model comes from the checkpoint."""
+    from tools.model_converters.convert_cmt_checkpoint import main
     fixture = load_fixture(name)
     seed = int(torch.randint(0, 2**31, ()))
     cmt = random_cmt_state_dict(fixture['keys'], torch.Generator().manual_seed(seed))
@@ -226,8 +226,9 @@ def test_conversion_for_the_bias_config_and_spconv2_checkpoints(tmp_path):
     key = 'pts_middle_encoder.conv_input.0.weight'
     assert forced.state_dict[key].shape == (16, 3, 3, 3, 5)
     assert forced.state_dict._metadata['pts_middle_encoder.conv_input.0']['version'] == 2
-    # ... and tools/convert_sparse_conv_layout.py moves such a (spconv-2) checkpoint back to the mmcv backend
-    from tools.convert_sparse_conv_layout import main
+    # ... and tools/model_converters/convert_sparse_conv_layout.py moves such a (spconv-2) checkpoint back to the mmcv
+    # backend
+    from tools.model_converters.convert_sparse_conv_layout import main
     src, dst = tmp_path / 'spconv2.pth', tmp_path / 'mmcv.pth'
     torch.save(dict(state_dict=forced.state_dict, meta={}), src)
     cfg = osp.join(ROOT, 'projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py')
@@ -342,8 +343,11 @@ def test_fp16_attention_core_with_fp32_projections():
     with torch.no_grad():
         out = attn(q, kv, kv)
         w, b = attn.attn.in_proj_weight.double(), attn.attn.in_proj_bias.double()
-        heads = lambda x, s: (x.double() @ w[s * 64:(s + 1) * 64].T + b[s * 64:(s + 1) * 64]).view(
-            x.shape[0], x.shape[1], 4, 16).transpose(1, 2).half().double()  # fp32-exact projection, fp16 rounding
+
+        def heads(x, s):  # fp32-exact projection, fp16 rounding
+            return (x.double() @ w[s * 64:(s + 1) * 64].T + b[s * 64:(s + 1) * 64]).view(
+                x.shape[0], x.shape[1], 4, 16).transpose(1, 2).half().double()
+
         qh, kh, vh = heads(q, 0), heads(kv, 1), heads(kv, 2)
         core = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(16), -1) @ vh
         core16 = core.transpose(1, 2).reshape(2, 7, 64).half()

@@ -1,4 +1,4 @@
-"""``tools/benchmark_model.py``: the ``--inference`` mode (batch-1 predict timing) in its CPU quick mode, the
+"""``tools/benchmarks/benchmark_model.py``: the ``--inference`` mode (batch-1 predict timing) in its CPU quick mode, the
 training-step mode's smoke run, and the inference run on a GPU."""
 import json
 import os.path as osp
@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 import torch
 
-from tools import benchmark_model as bm
+from tools.benchmarks import benchmark_model as bm
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py'

@@ -2,7 +2,8 @@
 # CMT reports 40.6 mAP / 46.0 NDS on nuScenes val (20e).
 #
 # Attention path of every decoder layer's cross-attention:
-#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
+#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'
+#   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
 #   override:  --cfg-options model.pts_bbox_head.bias_mode=exact
 #              --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
 # Not yet reproduced: CMT's camera config also applies GlobalRotScaleTransImage (rotation +-0.3925, scale

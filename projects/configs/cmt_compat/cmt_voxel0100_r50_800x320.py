@@ -1,5 +1,6 @@
 # CMT fusion voxel0100 R50 800x320 with CMT's own forward, for checkpoints converted from CMT's release:
-#   python tools/convert_cmt_checkpoint.py voxel0100_r50_800x320_epoch20.pth ckpts/cmt_voxel0100_converted.pth
+#   python tools/model_converters/convert_cmt_checkpoint.py \
+#       voxel0100_r50_800x320_epoch20.pth ckpts/cmt_voxel0100_converted.pth
 #   python tools/test.py projects/configs/cmt_compat/cmt_voxel0100_r50_800x320.py ckpts/cmt_voxel0100_converted.pth
 # Differences from ../fusion/cmt_voxel0100_r50_800x320_cbgs.py (docs/quirks.md, "CMT's released checkpoints"):
 #   - use_bias=False: plain cross-attention (CMT has no geometric bias, no bias_scale);

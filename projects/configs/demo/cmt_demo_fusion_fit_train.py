@@ -36,7 +36,8 @@ train_dataloader = dict(batch_size=4, num_workers=4, persistent_workers=True,
 val_dataloader = dict(batch_size=4, num_workers=4, persistent_workers=True,
                       dataset=dict(ann_file='nuscenes_infos_train.pkl'))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='NuScenesSplitMetric', eval_set='mini_train', ann_file=_data_root + 'nuscenes_infos_train.pkl')
+val_evaluator = dict(type='NuScenesSplitMetric', eval_set='mini_train',
+                     ann_file=_data_root + 'nuscenes_infos_train.pkl')
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=lr))

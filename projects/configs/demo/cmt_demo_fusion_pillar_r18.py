@@ -2,7 +2,8 @@
 # `python tools/create_data.py synthetic`): pillar LiDAR branch (sparse convolution cannot train on CPU),
 # ResNet-18 with 16 base channels, 96x256 images, 100 queries, 2 decoder layers, 32x32 BEV tokens.
 # Same head, bias attention and losses as the full configs.
-#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto') | model.pts_bbox_head.use_bias=False
+#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto')
+#                   | model.pts_bbox_head.use_bias=False
 _base_ = ['../fusion/cmt_voxel0100_r50_800x320_cbgs.py']
 
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]

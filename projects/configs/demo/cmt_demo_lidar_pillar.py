@@ -1,5 +1,6 @@
 # Tiny LiDAR-only CMT (pillars) for CPU demos and tests on the synthetic set; see cmt_demo_fusion_pillar_r18.py.
-#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto') | model.pts_bbox_head.use_bias=False
+#   attention path: --cfg-options model.pts_bbox_head.bias_mode=exact (default 'auto')
+#                   | model.pts_bbox_head.use_bias=False
 _base_ = ['./cmt_demo_fusion_pillar_r18.py']
 
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]

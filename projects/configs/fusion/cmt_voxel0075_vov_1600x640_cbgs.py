@@ -2,7 +2,8 @@
 # CMT reports 70.3 mAP / 72.9 NDS on nuScenes val (15e with GT-paste + 5e without).
 #
 # Attention path of every decoder layer's cross-attention:
-#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
+#   model.pts_bbox_head.bias_mode = 'auto' | 'sdpa' | 'svd' | 'exact' | 'triton'
+#   (set in fusion/cmt_voxel0100_r50_800x320_cbgs.py)
 #   override:  --cfg-options model.pts_bbox_head.bias_mode=exact
 #              --cfg-options model.pts_bbox_head.use_bias=False        (plain CMT attention, no bias)
 # Pretrained image backbone: model.img_backbone.init_cfg.checkpoint (CMT/PETR's

@@ -1,7 +1,7 @@
 """What the attention tests and benchmarks share: the dense reference, CMT's attention shapes, input
 makers, a camera rig, timers and the Triton interpreter's bounds check.
 
-Used by ``tests/attention/`` and ``tools/{benchmark_attention,tune_triton_attention,
+Used by ``tests/attention/`` and ``tools/benchmarks/{benchmark_attention,tune_triton_attention,
 check_triton_configs}.py``; written from the formula, independent of the paths it checks:
 
     out = softmax(sm_scale * q k^T - bias_scale[h] * dist2(r/L, line/L)) v,  sm_scale = 1/sqrt(D)

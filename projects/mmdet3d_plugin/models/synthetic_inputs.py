@@ -1,4 +1,4 @@
-"""Synthetic detector inputs (camera rig, points, GT boxes) for tests and ``tools/benchmark_model.py``.
+"""Synthetic detector inputs (camera rig, points, GT boxes) for tests and ``tools/benchmarks/benchmark_model.py``.
 
 The batch has the form ``Det3DDataPreprocessor`` consumes: ``dict(inputs=dict(points=[(P, 5)], img=[(N, 3, H, W)]),
 data_samples=[Det3DDataSample])`` with ``metainfo['lidar2img']`` (N 4x4 arrays) and ``gt_instances_3d``.

@@ -566,7 +566,7 @@ _attn_bwd_dq_fp32 = triton.autotune(configs=[c for c in _DQ_CONFIGS if _dq_fp32_
 
 
 # ----------------------------------------------------------------------------------------------
-# Launching: autotuned, forced (tests, tools/check_triton_configs.py) or interpreted
+# Launching: autotuned, forced (tests, tools/benchmarks/check_triton_configs.py) or interpreted
 # ----------------------------------------------------------------------------------------------
 # Kernel name -> Autotuner; 'dq_fp32_factors' is the dq kernel over the configs that suit fp32
 # factors (see _dq_fp32_safe).
@@ -599,7 +599,7 @@ def kernel_configs(name: str) -> list:
 
 def widen_configs(extra: dict) -> None:
     """Append configs to the autotune candidates: extra = {kernel name: [triton.Config]} (before
-    the first call; tools/tune_triton_attention.py --wide)."""
+    the first call; tools/benchmarks/tune_triton_attention.py --wide)."""
     for name, configs in extra.items():
         kernel_configs(name).extend(configs)
     _TUNERS['dq_fp32_factors'].configs = [c for c in kernel_configs('dq') if _dq_fp32_safe(c)]
@@ -645,7 +645,7 @@ def _on_device(t: torch.Tensor):
 
 class _GeoBiasFlashAttention(torch.autograd.Function):
     """Fused geometric-bias attention; see triton_bias_attention for the arguments. fact_prec
-    'off' (tools/tune_triton_attention.py only) times the same kernels without the bias."""
+    'off' (tools/benchmarks/tune_triton_attention.py only) times the same kernels without the bias."""
 
     @staticmethod
     def forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec='tf32x3'):

@@ -190,7 +190,8 @@ def generate_synthetic_nuscenes(out: str, num_scenes: int, seed: int = 0, sample
         raise ValueError(f'--samples-per-scene must be >= 2 (velocities need two keyframes), got {samples_per_scene}')
     version = version or default_version(num_scenes)
     train_names, val_names = scene_names(num_scenes, version, num_val_scenes)
-    subdirs = [version, 'maps', f'samples/{LIDAR_NAME}', f'sweeps/{LIDAR_NAME}'] + [f'samples/{c}' for c in CAMERA_NAMES]
+    subdirs = [version, 'maps', f'samples/{LIDAR_NAME}', f'sweeps/{LIDAR_NAME}'] + [
+        f'samples/{c}' for c in CAMERA_NAMES]
     for sub in subdirs:
         os.makedirs(osp.join(out, sub), exist_ok=True)
     tb = _TableBuilder(_Tokens(seed))

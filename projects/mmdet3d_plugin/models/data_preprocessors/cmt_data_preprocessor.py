@@ -2,7 +2,7 @@
 
 ``voxel_impl`` (config key ``model.data_preprocessor.voxel_impl``):
 - ``'scatter'`` (default): ``ScatterHardVoxelization``, sort/scatter ops with mmcv's exact output, ~2.5 ms per
-  300k-point cloud on an H100 against ~70 ms for mmcv 2.1's CUDA kernel (tools/benchmark_voxelization.py);
+  300k-point cloud on an H100 against ~70 ms for mmcv 2.1's CUDA kernel (tools/benchmarks/benchmark_voxelization.py);
 - ``'mmcv'``: mmdet3d's ``VoxelizationByGridShape`` (mmcv's op), wrapped so that an empty cloud gives zero
   voxels: a sample can arrive without points (a modality-dropout transform that empties the cloud, or a
   sweep-less frame filtered to nothing), and mmcv's kernels are not meant for zero points.

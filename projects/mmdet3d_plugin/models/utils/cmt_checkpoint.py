@@ -147,3 +147,13 @@ def check_backend_layout(model: nn.Module) -> str:
         raise RuntimeError(f'the model stores sparse-conv kernels as {layout!r} but the installed backend is '
                            f'{backend!r}')
     return layout
+
+
+def build_model(config: str) -> nn.Module:
+    """The model of the config file ``config``, built on the CPU without weights (the converters check keys and
+    shapes against it)."""
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    from mmengine.config import Config
+    register_all_modules(init_default_scope=True)
+    return MODELS.build(Config.fromfile(config).model)

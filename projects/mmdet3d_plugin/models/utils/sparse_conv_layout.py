@@ -17,7 +17,6 @@ a converted state dict is loaded as it is.
 from collections import OrderedDict
 from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor, nn
 
 # Every layout as a permutation of the canonical 'mmcv' layout (kernel dims K..., C_in, C_out), for a kernel

@@ -1,15 +1,17 @@
-"""tools/summarize_fit_logs.py on hand-written two-segment logs (a run interrupted and resumed)."""
+"""tools/analysis_tools/summarize_fit_logs.py on hand-written two-segment logs (a run interrupted and resumed)."""
 import json
 import os.path as osp
 import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = 'tools/analysis_tools/summarize_fit_logs.py'
 P = 'NuScenes metric/pred_instances_3d_NuScenes/'
 
 
 def _val(stamp, epoch, m_ap, nds):
-    return f'{stamp} - mmengine - INFO - Epoch(val) [{epoch}][16/16]    {P}car_AP_dist_0.5: 0.1  {P}NDS: {nds}  {P}mAP: {m_ap}\n'
+    return (f'{stamp} - mmengine - INFO - Epoch(val) [{epoch}][16/16]    '
+            f'{P}car_AP_dist_0.5: 0.1  {P}NDS: {nds}  {P}mAP: {m_ap}\n')
 
 
 def _train(stamp, epoch, it):
@@ -26,7 +28,7 @@ def test_two_segments_first_pass_iteration_and_minutes(tmp_path):
                     + _val('01/01 00:12:30', 2, 0.85, 0.7) + _val('01/01 00:14:00', 3, 0.93, 0.8)
                     + '01/01 00:14:00 - mmengine - INFO - Stopping threshold reached\n')
     out = tmp_path / 'summary'
-    res = subprocess.run([sys.executable, 'tools/summarize_fit_logs.py', '--run', 'path', str(seg1), str(seg2),
+    res = subprocess.run([sys.executable, TOOL, '--run', 'path', str(seg1), str(seg2),
                           '--year', '2025', '--out', str(out)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     run = json.load(open(str(out) + '.json'))[0]
@@ -43,19 +45,18 @@ def test_two_segments_first_pass_iteration_and_minutes(tmp_path):
 def test_not_reached_and_bad_log_are_reported(tmp_path):
     log = tmp_path / 'a.log'
     log.write_text(_train('05/01 10:00:00', 1, 158) + _val('05/01 10:01:00', 1, 0.4, 0.3))
-    res = subprocess.run([sys.executable, 'tools/summarize_fit_logs.py', '--run', 'x', str(log)], cwd=ROOT,
+    res = subprocess.run([sys.executable, TOOL, '--run', 'x', str(log)], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 0 and 'not reached (best 0.4000)' in res.stdout
     empty = tmp_path / 'empty.log'
     empty.write_text('nothing here\n')
-    res = subprocess.run([sys.executable, 'tools/summarize_fit_logs.py', '--run', 'x', str(empty)], cwd=ROOT,
+    res = subprocess.run([sys.executable, TOOL, '--run', 'x', str(empty)], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode != 0 and 'no mmengine log line' in res.stderr
 
 
 def test_plot_draws_each_evaluation_at_its_iteration(tmp_path):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    import summarize_fit_logs
+    from tools.analysis_tools import summarize_fit_logs
     log = tmp_path / 'run.log'
     log.write_text(_train('03/01 10:00:00', 1, 100) + _val('03/01 10:01:00', 1, 0.2, 0.3)
                    + _train('03/01 10:02:00', 2, 100) + _val('03/01 10:03:00', 2, 0.45, 0.5))

@@ -30,8 +30,7 @@ def _iter_config(tmp_path, data_root, name, max_iters, ckpt_interval):
     from mmengine.config import Config
     import projects.mmdet3d_plugin  # noqa: F401
     from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from run_demo import use_iteration_schedule
+    from projects.mmdet3d_plugin.utils.schedules import use_iteration_schedule
     cfg = use_iteration_schedule(retarget_data_root(Config.fromfile(DEMO), data_root), max_iters, ckpt_interval)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     # a schedule that outlasts the interrupted run, so the resumed half must restore its state

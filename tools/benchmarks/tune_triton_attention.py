@@ -1,6 +1,6 @@
 """Tune, check and time the fused Triton geometric-bias attention on one GPU (< 3 min on an H100).
 
-    python tools/tune_triton_attention.py --out docs/benchmarks/triton_attention_tune.json
+    python tools/benchmarks/tune_triton_attention.py --out docs/benchmarks/triton_attention_tune.json
 
 1. Autotunes the three kernels (forward, dk/dv, dq) at the CMT voxel0100 training shape
    (B=2, H=8, Nq=1800, Nk=128^2 + 6*20*50 = 22384, head dim 32, bf16) and prints the winners.
@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 

@@ -3,7 +3,6 @@
 import os
 import os.path as osp
 import shutil
-import sys
 
 import mmengine
 import torch
@@ -12,11 +11,9 @@ from mmengine.model import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py')
 FULL = osp.join(ROOT, 'projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py')
-if osp.join(ROOT, 'tools') not in sys.path:
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 
 def copy_root(synthetic_root, tmp_path, name='nus') -> str:
@@ -41,7 +38,7 @@ def config_file(tmp_path, cfg: Config, name='cfg') -> str:
 
 def iteration_config(cfg: Config, max_iters: int, ckpt_interval: int) -> Config:
     """In place: tools/run_demo.py's iteration loop, no validation."""
-    from run_demo import use_iteration_schedule
+    from projects.mmdet3d_plugin.utils.schedules import use_iteration_schedule
     use_iteration_schedule(cfg, max_iters, ckpt_interval)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.param_scheduler = []

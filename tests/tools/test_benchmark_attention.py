@@ -1,8 +1,8 @@
-"""Smoke test of tools/benchmark_attention.py on CPU with --quick shapes."""
+"""Smoke test of tools/benchmarks/benchmark_attention.py on CPU with --quick shapes."""
 import json
 import os.path as osp
 
-from tools.benchmark_attention import main
+from tools.benchmarks.benchmark_attention import main
 
 
 def test_benchmark_quick_cpu(tmp_path):

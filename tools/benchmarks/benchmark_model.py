@@ -7,10 +7,10 @@ model with the same seed. A step is voxelization (data preprocessor) + forward +
 Prints a table (median iteration time, peak allocated / reserved MiB, forward time per top-level module) and
 writes ``<out>/model_benchmark[_amp][_mmcv_voxelization].json`` and ``.md``.
 
-    python tools/benchmark_model.py                       # fp32 outside the attention core (config dtype inside)
-    python tools/benchmark_model.py --amp                 # bf16 autocast with the model's fp32 islands
-    python tools/benchmark_model.py --num-gt 90           # worst case Nq = 1800
-    python tools/benchmark_model.py --device cpu --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
+    python tools/benchmarks/benchmark_model.py                       # fp32 outside the attention core (config dtype inside)
+    python tools/benchmarks/benchmark_model.py --amp                 # bf16 autocast with the model's fp32 islands
+    python tools/benchmarks/benchmark_model.py --num-gt 90           # worst case Nq = 1800
+    python tools/benchmarks/benchmark_model.py --device cpu --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
         --points 2000 --img-hw 96 256 --steps 1 --warmup 0 --modes sdpa exact --out /tmp/bench   # smoke run
 
 ``--inference``: batch-1 (``--batch``) predict timing instead, in eval mode under ``torch.no_grad``, per
@@ -43,7 +43,9 @@ from contextlib import nullcontext
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 MODULES = ('data_preprocessor', 'img_backbone', 'img_neck', 'pts_voxel_encoder', 'pts_middle_encoder',
            'pts_backbone', 'pts_neck', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head')

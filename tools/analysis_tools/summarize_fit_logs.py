@@ -2,11 +2,12 @@
 
 A run may come in segments (a training interrupted and continued with ``--resume``): give its logs in order.
 
-    python tools/summarize_fit_logs.py --run sdpa seg1.log seg2.log --run exact ... [--target 0.9] \
+    python tools/analysis_tools/summarize_fit_logs.py --run sdpa seg1.log seg2.log --run exact ... [--target 0.9] \
         [--out docs/benchmarks/demo_fit_gpu/learning_proof] [--plot map.png]
 
 Prints a table and writes ``<out>.json`` / ``<out>.md``; ``--plot`` draws mAP and NDS against the training
-iteration (one line per run, the target as a dashed line) as a PNG; ``tools/plot_memory.py`` draws the loss. Per run: each evaluation (epoch, iteration, mAP, NDS),
+iteration (one line per run, the target as a dashed line) as a PNG; ``tools/analysis_tools/plot_memory.py``
+draws the loss. Per run: each evaluation (epoch, iteration, mAP, NDS),
 the first evaluation above ``--target`` with its iteration count and wall-clock minutes (summed over the
 segments, each from its first to its last log line, so process start-up, evaluations and the iterations redone
 after an interruption count), and each segment's span.

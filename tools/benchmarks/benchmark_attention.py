@@ -10,8 +10,8 @@ ms, peak extra memory (MiB) and relative errors (out, grad bias_scale, grad r,
 grad q) against an fp64 dense reference on the same inputs, plus ratios to
 bias-free SDPA. Writes markdown + JSON + PNG to --out.
 
-    python tools/benchmark_attention.py                 # GPU, full shapes
-    python tools/benchmark_attention.py --quick --device cpu --out /tmp/b   # CPU smoke run
+    python tools/benchmarks/benchmark_attention.py                 # GPU, full shapes
+    python tools/benchmarks/benchmark_attention.py --quick --device cpu --out /tmp/b   # CPU smoke run
 """
 import argparse
 import json
@@ -25,7 +25,7 @@ import traceback
 import torch
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 

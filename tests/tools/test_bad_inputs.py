@@ -1,14 +1,14 @@
 """Bad-input sweep (issue "fail fast, lose nothing"), rows 1 and 4-8 and 10: each bad input gives an early, short
 message naming the file or config key and the fix (exit status 2 from the tools, before any Runner is built),
-on copies of the synthetic set. Rows 2, 3 (NaN, SIGTERM): test_training_faults.py; row 9: tests/foundation/
-test_atomic_checkpoint.py."""
+on copies of the synthetic set. Rows 2, 3 (NaN, SIGTERM): tests/engine/test_training_faults.py; row 9:
+tests/utils/test_atomic_checkpoint.py."""
 import os
 import os.path as osp
 import shutil
 
 import pytest
 import torch
-from reliability_helpers import (DEMO, FULL, ROOT, camera_file, config_file, copy_root, infos, lidar_file,
+from reliability_helpers import (DEMO, FULL, camera_file, config_file, copy_root, infos, lidar_file,
                                  load_config, truncate)
 
 
@@ -18,16 +18,13 @@ def bad_root(synthetic_root, tmp_path):
 
 
 def _train(argv, capsys):
-    import train
+    from tools import train
     code = train.main(argv)
     return code, capsys.readouterr()
 
 
 def _test(argv, capsys):
-    import importlib.util  # tools/test.py: not `import test`, which may be the standard library's package
-    spec = importlib.util.spec_from_file_location('cmt_test_tool', osp.join(ROOT, 'tools', 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tools import test as tool  # tools/test.py (a plain `import test` may be the standard library's package)
     code = tool.main(argv)
     return code, capsys.readouterr()
 
@@ -204,7 +201,7 @@ def test_test_tool_runs_without_training_data(bad_root, tmp_path, capsys):
 
 # ---------------------------------------------------------------- row 10: dict values in --cfg-options
 def test_cfg_options_dict_value(tmp_path, capsys):
-    import train
+    from tools import train
     want = dict(type='Pretrained', checkpoint='ckpts/x.pth', prefix='img_backbone.')
     for path in (DEMO, FULL):  # init_cfg None in the demo, a dict with other keys in the full config
         args = train.parse_args([path, '--cfg-options',

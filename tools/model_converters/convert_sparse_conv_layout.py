@@ -1,6 +1,6 @@
 """Move a checkpoint of this project between the two sparse-convolution backends (weight layout):
 
-    python tools/convert_sparse_conv_layout.py CONFIG IN OUT --to mmcv|spconv2
+    python tools/model_converters/convert_sparse_conv_layout.py CONFIG IN OUT --to mmcv|spconv2
 
 ``mmcv``: mmcv's sparse conv (kD, kH, kW, C_in, C_out), the backend without spconv; ``spconv2``: spconv 2's
 (C_out, kD, kH, kW, C_in), tagged ``version = 2`` in the state dict's metadata (mmdet3d then loads it unchanged).
@@ -12,16 +12,15 @@ import argparse
 import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import extract_state_dict  # noqa: E402
+from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import build_model, extract_state_dict  # noqa: E402
 from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import (  # noqa: E402
     BACKEND_LAYOUTS, convert_sparse_layout, sparse_conv_specs)
-from tools.convert_cmt_checkpoint import build_model  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,6 @@ mode a plain open() gives (umask), it is chosen by the config (importing the plu
 save of a training run goes through it."""
 import os
 import stat
-import sys
 
 import pytest
 import torch
@@ -16,7 +15,6 @@ import projects.mmdet3d_plugin  # noqa: F401
 from projects.mmdet3d_plugin.utils import AtomicLocalBackend
 
 ATOMIC = dict(backend='atomic_local')
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'reliability'))
 
 
 def test_plain_paths_keep_mmengine_backend_and_config_selects_atomic(tmp_path, repo_root):

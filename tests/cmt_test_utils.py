@@ -10,7 +10,7 @@ from mmdet3d.utils import register_all_modules
 from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
 
 register_all_modules(init_default_scope=True)
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = {
     'fusion': 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py',
     'lidar': 'projects/configs/demo/cmt_demo_lidar_pillar.py',

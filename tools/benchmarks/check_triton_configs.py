@@ -1,8 +1,8 @@
 """Run forward+backward of the fused Triton bias attention with EVERY autotune config of every
 kernel, one config at a time, and print one line per (kernel, config, case): ok / wrong / error.
 
-    python tools/check_triton_configs.py                 # GPU: < 2 min on an H100
-    python tools/check_triton_configs.py --interpret --kernels dq --cases fp32_d32_300x1001
+    python tools/benchmarks/check_triton_configs.py                 # GPU: < 2 min on an H100
+    python tools/benchmarks/check_triton_configs.py --interpret --kernels dq --cases fp32_d32_300x1001
 
 GPU: one subprocess per (kernel, config) with CUDA_LAUNCH_BLOCKING=1 (all in parallel); the
 kernel under test uses the forced config, the two others their first listed config. A CUDA error
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 KERNEL_MODULE = 'projects.mmdet3d_plugin.attention.paths.triton_kernels'

@@ -40,7 +40,7 @@ def test_nan_loss_stops_before_checkpoint(synthetic_root, tmp_path, capsys):
     """The demo model with lr 1e30: iteration 1 is finite and checkpointed, its AdamW step (size ~lr) makes
     iteration 2 overflow. The run stops there: exit 3, a message with the iteration, the LR and the last good
     checkpoint, no iter_2.pth, and the logged loss is NaN/inf (not nan_to_num's 0)."""
-    import train
+    from tools import train
     cfg = iteration_config(load_config(synthetic_root), max_iters=4, ckpt_interval=1)
     cfg.optim_wrapper.optimizer.lr = 1e30
     # the visualizer is a per-process singleton by name: another in-process Runner's would keep its save_dir

@@ -93,7 +93,6 @@ def test_camera_boxes_land_where_lidar2img_sends_their_corners():
     img = V.render_camera(grey, l2i, np.stack([box, behind]))
     changed = np.abs(img.astype(int) - grey).max(-1) > 25
     # corners by hand: bottom-centre box, yaw about z
-    c, s = np.cos(box[6]), np.sin(box[6])
     pts = []
     for su in (-1, 1):
         for sv in (-1, 1):

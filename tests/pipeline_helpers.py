@@ -8,7 +8,7 @@ from mmengine.config import Config
 from projects.mmdet3d_plugin.datasets import retarget_data_root
 from projects.mmdet3d_plugin.datasets.nuscenes_layout import DETECTION_CLASSES
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASE_CFG = osp.join(ROOT, 'configs', '_base_', 'datasets', 'nuscenes_cmt.py')
 
 

@@ -1,6 +1,7 @@
 """Convert a checkpoint of CMT's original code (junjie18/CMT) for this port:
 
-    python tools/convert_cmt_checkpoint.py IN OUT [--config CFG] [--sparse-layout auto|mmcv|spconv2|spconv2_rskc]
+    python tools/model_converters/convert_cmt_checkpoint.py IN OUT [--config CFG] \
+        [--sparse-layout auto|mmcv|spconv2|spconv2_rskc]
 
 Without ``--config`` the config is chosen from the checkpoint's image backbone: ResNet -> ``cmt_compat/
 cmt_voxel0100_r50_800x320.py``, VoVNet -> ``cmt_compat/cmt_voxel0075_vov_1600x640.py``. The model of the config is
@@ -13,16 +14,15 @@ import argparse
 import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 
 import projects.mmdet3d_plugin  # noqa: E402,F401
 from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import (  # noqa: E402
-    check_backend_layout, convert_cmt_state_dict, extract_state_dict)
+    build_model, check_backend_layout, convert_cmt_state_dict, extract_state_dict)
 from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import SPARSE_LAYOUTS  # noqa: E402
 
 COMPAT_CONFIGS = {
@@ -40,14 +40,6 @@ def guess_config(state_dict) -> str:
         return osp.join(ROOT, COMPAT_CONFIGS['resnet'])
     raise ValueError('cannot tell the CMT model from the checkpoint (no ResNet or VoVNet img_backbone keys); '
                      'pass --config')
-
-
-def build_model(config: str):
-    from mmdet3d.registry import MODELS
-    from mmdet3d.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(config)
-    return MODELS.build(cfg.model)
 
 
 def parse_args(argv=None):

@@ -1,4 +1,4 @@
-"""tools/plot_memory.py: reads scalars.json of work dirs, draws a PNG."""
+"""tools/analysis_tools/plot_memory.py: reads scalars.json of work dirs, draws a PNG."""
 import json
 import os
 import os.path as osp
@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from tools.plot_memory import find_scalar_files, load_runs, main, series
+from projects.mmdet3d_plugin.utils.scalar_logs import find_scalar_files, load_runs, series
+from tools.analysis_tools.plot_memory import main
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 

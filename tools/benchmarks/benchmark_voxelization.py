@@ -4,8 +4,8 @@ For each config's ``model.data_preprocessor.voxel_layer`` and each cloud size, t
 same random cloud (x, y uniform in +-60 m, z in [-4, 4] m, 5 features; training ``max_voxels``), checks that the
 outputs are equal element for element, prints a table and writes ``<out>/voxelization_benchmark.{json,md}``.
 
-    python tools/benchmark_voxelization.py                      # GPU
-    python tools/benchmark_voxelization.py --device cpu --points 20000 --repeats 2 --out /tmp/vox   # smoke run
+    python tools/benchmarks/benchmark_voxelization.py                      # GPU
+    python tools/benchmarks/benchmark_voxelization.py --device cpu --points 20000 --repeats 2 --out /tmp/vox  # smoke
 """
 import argparse
 import json
@@ -17,7 +17,9 @@ import time
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the repository root
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 CONFIGS = ('projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py',
            'projects/configs/fusion/cmt_voxel0075_vov_1600x640_cbgs.py',
