@@ -2,7 +2,8 @@
 
 CPU: the kernels run under the Triton interpreter in a subprocess per test (TRITON_INTERPRET=1 must be
 set before triton is imported, and must not leak into other tests), which runs that test's case and
-prints the relative errors as JSON; separate subprocesses let `pytest -n N` spread the slow interpreter. GPU (skipped on CPU): the CMT training shape, fp32, memory.
+prints the relative errors as JSON; separate subprocesses let `pytest -n N` spread the slow interpreter.
+GPU (skipped on CPU): the CMT training shape, fp32, memory.
 """
 import json
 import os
@@ -80,7 +81,8 @@ def _run_interpreted_cases(selected):
             return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
         results[name] = kernel_relative_errors(*inputs, run)
-    if selected == 'bias_off_baseline':  # the bias-free timing baseline of tools/benchmarks/tune_triton_attention.py: plain attention
+    # the bias-free timing baseline of tools/benchmarks/tune_triton_attention.py must be plain attention
+    if selected == 'bias_off_baseline':
         q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
         def no_bias(q, k, v, r, o, d, bs):
