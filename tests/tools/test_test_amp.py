@@ -62,7 +62,7 @@ def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, 
     from mmengine.runner import Runner
 
     from projects.mmdet3d_plugin.models.detectors.cmt_detector import CmtDetector
-    from tests.reliability.reliability_helpers import config_file, load_config
+    from reliability_helpers import config_file, load_config
     cfg = load_config(synthetic_root)
     ckpt = tmp_path / 'model.pth'
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, ckpt)
