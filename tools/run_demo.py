@@ -9,7 +9,7 @@ no augmentation, scored by the devkit on its own training scenes) for ``--epochs
 attention core in bf16, and compares the peak memory of one training step with the ``sdpa`` and ``triton``
 attention paths on the same batch. On the CPU (or with ``--cpu``) it trains one epoch of the small demo config
 (projects/configs/demo/cmt_demo_fusion_pillar_r18.py; its LiDAR branch is pillar-based, so it trains on a CPU):
-about 4 minutes on 2 cores, too short to detect anything; it shows that every part runs.
+about 8 minutes on 2 cores, too short to detect anything; it shows that every part runs.
 ``--iters`` switches to an iteration-based schedule of that length (no learning-rate schedule).
 
 Pictures (WORK_DIR/pictures/): a BEV plot of LiDAR points, GT (green) and predicted (red) boxes for the first

@@ -7,10 +7,11 @@ model with the same seed. A step is voxelization (data preprocessor) + forward +
 Prints a table (median iteration time, peak allocated / reserved MiB, forward time per top-level module) and
 writes ``<out>/model_benchmark[_amp][_mmcv_voxelization].json`` and ``.md``.
 
-    python tools/benchmarks/benchmark_model.py                       # fp32 outside the attention core (config dtype inside)
-    python tools/benchmarks/benchmark_model.py --amp                 # bf16 autocast with the model's fp32 islands
-    python tools/benchmarks/benchmark_model.py --num-gt 90           # worst case Nq = 1800
-    python tools/benchmarks/benchmark_model.py --device cpu --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
+    python tools/benchmarks/benchmark_model.py               # fp32 outside the attention core (config dtype inside)
+    python tools/benchmarks/benchmark_model.py --amp         # bf16 autocast with the model's fp32 islands
+    python tools/benchmarks/benchmark_model.py --num-gt 90   # worst case Nq = 1800
+    python tools/benchmarks/benchmark_model.py --device cpu \
+        --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
         --points 2000 --img-hw 96 256 --steps 1 --warmup 0 --modes sdpa exact --out /tmp/bench   # smoke run
 
 ``--inference``: batch-1 (``--batch``) predict timing instead, in eval mode under ``torch.no_grad``, per
@@ -260,7 +261,8 @@ def to_markdown(args, results, device):
         f'config `{args.config}`; batch {args.batch}, {args.cams} x {args.img_hw[0]}x{args.img_hw[1]} images, '
         f'{args.points} points/sample, {args.num_gt} GT/sample (train queries {r0["num_queries_train"]}); '
         f'{"bf16 autocast with fp32 islands" if args.amp else "fp32 outside the attention core"}; '
-        f'attention core dtype {r0["attn_dtype"]}; voxelization {r0["voxel_impl"]}; median of {args.steps} steps after {args.warmup} warm-up; '
+        f'attention core dtype {r0["attn_dtype"]}; voxelization {r0["voxel_impl"]}; '
+        f'median of {args.steps} steps after {args.warmup} warm-up; '
         'step = voxelization + forward + loss + backward + AdamW.',
         '',
         '| path (ran) | iter ms (median) | speed-up vs sdpa | peak allocated MiB | peak reserved MiB |'
