@@ -99,6 +99,17 @@ def build_config(args) -> Config:
     return cfg
 
 
+def use_gloo_group_and_ddp(cfg: Config, device_ids) -> None:
+    """Create the gloo process group here (the Runner then skips mmengine's ``init_dist``) and give DDP
+    ``device_ids`` (None for CPU processes), keeping the config's other wrapper options."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=device_ids,
+                                 **{k: v for k, v in cfg.get('model_wrapper_cfg', {}).items()
+                                    if k not in ('type', 'device_ids')})
+
+
 def use_cpu_distributed(cfg: Config) -> None:
     """Run a distributed launch on CPU processes (gloo), e.g. ``tools/dist_train.sh CONFIG 2`` without GPUs.
 
@@ -107,17 +118,12 @@ def use_cpu_distributed(cfg: Config) -> None:
     gloo (the Runner then skips ``init_dist``) and DDP gets ``device_ids=None``. SyncBN has no CPU kernel:
     configs with SyncBN must override it for CPU runs.
     """
-    import torch.distributed as dist
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
     if backend != 'gloo':
         print_log(f'no CUDA device: using the gloo backend instead of {backend!r}', logger='current',
                   level=logging.WARNING)
     cfg.env_cfg.dist_cfg.backend = 'gloo'
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
-                                 **{k: v for k, v in cfg.get('model_wrapper_cfg', {}).items()
-                                    if k not in ('type', 'device_ids')})
+    use_gloo_group_and_ddp(cfg, device_ids=None)
 
 
 def ranks_share_gpus(launcher: str) -> bool:
@@ -148,17 +154,12 @@ def use_shared_gpu_distributed(cfg: Config, device: int) -> None:
     ``r`` uses GPU ``device`` (``bind_rank_to_shared_gpu``) and DDP gets that device. Meant for checking the
     distributed path on a machine with fewer GPUs than ranks; real multi-GPU runs keep NCCL and one GPU per rank.
     """
-    import torch.distributed as dist
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
     if backend != 'gloo':
         raise ValueError(f'{os.environ.get("LOCAL_WORLD_SIZE")} ranks share {torch.cuda.device_count()} GPU(s) '
                          f'on this node, which NCCL refuses (env_cfg.dist_cfg.backend={backend!r}); pass '
                          f'--cfg-options env_cfg.dist_cfg.backend=gloo, or start one rank per GPU')
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=[device],
-                                 **{k: v for k, v in cfg.get('model_wrapper_cfg', {}).items()
-                                    if k not in ('type', 'device_ids')})
+    use_gloo_group_and_ddp(cfg, device_ids=[device])
 
 
 def main(argv=None):

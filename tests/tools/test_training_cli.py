@@ -27,18 +27,12 @@ def _run(cmd, timeout=600):
 
 def _iter_config(tmp_path, data_root, name, max_iters, ckpt_interval):
     """The demo config on `data_root` with an iteration-based loop, a per-iteration log, no validation."""
-    from mmengine.config import Config
-    import projects.mmdet3d_plugin  # noqa: F401
-    from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root
-    from projects.mmdet3d_plugin.utils.schedules import use_iteration_schedule
-    cfg = use_iteration_schedule(retarget_data_root(Config.fromfile(DEMO), data_root), max_iters, ckpt_interval)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    from reliability_helpers import config_file, iteration_config, load_config
+    cfg = iteration_config(load_config(data_root), max_iters, ckpt_interval)
     # a schedule that outlasts the interrupted run, so the resumed half must restore its state
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.2, by_epoch=False, begin=0, end=20)]
     cfg.randomness = dict(seed=123)
-    path = str(tmp_path / f'{name}.py')
-    cfg.dump(path)
-    return path
+    return config_file(tmp_path, cfg, name)
 
 
 def _scalars(work_dir):
