@@ -30,7 +30,7 @@ def visible_centres(corners, centres, lidar2img, img_hw, min_size=12, margin=3):
     """Yield (box index, u, v) for boxes whose centre projection is in the image, the box is wholly in front of
     the camera, spans >= ``min_size`` px, and no nearer box's 2D extent contains that pixel (numpy, fp64)."""
     n = len(centres)
-    hom = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], -1) @ lidar2img.T       # (N, 8, 4)
+    hom = np.concatenate([corners, np.ones(corners.shape[:2] + (1, ))], -1) @ lidar2img.T  # (N, 8, 4)
     front = (hom[..., 2] > 0.5).all(1)
     uv = hom[..., :2] / np.maximum(hom[..., 2:3], 1e-6)
     lo, hi = uv.min(1), uv.max(1)

@@ -94,19 +94,32 @@ class ToyModel(BaseModel):
         return self.w * x
 
 
-def toy_runner(work_dir, model, dataset, loop, custom_hooks=(), checkpoint=None, resume=False, seed=1,
+def toy_runner(work_dir,
+               model,
+               dataset,
+               loop,
+               custom_hooks=(),
+               checkpoint=None,
+               resume=False,
+               seed=1,
                optim_wrapper=None):
     from mmengine.runner import Runner
+
     import projects.mmdet3d_plugin  # noqa: F401  (registers the hooks and loops)
     return Runner(
         model=model,
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dataset, sampler=dict(type='DefaultSampler', shuffle=True), batch_size=2,
-                              num_workers=0, collate_fn=dict(type='pseudo_collate')),
+        train_dataloader=dict(
+            dataset=dataset,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=2,
+            num_workers=0,
+            collate_fn=dict(type='pseudo_collate')),
         train_cfg=loop,
         optim_wrapper=optim_wrapper or dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(checkpoint=checkpoint or dict(type='CheckpointHook', interval=1000),
-                           logger=dict(type='LoggerHook', interval=1)),
+        default_hooks=dict(
+            checkpoint=checkpoint or dict(type='CheckpointHook', interval=1000),
+            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=list(custom_hooks),
         resume=resume,
         randomness=dict(seed=seed),

@@ -34,18 +34,20 @@ def parse_args(argv=None):
     nus.add_argument('--extra-tag', default='nuscenes', help='file-name prefix of the infos')
     nus.add_argument('--max-sweeps', type=int, default=10)
 
-    syn = sub.add_parser('synthetic', help='generate a synthetic nuScenes-format set (+ infos)',
-                         description=SPLIT_HELP + ' A finished set carries synthetic_nuscenes.json: re-running with '
-                         'the same arguments does nothing; a non-empty --out without it, or made with other '
-                         'arguments, is refused unless --overwrite.')
+    syn = sub.add_parser(
+        'synthetic',
+        help='generate a synthetic nuScenes-format set (+ infos)',
+        description=SPLIT_HELP + ' A finished set carries synthetic_nuscenes.json: re-running with '
+        'the same arguments does nothing; a non-empty --out without it, or made with other '
+        'arguments, is refused unless --overwrite.')
     syn.add_argument('--out', required=True, help='output root, e.g. data/nuscenes-synthetic')
     syn.add_argument('--scenes', type=int, default=10)
     syn.add_argument('--seed', type=int, default=0)
     syn.add_argument('--samples-per-scene', type=int, default=8, help='keyframes (2 Hz) per scene')
     syn.add_argument('--version', default=None, choices=['v1.0-mini', 'v1.0-trainval'], help=SPLIT_HELP)
     syn.add_argument('--val-scenes', type=int, default=None, help='number of val scenes (see above)')
-    syn.add_argument('--sweeps-per-keyframe', type=int, default=9,
-                     help='LiDAR sweeps between keyframes (9 = nuScenes 20 Hz)')
+    syn.add_argument(
+        '--sweeps-per-keyframe', type=int, default=9, help='LiDAR sweeps between keyframes (9 = nuScenes 20 Hz)')
     syn.add_argument('--azimuth-steps', type=int, default=1080, help='LiDAR rays per beam per revolution')
     syn.add_argument('--extra-tag', default='nuscenes')
     syn.add_argument('--no-infos', action='store_true', help='only write the raw dataset')
@@ -60,15 +62,27 @@ def main(argv=None):
     try:
         if args.dataset == 'nuscenes':
             seconds = {}
-            out = prepare_nuscenes(args.root_path, args.out_dir or args.root_path, args.version,
-                                   extra_tag=args.extra_tag, max_sweeps=args.max_sweeps, seconds=seconds)
+            out = prepare_nuscenes(
+                args.root_path,
+                args.out_dir or args.root_path,
+                args.version,
+                extra_tag=args.extra_tag,
+                max_sweeps=args.max_sweeps,
+                seconds=seconds)
             print(prep_summary(out, seconds))
         else:
             from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset
             done = build_synthetic_dataset(
-                args.out, args.scenes, seed=args.seed, samples_per_scene=args.samples_per_scene,
-                version=args.version, num_val_scenes=args.val_scenes, sweeps_per_keyframe=args.sweeps_per_keyframe,
-                azimuth_steps=args.azimuth_steps, with_infos=not args.no_infos, extra_tag=args.extra_tag,
+                args.out,
+                args.scenes,
+                seed=args.seed,
+                samples_per_scene=args.samples_per_scene,
+                version=args.version,
+                num_val_scenes=args.val_scenes,
+                sweeps_per_keyframe=args.sweeps_per_keyframe,
+                azimuth_steps=args.azimuth_steps,
+                with_infos=not args.no_infos,
+                extra_tag=args.extra_tag,
                 overwrite=args.overwrite)
             summary = done['summary']
             print(f'synthetic set in {args.out}: {summary["version"]}, {len(summary["train_scenes"])} train + '

@@ -28,14 +28,14 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.config import Config  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import Config
+from mmengine.runner import Runner
 
-import projects.mmdet3d_plugin  # noqa: E402,F401
-from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root  # noqa: E402
-from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset  # noqa: E402
-from projects.mmdet3d_plugin.utils import CfgOptionsAction, apply_cfg_options  # noqa: E402
-from projects.mmdet3d_plugin.utils.schedules import use_iteration_schedule, use_learning_schedule  # noqa: E402
+import projects.mmdet3d_plugin  # noqa: F401
+from projects.mmdet3d_plugin.datasets.config_utils import retarget_data_root
+from projects.mmdet3d_plugin.datasets.synthetic.build import build_synthetic_dataset
+from projects.mmdet3d_plugin.utils import CfgOptionsAction, apply_cfg_options
+from projects.mmdet3d_plugin.utils.schedules import use_iteration_schedule, use_learning_schedule
 
 DEMO_CONFIG = 'projects/configs/demo/cmt_demo_fusion_pillar_r18.py'
 FIT_CONFIG = 'projects/configs/demo/cmt_demo_fusion_fit_train.py'
@@ -45,21 +45,28 @@ GPU_MAP_TARGET = 0.3
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--config', default=None,
-                   help=f'config to train (default: {FIT_CONFIG} on a GPU, {DEMO_CONFIG} on the CPU)')
-    p.add_argument('--data', default=osp.join(ROOT, 'data', 'nuscenes-synthetic'),
-                   help='synthetic set root (generated when absent)')
+    p.add_argument(
+        '--config', default=None, help=f'config to train (default: {FIT_CONFIG} on a GPU, {DEMO_CONFIG} on the CPU)')
+    p.add_argument(
+        '--data',
+        default=osp.join(ROOT, 'data', 'nuscenes-synthetic'),
+        help='synthetic set root (generated when absent)')
     p.add_argument('--scenes', type=int, default=10, help='scenes to generate (<= 10: v1.0-mini split names)')
     p.add_argument('--samples-per-scene', type=int, default=8)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     p.add_argument('--iters', type=int, default=None, help='train this many iterations instead of epochs')
-    p.add_argument('--epochs', type=int, default=None,
-                   help=f'epochs to train (default: {GPU_EPOCHS} on a GPU with a cosine schedule, 1 on the CPU)')
+    p.add_argument(
+        '--epochs',
+        type=int,
+        default=None,
+        help=f'epochs to train (default: {GPU_EPOCHS} on a GPU with a cosine schedule, 1 on the CPU)')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when a GPU is visible')
     p.add_argument('--score-thr', type=float, default=0.3, help='predictions drawn in the pictures')
-    p.add_argument('--no-memory-comparison', action='store_true',
-                   help='GPU: skip the one-step sdpa vs triton peak-memory comparison')
+    p.add_argument(
+        '--no-memory-comparison',
+        action='store_true',
+        help='GPU: skip the one-step sdpa vs triton peak-memory comparison')
     p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, help='config overrides, as in tools/train.py')
     return p.parse_args(argv)
 
@@ -99,8 +106,8 @@ def draw_pictures(cfg, runner, pic_dir: str, score_thr: float) -> dict:
     dataset = build_info_dataset(cfg, 'test')
     path = results_json(cfg)
     results = load_results(path) if osp.isfile(path) else None
-    pics = write_result_pictures(dataset, results, pic_dir, indices=range(min(3, len(dataset))),
-                                 score_thr=score_thr, extent=extent_of(cfg))
+    pics = write_result_pictures(
+        dataset, results, pic_dir, indices=range(min(3, len(dataset))), score_thr=score_thr, extent=extent_of(cfg))
     pics['curves'] = osp.join(pic_dir, 'loss_memory.png')
     plot(load_runs([runner.log_dir]), None, pics['curves'])
     pics['results_json'] = path if results is not None else None
@@ -135,6 +142,7 @@ def main(argv=None):
     if args.cpu:
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     import torch
+
     from projects.mmdet3d_plugin.utils.demo_report import (format_table, loss_ends, memory_line, peak_memory,
                                                            ran_attention_path, step_peak_memory)
     on_gpu = torch.cuda.is_available() and not args.cpu
@@ -143,7 +151,7 @@ def main(argv=None):
     t_data = time.time() - t0
     cfg = demo_config(args, on_gpu)
     mem_compare = None
-    if on_gpu and not args.no_memory_comparison:   # before training: nothing else on the GPU yet
+    if on_gpu and not args.no_memory_comparison:  # before training: nothing else on the GPU yet
         print('\n== peak memory of one training step per attention path (sdpa, triton), same batch ==', flush=True)
         batch = first_train_batch(cfg)
         steps = step_peak_memory(cfg.model, batch, ('sdpa', 'triton'))
@@ -154,7 +162,7 @@ def main(argv=None):
     runner.train()
     t_train = time.time() - t0 - t_data
     memory_summary = osp.join(args.work_dir, 'memory_summary.json')
-    mem_what, mem_mib = peak_memory(memory_summary)   # read before the test loop rewrites the summary
+    mem_what, mem_mib = peak_memory(memory_summary)  # read before the test loop rewrites the summary
     path_ran = ran_attention_path(runner.model)
     print('\n== evaluating with the official nuScenes devkit (formatting results, matching boxes) ==', flush=True)
     metrics = runner.test()
@@ -174,7 +182,8 @@ def main(argv=None):
         config=cfg.filename,
         attention_path=path_ran,
         seconds=dict(data=round(t_data, 1), train=round(t_train, 1), test=round(t_test, 1)),
-        metrics={k.split('/')[-1]: metrics[k] for k in keys},
+        metrics={k.split('/')[-1]: metrics[k]
+                 for k in keys},
         loss=loss,
         peak_memory=dict(what=mem_what, mib=mem_mib),
         memory_comparison=mem_compare,
@@ -194,7 +203,7 @@ def main(argv=None):
         ('attention path', path_ran),
         ('peak memory', f'{mem_mib:.0f} MiB {mem_what}' if mem_mib is not None else mem_what),
         ('loss', f'{loss["start"]:.2f} at the start -> {loss["end"]:.2f} at the end (means of the first and last '
-                 f'{loss["window"]} of {loss["records"]} log records)'),
+         f'{loss["window"]} of {loss["records"]} log records)'),
         ('devkit mAP / NDS', ', '.join(f'{k} {v:.4f}' for k, v in m.items()) or 'no metric'),
         ('what to expect', expectation(on_gpu, bool(args.iters), epochs, m.get('mAP'))),
     ]
@@ -202,7 +211,7 @@ def main(argv=None):
         rows.append(('attention memory', mem_compare['line']))
     rows += [
         ('pictures', f'{pic_dir}/ (bev_*.png: GT green, predictions with score >= {args.score_thr:g} red; '
-                     f'CAM_FRONT_*.png; loss_memory.png)'),
+         f'CAM_FRONT_*.png; loss_memory.png)'),
         ('files', f'{args.work_dir}/demo_summary.json (log, checkpoint, memory summary, results JSON)'),
     ]
     print('\n== demo done ==')

@@ -22,13 +22,13 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-import projects.mmdet3d_plugin  # noqa: E402,F401
-from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError,  # noqa: E402
-                                           check_checkpoint_file, load_config)
-from projects.mmdet3d_plugin.utils.preflight import check_data  # noqa: E402
+import projects.mmdet3d_plugin  # noqa: F401
+from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError, check_checkpoint_file,
+                                           load_config)
+from projects.mmdet3d_plugin.utils.preflight import check_data
 
 
 def parse_args(argv=None):
@@ -36,13 +36,21 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation results')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed-precision inference: test_cfg.fp16=True (autocast: float16 on CUDA, bfloat16 on '
-                        'CPU; voxel/sparse encoders and SECOND stay fp32)')
-    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'], default=None,
-                        help='CUDA autocast dtype for --amp (default float16; implies --amp; CPU autocast is bfloat16)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed-precision inference: test_cfg.fp16=True (autocast: float16 on CUDA, bfloat16 on '
+        'CPU; voxel/sparse encoders and SECOND stay fp32)')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['float16', 'bfloat16'],
+        default=None,
+        help='CUDA autocast dtype for --amp (default float16; implies --amp; CPU autocast is bfloat16)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)

@@ -20,40 +20,52 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-import projects.mmdet3d_plugin  # noqa: E402,F401  (registers the plugin's modules)
-from projects.mmdet3d_plugin.engine import NonFiniteLossError, TrainingInterrupted  # noqa: E402
-from projects.mmdet3d_plugin.utils import (CfgOptionsAction, CheckpointFileError, DataFileError,  # noqa: E402
-                                           load_config)
-from projects.mmdet3d_plugin.utils.preflight import check_data, prepare_resume  # noqa: E402
+import projects.mmdet3d_plugin  # noqa: F401  (registers the plugin's modules)
+from projects.mmdet3d_plugin.engine import NonFiniteLossError, TrainingInterrupted
+from projects.mmdet3d_plugin.utils import CfgOptionsAction, CheckpointFileError, DataFileError, load_config
+from projects.mmdet3d_plugin.utils.preflight import check_data, prepare_resume
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a CMT 3D detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic mixed precision (AmpOptimWrapper, dynamic loss scale)')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr linearly with the total batch size (auto_scale_lr in the config)')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from the given checkpoint, or from the latest one in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic mixed precision (AmpOptimWrapper, dynamic loss scale)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr linearly with the total batch size (auto_scale_lr in the config)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or from the latest one in the work dir')
     parser.add_argument('--tensorboard', action='store_true', help='also log to TensorBoard')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact '
-                        '"optim_wrapper.optimizer.betas=(0.9,0.99)" train_cfg.max_epochs=2 '
-                        '"model.img_backbone.init_cfg=dict(type=\'Pretrained\', checkpoint=\'ckpts/x.pth\')" '
-                        '(a dict value replaces the key)')
-    parser.add_argument('--check-data', action='store_true',
-                        help='check every sample file of the train/val sets (present, LiDAR size, complete JPEG) '
-                        'and exit (0: all good, 2: the first bad file is named)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override config keys, e.g. model.pts_bbox_head.bias_mode=exact '
+        '"optim_wrapper.optimizer.betas=(0.9,0.99)" train_cfg.max_epochs=2 '
+        '"model.img_backbone.init_cfg=dict(type=\'Pretrained\', checkpoint=\'ckpts/x.pth\')" '
+        '(a dict value replaces the key)')
+    parser.add_argument(
+        '--check-data',
+        action='store_true',
+        help='check every sample file of the train/val sets (present, LiDAR size, complete JPEG) '
+        'and exit (0: all good, 2: the first bad file is named)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -105,9 +117,13 @@ def use_gloo_group_and_ddp(cfg: Config, device_ids) -> None:
     import torch.distributed as dist
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=device_ids,
-                                 **{k: v for k, v in cfg.get('model_wrapper_cfg', {}).items()
-                                    if k not in ('type', 'device_ids')})
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel',
+        device_ids=device_ids,
+        **{
+            k: v
+            for k, v in cfg.get('model_wrapper_cfg', {}).items() if k not in ('type', 'device_ids')
+        })
 
 
 def use_cpu_distributed(cfg: Config) -> None:
@@ -120,8 +136,8 @@ def use_cpu_distributed(cfg: Config) -> None:
     """
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
     if backend != 'gloo':
-        print_log(f'no CUDA device: using the gloo backend instead of {backend!r}', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'no CUDA device: using the gloo backend instead of {backend!r}', logger='current', level=logging.WARNING)
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     use_gloo_group_and_ddp(cfg, device_ids=None)
 

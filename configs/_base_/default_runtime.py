@@ -11,8 +11,8 @@ default_hooks = dict(
     # keeps the last 3 checkpoints; older ones are removed only after a newer one was written. `atomic_local`
     # (the plugin's file backend) writes each file to a temporary name and renames it: a save interrupted
     # half-way never replaces a good checkpoint.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True,
-                    backend_args=dict(backend='atomic_local')),
+    checkpoint=dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True, backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='Det3DVisualizationHook'),
     # stop at the first non-finite loss / grad norm, before a checkpoint of it is saved (exit status 3)
@@ -24,9 +24,7 @@ default_hooks = dict(
 custom_hooks = [dict(type='GPUMemoryHook'), dict(type='IterSeedHook')]  # memory: at the logger's interval
 
 env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0), dist_cfg=dict(backend='nccl'))
 
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'

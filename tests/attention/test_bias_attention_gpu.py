@@ -4,29 +4,22 @@ CMT-like shape in bf16, and the exact path running on flash/cuDNN kernels
 import pytest
 import torch
 
-from projects.mmdet3d_plugin.attention import (bev_key_lines, bias_attention,
-                                               resolve_mode)
+from projects.mmdet3d_plugin.attention import bev_key_lines, bias_attention, resolve_mode
 from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
-]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')]
 
 
 def _case(b=2, h=8, nq=900, dtype=torch.bfloat16, seed=0):
     gen = torch.Generator().manual_seed(seed)
     o, d = bev_key_lines([-54.0, -54.0, -5.0, 54.0, 54.0, 3.0], (64, 64))
     nk = o.shape[0]
-    r = (torch.rand(b, nq, 3, generator=gen) * 2 - 1) * torch.tensor(
-        [54.0, 54.0, 3.0])
+    r = (torch.rand(b, nq, 3, generator=gen) * 2 - 1) * torch.tensor([54.0, 54.0, 3.0])
     dev = 'cuda'
-    q, k, v = (torch.randn(b, h, n, 32, generator=gen).to(dev, dtype)
-               for n in (nq, nk, nk))
+    q, k, v = (torch.randn(b, h, n, 32, generator=gen).to(dev, dtype) for n in (nq, nk, nk))
     scale = 0.5 + torch.rand(h, generator=gen)
     return [t.to(dev).requires_grad_(t.is_floating_point())
-            for t in (q, k, v, r)] + [o.to(dev), d.to(dev),
-                                      scale.to(dev).requires_grad_()]
+            for t in (q, k, v, r)] + [o.to(dev), d.to(dev), scale.to(dev).requires_grad_()]
 
 
 def _rel(a, b):
@@ -50,8 +43,7 @@ def test_cuda_paths_vs_fp64(mode):
 def test_exact_runs_on_flash_or_cudnn_only():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     q, k, v, r, o, d, s = _case(nq=256)
-    with sdpa_kernel([SDPBackend.CUDNN_ATTENTION,
-                      SDPBackend.FLASH_ATTENTION]):
+    with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION]):
         out = bias_attention(q, k, v, r, o, d, s, 10.0, mode='exact')
         out.float().square().sum().backward()
     assert torch.isfinite(s.grad).all() and torch.isfinite(r.grad).all()
@@ -84,8 +76,7 @@ def test_module_cuda_autocast_matches_cpu_fp32(mode):
     module.cuda()
     rp = ref_points.cuda().requires_grad_()
     with torch.autocast('cuda', dtype=torch.bfloat16):
-        out = module(query.cuda(), key.cuda(), key.cuda(), ref_points=rp,
-                     key_lines=(o.cuda(), d.cuda()))
+        out = module(query.cuda(), key.cuda(), key.cuda(), ref_points=rp, key_lines=(o.cuda(), d.cuda()))
     out.float().square().mean().backward()
     assert float((out.float().cpu() - ref).norm() / ref.norm()) < 1e-2
     assert torch.isfinite(module.bias_scale.grad).all()

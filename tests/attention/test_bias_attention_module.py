@@ -6,8 +6,7 @@ from torch import nn
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers the module)
 from mmdet3d.registry import MODELS
-from projects.mmdet3d_plugin.attention import (GeometricBiasAttention,
-                                               bev_key_lines)
+from projects.mmdet3d_plugin.attention import GeometricBiasAttention, bev_key_lines
 from projects.mmdet3d_plugin.attention.paths import svd as svd_path
 from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
@@ -22,14 +21,19 @@ def _inputs(seed, lines_per_batch=False):
     value = torch.randn(B, NK, C, generator=gen)
     query_pos = torch.randn(B, NQ, C, generator=gen)
     key_pos = torch.randn(B, NK, C, generator=gen)
-    ref_points = (torch.rand(B, NQ, 3, generator=gen) * 2 - 1) * torch.tensor(
-        [54.0, 54.0, 3.0])
+    ref_points = (torch.rand(B, NQ, 3, generator=gen) * 2 - 1) * torch.tensor([54.0, 54.0, 3.0])
     o, d = bev_key_lines(PC_RANGE, (6, 8))
     if lines_per_batch:  # shift the second sample's grid by 2 m
         o = torch.stack([o, o + torch.tensor([2.0, 0.0, 0.0])])
         d = d.expand(B, NK, 3)
-    return dict(query=query, key=key, value=value, query_pos=query_pos,
-                key_pos=key_pos, ref_points=ref_points, key_lines=(o, d))
+    return dict(
+        query=query,
+        key=key,
+        value=value,
+        query_pos=query_pos,
+        key_pos=key_pos,
+        ref_points=ref_points,
+        key_lines=(o, d))
 
 
 def _build(**kwargs):
@@ -56,8 +60,7 @@ def _reference_module_output(module, inp):
     k = heads(inp['key'] + inp['key_pos'], 1)
     v = heads(inp['value'], 2)
     o, d = inp['key_lines']
-    out = reference_attention_fp64(q, k, v, inp['ref_points'], o, d,
-                                   module.bias_scale, module.length_scale)
+    out = reference_attention_fp64(q, k, v, inp['ref_points'], o, d, module.bias_scale, module.length_scale)
     out = out.transpose(1, 2).reshape(B, NQ, C)
     out = out @ module.attn.out_proj.weight.double().T + \
         module.attn.out_proj.bias.double()
@@ -68,14 +71,14 @@ def test_registry_weights_and_names():
     module = _build(bias_scale_init=[0.5, 1.0, 1.5, 2.0], length_scale=5.0)
     assert isinstance(module, GeometricBiasAttention)
     keys = set(module.state_dict())
-    assert keys == {'bias_scale', 'attn.in_proj_weight', 'attn.in_proj_bias',
-                    'attn.out_proj.weight', 'attn.out_proj.bias'}
+    assert keys == {
+        'bias_scale', 'attn.in_proj_weight', 'attn.in_proj_bias', 'attn.out_proj.weight', 'attn.out_proj.bias'
+    }
     assert module.in_proj_weight is module.attn.in_proj_weight
     assert module.in_proj_weight.shape == (3 * C, C)
     assert module.in_proj_bias.shape == (3 * C, )
     assert isinstance(module.out_proj, nn.Linear)
-    assert torch.equal(module.bias_scale.data,
-                       torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    assert torch.equal(module.bias_scale.data, torch.tensor([0.5, 1.0, 1.5, 2.0]))
     assert _build(bias_scale_init=0.25).bias_scale.tolist() == [0.25] * 4
     plain = _build(use_bias=False)
     assert plain.bias_scale is None and 'bias_scale' not in plain.state_dict()
@@ -98,12 +101,18 @@ def test_use_bias_false_equals_nn_multihead_attention(masks):
         pad = torch.zeros(B, NK, dtype=torch.bool)
         pad[1, -5:] = True
         kwargs = dict(attn_mask=attn_mask, key_padding_mask=pad)
-    out = module(inp['query'], inp['key'], inp['value'],
-                 query_pos=inp['query_pos'], key_pos=inp['key_pos'],
-                 ref_points=inp['ref_points'], key_lines=inp['key_lines'],
-                 **kwargs)
-    ref = mha(inp['query'] + inp['query_pos'], inp['key'] + inp['key_pos'],
-              inp['value'], need_weights=False, **kwargs)[0] + inp['query']
+    out = module(
+        inp['query'],
+        inp['key'],
+        inp['value'],
+        query_pos=inp['query_pos'],
+        key_pos=inp['key_pos'],
+        ref_points=inp['ref_points'],
+        key_lines=inp['key_lines'],
+        **kwargs)
+    ref = mha(
+        inp['query'] + inp['query_pos'], inp['key'] + inp['key_pos'], inp['value'], need_weights=False, **
+        kwargs)[0] + inp['query']
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
 
 
@@ -118,12 +127,10 @@ def test_bias_paths_match_reference_with_gradients(mode, lines_per_batch):
     assert out.shape == (B, NQ, C)
     assert torch.allclose(out.double(), ref, atol=2e-5, rtol=1e-4)
     g = torch.randn(B, NQ, C, generator=torch.Generator().manual_seed(4))
-    params = [module.bias_scale, module.attn.in_proj_weight,
-              inp['ref_points']]
+    params = [module.bias_scale, module.attn.in_proj_weight, inp['ref_points']]
     got = torch.autograd.grad((out * g).sum(), params)
     want = torch.autograd.grad((ref * g.double()).sum(), params)
-    for name, a, b in zip(['bias_scale', 'in_proj_weight', 'ref_points'], got,
-                          want):
+    for name, a, b in zip(['bias_scale', 'in_proj_weight', 'ref_points'], got, want):
         assert b.abs().max() > 1e-4, name  # the gradient really arrives
         err = (a.double() - b).norm() / b.norm()
         assert err < 2e-3, (name, float(err))
@@ -132,26 +139,37 @@ def test_bias_paths_match_reference_with_gradients(mode, lines_per_batch):
 def test_batch_first_false_and_key_pos_default():
     module = _build(bias_mode='exact').eval()
     inp = _inputs(5)
-    out = module(inp['query'], inp['key'], inp['value'],
-                 query_pos=inp['query_pos'], key_pos=inp['key_pos'],
-                 ref_points=inp['ref_points'], key_lines=inp['key_lines'])
+    out = module(
+        inp['query'],
+        inp['key'],
+        inp['value'],
+        query_pos=inp['query_pos'],
+        key_pos=inp['key_pos'],
+        ref_points=inp['ref_points'],
+        key_lines=inp['key_lines'])
     seq = _build(bias_mode='exact', batch_first=False).eval()
     seq.load_state_dict(module.state_dict())
-    out_seq = seq(*(inp[n].transpose(0, 1)
-                    for n in ('query', 'key', 'value')),
-                  query_pos=inp['query_pos'].transpose(0, 1),
-                  key_pos=inp['key_pos'].transpose(0, 1),
-                  ref_points=inp['ref_points'], key_lines=inp['key_lines'])
+    out_seq = seq(
+        *(inp[n].transpose(0, 1) for n in ('query', 'key', 'value')),
+        query_pos=inp['query_pos'].transpose(0, 1),
+        key_pos=inp['key_pos'].transpose(0, 1),
+        ref_points=inp['ref_points'],
+        key_lines=inp['key_lines'])
     assert torch.allclose(out_seq.transpose(0, 1), out, atol=1e-6)
     # Self-attention style: key = query, key_pos defaults to query_pos.
-    sa = module(inp['query'], query_pos=inp['query_pos'],
-                ref_points=inp['ref_points'],
-                key_lines=tuple(x[:NQ] for x in inp['key_lines']))
-    sa_explicit = module(inp['query'], inp['query'], inp['query'],
-                         query_pos=inp['query_pos'],
-                         key_pos=inp['query_pos'],
-                         ref_points=inp['ref_points'],
-                         key_lines=tuple(x[:NQ] for x in inp['key_lines']))
+    sa = module(
+        inp['query'],
+        query_pos=inp['query_pos'],
+        ref_points=inp['ref_points'],
+        key_lines=tuple(x[:NQ] for x in inp['key_lines']))
+    sa_explicit = module(
+        inp['query'],
+        inp['query'],
+        inp['query'],
+        query_pos=inp['query_pos'],
+        key_pos=inp['query_pos'],
+        ref_points=inp['ref_points'],
+        key_lines=tuple(x[:NQ] for x in inp['key_lines']))
     assert torch.allclose(sa, sa_explicit)
 
 
@@ -167,8 +185,7 @@ def test_autocast_bf16_stays_close_to_fp32():
 
 def test_svd_error_reported_once(monkeypatch):
     calls = []
-    monkeypatch.setattr(svd_path, 'report_error',
-                        lambda err, rank: calls.append((err, rank)))
+    monkeypatch.setattr(svd_path, 'report_error', lambda err, rank: calls.append((err, rank)))
     module = _build(bias_mode='svd', svd_rank=10)
     inp = _inputs(7)
     module(**inp)
@@ -191,15 +208,12 @@ def test_module_bad_input():
     with pytest.raises(ValueError, match='needs ref_points'):
         module(inp['query'], inp['key'], inp['value'])
     with pytest.raises(ValueError, match='pair'):
-        module(inp['query'], inp['key'], inp['value'],
-               ref_points=inp['ref_points'], key_lines=inp['key_lines'][0])
+        module(inp['query'], inp['key'], inp['value'], ref_points=inp['ref_points'], key_lines=inp['key_lines'][0])
     with pytest.raises(ValueError, match=r'key_padding_mask .*\(2, 48\)'):
-        module(**inp, key_padding_mask=torch.zeros(B, NK + 1,
-                                                   dtype=torch.bool))
+        module(**inp, key_padding_mask=torch.zeros(B, NK + 1, dtype=torch.bool))
     # A dense bias alone is fine for sdpa (and auto picks sdpa).
     for mode in ('sdpa', 'auto'):
-        out = _build(bias_mode=mode)(inp['query'], inp['key'], inp['value'],
-                                      dense_bias=dense)
+        out = _build(bias_mode=mode)(inp['query'], inp['key'], inp['value'], dense_bias=dense)
         assert out.shape == (B, NQ, C)
 
 
@@ -220,8 +234,7 @@ def test_resolved_mode_is_the_path_that_ran_and_auto_resolves_once(monkeypatch):
     from projects.mmdet3d_plugin.attention import geometric_bias_attention as gba
     calls = []
     real = gba.resolve_mode
-    monkeypatch.setattr(gba, 'resolve_mode',
-                        lambda mode, *a: calls.append(mode) or real(mode, *a))
+    monkeypatch.setattr(gba, 'resolve_mode', lambda mode, *a: calls.append(mode) or real(mode, *a))
     module = _build(bias_mode='auto').eval()
     assert module.resolved_mode is None
     inp = _inputs(3)

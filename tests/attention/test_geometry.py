@@ -4,18 +4,15 @@ import math
 import pytest
 import torch
 
-from projects.mmdet3d_plugin.attention import (FACTOR_RANK, bev_key_lines,
-                                               camera_key_lines, key_factors,
-                                               point_line_dist2,
-                                               query_factors)
+from projects.mmdet3d_plugin.attention import (FACTOR_RANK, bev_key_lines, camera_key_lines, key_factors,
+                                               point_line_dist2, query_factors)
 from projects.mmdet3d_plugin.attention.testing import reference_dist2_fp64
 
 
 def _random_lines(n, gen, spread=60.0, offset=0.0):
     o = (torch.rand(n, 3, generator=gen, dtype=torch.float64) * 2 - 1) * \
         spread + offset
-    d = torch.nn.functional.normalize(
-        torch.randn(n, 3, generator=gen, dtype=torch.float64), dim=-1)
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen, dtype=torch.float64), dim=-1)
     return o, d
 
 
@@ -35,19 +32,17 @@ def test_factor_identity_and_rank():
     r = (torch.rand(53, 3, generator=gen, dtype=torch.float64) * 2 - 1) * 80
     o, d = _random_lines(71, gen)
     dist2 = _brute_dist2(r[:6], o[:9], d[:9])
-    assert torch.allclose(reference_dist2_fp64(r[None, :6], o[:9], d[:9])[0],
-                          dist2, rtol=1e-10, atol=1e-8)
+    assert torch.allclose(reference_dist2_fp64(r[None, :6], o[:9], d[:9])[0], dist2, rtol=1e-10, atol=1e-8)
 
     phi, psi = query_factors(r), key_factors(o, d)
     assert phi.shape == (53, FACTOR_RANK) and psi.shape == (71, FACTOR_RANK)
     x, y, z = r[7]
-    assert torch.allclose(phi[7], torch.stack(
-        [x, y, z, torch.ones(()).double(), x * x, y * y, z * z, x * y, x * z,
-         y * z]))
+    assert torch.allclose(phi[7],
+                          torch.stack([x, y, z,
+                                       torch.ones(()).double(), x * x, y * y, z * z, x * y, x * z, y * z]))
     dense = reference_dist2_fp64(r[None], o, d)[0]
     assert torch.allclose(phi @ psi.T, dense, rtol=1e-9, atol=1e-7)
-    assert torch.allclose(point_line_dist2(r[None], o, d)[0], dense,
-                          rtol=1e-9, atol=1e-7)
+    assert torch.allclose(point_line_dist2(r[None], o, d)[0], dense, rtol=1e-9, atol=1e-7)
 
     sv = torch.linalg.svdvals(dense)
     assert (sv[FACTOR_RANK:] <= sv[0] * 1e-11).all()
@@ -78,15 +73,13 @@ def test_bev_key_lines_hand_example():
     # A BEV token's distance is the squared BEV distance (z ignored):
     # token 6 = cell (1, 2), centre (1, 1).
     r = torch.tensor([[[0.5, 0.5, 7.0]]])
-    assert torch.allclose(point_line_dist2(r, o, d)[0, 0, 6],
-                          torch.tensor(0.5**2 + 0.5**2))
+    assert torch.allclose(point_line_dist2(r, o, d)[0, 0, 6], torch.tensor(0.5**2 + 0.5**2))
 
 
 def _pinhole(rot, cam_centre, fx, fy, cx, cy):
     """lidar2img (4, 4): camera at ``cam_centre``, lidar->cam rotation ``rot``.
     """
-    k = torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]],
-                     dtype=torch.float64)
+    k = torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]], dtype=torch.float64)
     lidar2cam = torch.eye(4, dtype=torch.float64)
     lidar2cam[:3, :3] = rot
     lidar2cam[:3, 3] = -rot @ cam_centre
@@ -99,16 +92,13 @@ def test_camera_key_lines_identity_rotation():
     centre = torch.tensor([1.0, -2.0, 1.5], dtype=torch.float64)
     # Image 64 x 128 (H x W), stride 16 -> feature map 4 x 8; principal point
     # at the centre of cell (1, 3): u = 3.5 * 16 = 56, v = 1.5 * 16 = 24.
-    l2i = _pinhole(torch.eye(3, dtype=torch.float64), centre, 100.0, 80.0,
-                   56.0, 24.0)
+    l2i = _pinhole(torch.eye(3, dtype=torch.float64), centre, 100.0, 80.0, 56.0, 24.0)
     o, d = camera_key_lines(l2i[None, None], (4, 8), (64, 128))
     assert o.shape == (1, 32, 3) and d.shape == (1, 32, 3)
     assert torch.allclose(o[0], centre.expand(32, 3))
-    assert torch.allclose(d.norm(dim=-1), torch.ones(1, 32,
-                                                     dtype=torch.float64))
+    assert torch.allclose(d.norm(dim=-1), torch.ones(1, 32, dtype=torch.float64))
     # The ray through the principal point is the optical axis (+z, forward).
-    assert torch.allclose(d[0, 1 * 8 + 3], torch.tensor(
-        [0.0, 0.0, 1.0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(d[0, 1 * 8 + 3], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), atol=1e-12)
     # Cell (0, 0): pixel (8, 8) -> direction ((8-56)/100, (8-24)/80, 1).
     expected = torch.tensor([-0.48, -0.2, 1.0], dtype=torch.float64)
     assert torch.allclose(d[0, 0], expected / expected.norm(), atol=1e-12)
@@ -120,14 +110,11 @@ def test_camera_key_lines_reproject_to_pixels():
     for n in range(2):
         yaw = 0.7 + n * math.pi / 2
         # Camera looking along lidar (cos yaw, sin yaw, 0): x right, y down.
-        fwd = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0],
-                           dtype=torch.float64)
+        fwd = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0], dtype=torch.float64)
         down = torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
         right = torch.linalg.cross(down, fwd)
         rot = torch.stack([right, down, fwd])
-        views.append(_pinhole(rot, torch.rand(3, generator=gen,
-                                              dtype=torch.float64), 500.0,
-                              480.0, 200.0, 90.0))
+        views.append(_pinhole(rot, torch.rand(3, generator=gen, dtype=torch.float64), 500.0, 480.0, 200.0, 90.0))
     l2i = torch.stack(views)[None].repeat(2, 1, 1, 1)
     l2i[1, :, :2] *= 0.5  # a resized second sample: pixels halve
     h, w, img_h, img_w = 3, 5, 96, 160
@@ -140,13 +127,10 @@ def test_camera_key_lines_reproject_to_pixels():
                     t = n * h * w + i * w + j
                     for depth in (3.0, 40.0):
                         p = o[b, t].double() + depth * d[b, t].double()
-                        uvz = l2i[b, n].double() @ torch.cat(
-                            [p, torch.ones(1, dtype=torch.float64)])
+                        uvz = l2i[b, n].double() @ torch.cat([p, torch.ones(1, dtype=torch.float64)])
                         assert uvz[2] > 0  # in front of the camera
                         uv = uvz[:2] / uvz[2]
-                        expected = torch.tensor([(j + 0.5) * img_w / w,
-                                                 (i + 0.5) * img_h / h],
-                                                dtype=torch.float64)
+                        expected = torch.tensor([(j + 0.5) * img_w / w, (i + 0.5) * img_h / h], dtype=torch.float64)
                         assert torch.allclose(uv, expected, atol=2e-3)
 
 

@@ -10,17 +10,12 @@ import zlib
 import pytest
 import torch
 
-from projects.mmdet3d_plugin.attention import (VALID_BIAS_MODES,
-                                               bias_attention,
-                                               clear_key_factor_cache,
-                                               exact_bias_attention,
-                                               resolve_mode,
-                                               sdpa_bias_attention,
+from projects.mmdet3d_plugin.attention import (VALID_BIAS_MODES, bias_attention, clear_key_factor_cache,
+                                               exact_bias_attention, resolve_mode, sdpa_bias_attention,
                                                svd_bias_attention)
 from projects.mmdet3d_plugin.attention.paths import exact as exact_path
 from projects.mmdet3d_plugin.attention.paths import triton as triton_path
-from projects.mmdet3d_plugin.attention.testing import \
-    reference_attention_fp64
+from projects.mmdet3d_plugin.attention.testing import reference_attention_fp64
 
 # (Nq, Nk): ragged and degenerate sizes.
 SHAPES = [(1, 50), (37, 1), (37, 1001), (12, 64)]
@@ -40,20 +35,14 @@ GRADS = ('q', 'k', 'v', 'bias_scale', 'r')
 # is checked in fp32, their bf16 level in test_bf16_gradient_precision.
 TOL = {
     torch.float32: {
-        'sdpa': dict(out=3e-5, q=3e-5, k=3e-5, v=3e-5, bias_scale=1e-4,
-                     r=3e-5),
-        'exact': dict(out=3e-5, q=1e-4, k=1e-4, v=3e-5, bias_scale=5e-4,
-                      r=3e-4),
-        'svd': dict(out=1e-4, q=3e-4, k=3e-4, v=1e-4, bias_scale=2e-3,
-                    r=2e-3),
+        'sdpa': dict(out=3e-5, q=3e-5, k=3e-5, v=3e-5, bias_scale=1e-4, r=3e-5),
+        'exact': dict(out=3e-5, q=1e-4, k=1e-4, v=3e-5, bias_scale=5e-4, r=3e-4),
+        'svd': dict(out=1e-4, q=3e-4, k=3e-4, v=1e-4, bias_scale=2e-3, r=2e-3),
     },
     torch.bfloat16: {
-        'sdpa': dict(out=8e-3, q=1.2e-2, k=1.2e-2, v=1.2e-2, bias_scale=0.15,
-                     r=4e-2),
-        'exact': dict(out=8e-3, q=1.5e-2, k=1.5e-2, v=1.2e-2, bias_scale=0.8,
-                      r=6e-2),
-        'svd': dict(out=8e-3, q=1.5e-2, k=1.5e-2, v=1.2e-2, bias_scale=0.8,
-                    r=6e-2),
+        'sdpa': dict(out=8e-3, q=1.2e-2, k=1.2e-2, v=1.2e-2, bias_scale=0.15, r=4e-2),
+        'exact': dict(out=8e-3, q=1.5e-2, k=1.5e-2, v=1.2e-2, bias_scale=0.8, r=6e-2),
+        'svd': dict(out=8e-3, q=1.5e-2, k=1.5e-2, v=1.2e-2, bias_scale=0.8, r=6e-2),
     },
 }
 # With Nk = 1 the softmax is 1: out = v and the gradients to q, k,
@@ -65,8 +54,7 @@ def _seed(*parts):
     return zlib.crc32(repr(parts).encode()) % 100000
 
 
-def make_inputs(nq, nk, dtype, coords, seed, b=2, h=2, head_dim=32,
-                shared_lines=False):
+def make_inputs(nq, nk, dtype, coords, seed, b=2, h=2, head_dim=32, shared_lines=False):
     gen = torch.Generator().manual_seed(seed)
     centre, half, length_scale = COORDS[coords]
     centre = torch.tensor(centre)
@@ -74,10 +62,8 @@ def make_inputs(nq, nk, dtype, coords, seed, b=2, h=2, head_dim=32,
     def rand(*shape, dt=torch.float32):
         return torch.randn(*shape, generator=gen).to(dt)
 
-    q, k, v = (rand(b, h, n, head_dim, dt=dtype).requires_grad_()
-               for n in (nq, nk, nk))
-    r = (centre + (torch.rand(b, nq, 3, generator=gen) * 2 - 1) *
-         torch.tensor([half, half, 4.0])).requires_grad_()
+    q, k, v = (rand(b, h, n, head_dim, dt=dtype).requires_grad_() for n in (nq, nk, nk))
+    r = (centre + (torch.rand(b, nq, 3, generator=gen) * 2 - 1) * torch.tensor([half, half, 4.0])).requires_grad_()
     lb = 1 if shared_lines else b
     o = centre + (torch.rand(lb, nk, 3, generator=gen) * 2 - 1) * \
         torch.tensor([half, half, 2.0])
@@ -85,15 +71,13 @@ def make_inputs(nq, nk, dtype, coords, seed, b=2, h=2, head_dim=32,
     if shared_lines:
         o, d = o[0], d[0]
     bias_scale = (0.3 + torch.rand(h, generator=gen)).requires_grad_()
-    return dict(q=q, k=k, v=v, r=r, o=o, d=d, bias_scale=bias_scale,
-                length_scale=length_scale)
+    return dict(q=q, k=k, v=v, r=r, o=o, d=d, bias_scale=bias_scale, length_scale=length_scale)
 
 
 def _grads(out, inp, grad_out):
     names = [n for n in GRADS if inp[n].requires_grad]
     loss = (out.double() * grad_out).sum()
-    return dict(zip(names, torch.autograd.grad(loss, [inp[n]
-                                                      for n in names])))
+    return dict(zip(names, torch.autograd.grad(loss, [inp[n] for n in names])))
 
 
 def _rel_err(got, ref, floor):
@@ -117,8 +101,7 @@ def _errors(mode, inp, seed, **kwargs):
     """Relative errors of out and of every gradient; max |error| for
     gradients whose reference is identically 0 (Nk = 1)."""
     ref = _reference(inp)
-    grad_out = torch.randn(ref.shape, generator=torch.Generator().manual_seed(
-        seed + 7), dtype=torch.float64)
+    grad_out = torch.randn(ref.shape, generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64)
     ref_grads = _grads(ref, inp, grad_out)
     out = _run(mode, inp, **kwargs)
     assert out.shape == ref.shape and out.dtype == inp['q'].dtype
@@ -139,8 +122,7 @@ def _errors(mode, inp, seed, **kwargs):
 @pytest.mark.parametrize('mode', ['sdpa', 'svd', 'exact'])
 def test_path_matches_fp64_reference(mode, dtype, nq, nk, coords):
     seed = _seed(mode, str(dtype), nq, nk, coords)
-    inp = make_inputs(nq, nk, dtype, coords, seed,
-                      shared_lines=(nq + nk) % 2 == 0)
+    inp = make_inputs(nq, nk, dtype, coords, seed, shared_lines=(nq + nk) % 2 == 0)
     errs, zero, ref = _errors(mode, inp, seed)
     tol = TOL[dtype][mode]
     bad = {n: e for n, e in errs.items() if not e <= tol[n]}
@@ -149,8 +131,7 @@ def test_path_matches_fp64_reference(mode, dtype, nq, nk, coords):
     assert not bad, f'gradients that should be 0: max |error| {zero}'
     if nk > 1:
         # The bias must matter at these tolerances (else the test is moot).
-        no_bias = reference_attention_fp64(
-            inp['q'], inp['k'], inp['v'], None, None, None, None)
+        no_bias = reference_attention_fp64(inp['q'], inp['k'], inp['v'], None, None, None, None)
         assert _rel_err(no_bias, ref, 1e-3) > 20 * tol['out']
 
 
@@ -159,8 +140,7 @@ def test_bf16_gradient_precision(mode):
     """At a moderate size the bf16 factor paths' gradients stay usable."""
     inp = make_inputs(256, 512, torch.bfloat16, 'near', 91, b=1, h=4)
     errs = _errors(mode, inp, 91)[0]
-    dense = _errors('sdpa', make_inputs(256, 512, torch.bfloat16, 'near', 91,
-                                        b=1, h=4), 91)[0]
+    dense = _errors('sdpa', make_inputs(256, 512, torch.bfloat16, 'near', 91, b=1, h=4), 91)[0]
     assert errs['out'] <= 1.3 * dense['out'], (errs, dense)
     for n in ('q', 'k', 'v'):
         assert errs[n] <= 1.5 * dense[n], (n, errs, dense)
@@ -178,8 +158,7 @@ def test_bf16_factor_paths_as_accurate_as_dense():
     plain['bias_scale'] = torch.full((2, ), 2.0, requires_grad=True)
     args = [plain[n] for n in ('q', 'k', 'v', 'r', 'o', 'd', 'bias_scale')]
     ref = _reference(plain)
-    uncomp = exact_bias_attention(*args, plain['length_scale'],
-                                  compensated=False)
+    uncomp = exact_bias_attention(*args, plain['length_scale'], compensated=False)
     uncomp_err = _rel_err(uncomp, ref, 1e-3)
     assert errs['exact'] <= 1.5 * errs['sdpa'] + 1e-4, errs
     assert errs['svd'] <= 1.5 * errs['sdpa'] + 1e-4, errs
@@ -190,8 +169,7 @@ def test_bf16_factor_paths_as_accurate_as_dense():
 @pytest.mark.parametrize('pad_v', [True, False])
 def test_exact_value_padding_and_fp64(pad_v):
     inp = make_inputs(9, 40, torch.float64, 'near', 5, head_dim=16)
-    inp['v'] = torch.randn(2, 2, 40, 8, dtype=torch.float64,
-                           requires_grad=True)  # d_v != d_qk
+    inp['v'] = torch.randn(2, 2, 40, 8, dtype=torch.float64, requires_grad=True)  # d_v != d_qk
     for n in ('r', 'o', 'd'):  # fp64 geometry -> fp64 factors
         inp[n] = inp[n].detach().double()
     inp['d'] = torch.nn.functional.normalize(inp['d'], dim=-1)
@@ -214,24 +192,18 @@ def test_dense_bias(mode):
     g = torch.randn(2, 2, 20, 32, generator=gen, dtype=torch.float64)
 
     # Dense bias alone (no geometry).
-    out = bias_attention(*args, None, None, None, None, mode=mode,
-                         dense_bias=dense)
-    ref = reference_attention_fp64(*args, None, None, None, None,
-                                   extra_bias=dense)
+    out = bias_attention(*args, None, None, None, None, mode=mode, dense_bias=dense)
+    ref = reference_attention_fp64(*args, None, None, None, None, extra_bias=dense)
     assert _rel_err(out, ref, 1e-3) < 2e-4
     # Dense bias plus the geometric bias.
     full = [inp[n] for n in ('q', 'k', 'v', 'r', 'o', 'd', 'bias_scale')]
     # rank <= 10 + 3: the svd path needs a rank of at least 13 here.
-    out = bias_attention(*full, inp['length_scale'], mode=mode,
-                         dense_bias=dense, svd_rank=16)
-    ref = reference_attention_fp64(*full, inp['length_scale'],
-                                   extra_bias=dense)
+    out = bias_attention(*full, inp['length_scale'], mode=mode, dense_bias=dense, svd_rank=16)
+    ref = reference_attention_fp64(*full, inp['length_scale'], extra_bias=dense)
     assert _rel_err(out, ref, 1e-3) < 2e-4
     names = ['q', 'bias_scale', 'r']
-    got = torch.autograd.grad((out.double() * g).sum(),
-                              [inp[n] for n in names] + [dense])
-    want = torch.autograd.grad((ref * g).sum(),
-                               [inp[n] for n in names] + [dense])
+    got = torch.autograd.grad((out.double() * g).sum(), [inp[n] for n in names] + [dense])
+    want = torch.autograd.grad((ref * g).sum(), [inp[n] for n in names] + [dense])
     for n, a, b in zip(names, got, want):
         assert _rel_err(a, b, 1e-3) < 2e-3, n
     if mode == 'sdpa':  # svd gives the gradient projected on its subspace
@@ -244,15 +216,13 @@ def test_svd_reports_error_and_warns_when_rank_too_low(caplog):
     inp = make_inputs(30, 80, torch.float32, 'near', 31)
     args = [inp[n] for n in ('q', 'k', 'v', 'r', 'o', 'd', 'bias_scale')]
     with pytest.warns(UserWarning, match='factorisation error'):
-        out = svd_bias_attention(*args, inp['length_scale'], rank=2,
-                                 check_error=True)
+        out = svd_bias_attention(*args, inp['length_scale'], rank=2, check_error=True)
     ref = _reference(inp)
     assert _rel_err(out, ref, 1e-3) > 1e-3  # rank 2 < 10: approximate
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # rank 10: exact, no warning
-        out = svd_bias_attention(*args, inp['length_scale'], rank=10,
-                                 check_error=True)
+        out = svd_bias_attention(*args, inp['length_scale'], rank=10, check_error=True)
     assert _rel_err(out, ref, 1e-3) < 5e-4
 
 
@@ -263,8 +233,7 @@ def test_attn_mask(mode):
     keep = torch.rand(2, 1, 10, 60, generator=gen) > 0.3
     keep[..., 0] = True  # no fully masked row
     out = _run(mode, inp, attn_mask=keep)
-    extra = torch.zeros(keep.shape, dtype=torch.float64).masked_fill(
-        ~keep, float('-inf'))
+    extra = torch.zeros(keep.shape, dtype=torch.float64).masked_fill(~keep, float('-inf'))
     ref = _reference(inp, extra_bias=extra)
     assert _rel_err(out, ref, 1e-3) < 5e-4
 
@@ -274,8 +243,7 @@ def test_key_factor_cache_reuse_and_invalidation(monkeypatch):
     inp = make_inputs(8, 30, torch.float32, 'near', 51)
     calls = []
     real = exact_path.key_factors
-    monkeypatch.setattr(exact_path, 'key_factors',
-                        lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(exact_path, 'key_factors', lambda *a: calls.append(1) or real(*a))
     args = [inp[n] for n in ('q', 'k', 'v', 'r', 'o', 'd', 'bias_scale')]
     out1 = exact_bias_attention(*args, inp['length_scale'])
     out2 = exact_bias_attention(*args, inp['length_scale'])
@@ -300,8 +268,7 @@ def test_auto_and_triton_modes(monkeypatch):
     with pytest.raises(RuntimeError, match='not available'):
         _run('triton', inp)
     # Without the kernel module: a clear error, and auto still works.
-    monkeypatch.setattr(triton_path, 'KERNEL_MODULE',
-                        'projects.mmdet3d_plugin.attention._no_such_kernel')
+    monkeypatch.setattr(triton_path, 'KERNEL_MODULE', 'projects.mmdet3d_plugin.attention._no_such_kernel')
     with pytest.raises(RuntimeError, match='triton_kernels.py'):
         _run('triton', inp)
     assert torch.equal(_run('auto', inp), exact)
@@ -315,34 +282,28 @@ def test_bad_inputs():
     dense = torch.zeros(2, 2, 5, 20)
     for mode in ('exact', 'triton'):
         with pytest.raises(ValueError, match="use bias_mode='sdpa' or 'svd'"):
-            bias_attention(*args[:3], None, None, None, None, mode=mode,
-                           dense_bias=dense)
+            bias_attention(*args[:3], None, None, None, None, mode=mode, dense_bias=dense)
     bad_r = torch.zeros(2, 6, 3)
     with pytest.raises(ValueError, match=r'\(2, 5, 3\).*\(2, 6, 3\)'):
         bias_attention(*args[:3], bad_r, *args[4:], mode='exact')
     with pytest.raises(ValueError, match=r'o \(2, 20, 3\), d \(2, 20, 2\)'):
         bias_attention(*args[:5], args[5][..., :2], args[6], mode='sdpa')
     with pytest.raises(ValueError, match=r'\(2, 19, 3\)'):
-        bias_attention(*args[:4], torch.zeros(2, 19, 3), torch.zeros(
-            2, 19, 3), args[6], mode='svd')
+        bias_attention(*args[:4], torch.zeros(2, 19, 3), torch.zeros(2, 19, 3), args[6], mode='svd')
     with pytest.raises(ValueError, match=r'bias_scale .*\(2,\).*\(3,\)'):
         bias_attention(*args[:6], torch.ones(3), mode='exact')
     with pytest.raises(TypeError, match='dtype'):
         bias_attention(args[0], args[1].double(), *args[2:], mode='sdpa')
     with pytest.raises(ValueError, match='meta'):
-        bias_attention(*args[:3], args[3].to('meta'), *args[4:],
-                       mode='exact')
+        bias_attention(*args[:3], args[3].to('meta'), *args[4:], mode='exact')
     with pytest.raises(ValueError, match=r'dense_bias .*\(2, 2, 5, 20\)'):
-        bias_attention(*args, mode='sdpa', dense_bias=torch.zeros(2, 3, 5,
-                                                                  20))
+        bias_attention(*args, mode='sdpa', dense_bias=torch.zeros(2, 3, 5, 20))
     with pytest.raises(ValueError, match=r'q .*\(2, 5, 32\)'):
         bias_attention(args[0][0], *args[1:], mode='sdpa')
-    assert set(VALID_BIAS_MODES) == {'sdpa', 'svd', 'exact', 'triton',
-                                     'auto'}
+    assert set(VALID_BIAS_MODES) == {'sdpa', 'svd', 'exact', 'triton', 'auto'}
 
 
 def test_sdpa_path_needs_some_bias():
     inp = make_inputs(5, 20, torch.float32, 'near', 81)
     with pytest.raises(ValueError, match='dense_bias'):
-        sdpa_bias_attention(inp['q'], inp['k'], inp['v'], None, None, None,
-                            None)
+        sdpa_bias_attention(inp['q'], inp['k'], inp['v'], None, None, None, None)

@@ -19,9 +19,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # run as a script (the interpreted-cases subprocess)
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.attention.testing import (  # noqa: E402
-    GRAD_NAMES, install_interpreter_bounds_check, kernel_relative_errors, make_kernel_inputs, reference_attention,
-    peak_mib, reference_by_head, reference_dist2)
+from projects.mmdet3d_plugin.attention.testing import (GRAD_NAMES, install_interpreter_bounds_check,
+                                                       kernel_relative_errors, make_kernel_inputs, peak_mib,
+                                                       reference_attention, reference_by_head, reference_dist2)
 
 KERNEL_MODULE = 'projects.mmdet3d_plugin.attention.paths.triton_kernels'
 
@@ -48,8 +48,13 @@ GPU_TILE_CASES = {'float32': (1, 2, 70, 130, 32, 'auto'), 'bfloat16': (1, 2, 70,
 # errors come from rounding the inputs, P and dS to 16 bits, as on the GPU.
 # bf16x3 factors carry ~2^-16 relative error per factor product (the interpreter truncates to
 # bf16 where the GPU rounds), and d r / d bias_scale see dS rounded once to bf16.
-TOL = {'float32': (2e-5, 1e-6), 'float32/bf16x3': (1.5e-3, 1e-5), 'float16': (6e-3, 1e-4),
-       'bfloat16': (2e-2, 1e-3), 'float32/bf16x3/geometry': (1e-2, 1e-4)}
+TOL = {
+    'float32': (2e-5, 1e-6),
+    'float32/bf16x3': (1.5e-3, 1e-5),
+    'float16': (6e-3, 1e-4),
+    'bfloat16': (2e-2, 1e-3),
+    'float32/bf16x3/geometry': (1e-2, 1e-4)
+}
 
 
 def tolerance(dtype, factor_precision, name):
@@ -86,7 +91,7 @@ def _run_interpreted_cases(selected):
         q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
         def no_bias(q, k, v, r, o, d, bs):
-            return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, 32 ** -0.5, True, 'off')
+            return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, 32**-0.5, True, 'off')
 
         errs = kernel_relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)
         results['bias_off_baseline'] = {n: errs[n] for n in ('out', 'q', 'k', 'v')}
@@ -114,7 +119,10 @@ def interpreted_errors(selected):
     # the interpreter on CPU tensors, as in CI, also on a GPU machine (where the compiled kernels have the gpu tests)
     env = dict(os.environ, TRITON_INTERPRET='1', CUDA_VISIBLE_DEVICES='')
     proc = subprocess.run([sys.executable, osp.abspath(__file__), '--interpreted-cases', selected],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True,
+                          text=True,
+                          env=env,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULTS_JSON ')][-1]
     return json.loads(line[len('RESULTS_JSON '):])
@@ -136,12 +144,18 @@ def test_interpreted_kernel_matches_fp64_reference(case):
 @pytest.mark.parametrize('dtype', list(GPU_TILE_CASES))
 def test_every_gpu_config_matches_fp64_reference(dtype):
     """Each autotune config (block sizes of the GPU) on ragged sizes: in bounds and accurate."""
-    runs = {name: errs for name, errs in interpreted_errors(f'gpu_tiles/{dtype}').items()
-            if name.startswith(f'gpu_tiles/{dtype}/')}
+    runs = {
+        name: errs
+        for name, errs in interpreted_errors(f'gpu_tiles/{dtype}').items() if name.startswith(f'gpu_tiles/{dtype}/')
+    }
     assert len(runs) >= 3 * 3, sorted(runs)  # every kernel has several configs
     fprec = GPU_TILE_CASES[dtype][-1]
-    bad = {(run, name): (err, ref) for run, errs in runs.items() for name, (err, ref) in errs.items()
-           if not err <= tolerance(dtype, fprec, name)[0] * ref + tolerance(dtype, fprec, name)[1]}
+    bad = {
+        (run, name): (err, ref)
+        for run, errs in runs.items()
+        for name, (err, ref) in errs.items()
+        if not err <= tolerance(dtype, fprec, name)[0] * ref + tolerance(dtype, fprec, name)[1]
+    }
     assert not bad, f'(err, max|ref|) failing: {bad}'
 
 
@@ -154,8 +168,8 @@ def test_bias_off_baseline_is_plain_attention():
 def test_bias_changes_the_output():
     """Guard against a reference in which the bias does nothing (the cases above would be vacuous)."""
     q, k, v, r, o, d, bs, _ = make_kernel_inputs(1, 2, 37, 53, 32, torch.float64, 'far')
-    with_bias = reference_attention(q, k, v, r, o, d, bs, sm_scale=32 ** -0.5)
-    without = reference_attention(q, k, v, r, o, d, 0 * bs, sm_scale=32 ** -0.5)
+    with_bias = reference_attention(q, k, v, r, o, d, bs, sm_scale=32**-0.5)
+    without = reference_attention(q, k, v, r, o, d, 0 * bs, sm_scale=32**-0.5)
     assert (with_bias - without).abs().max() > 0.1
 
 
@@ -185,7 +199,7 @@ def _good():
 def test_bad_input_names_the_field(field, value, match):
     ta = _ta()
     args = _good()
-    for name in (('q', 'k', 'v') if field == 'qkv' else (field,)):
+    for name in (('q', 'k', 'v') if field == 'qkv' else (field, )):
         args[name] = value
     with pytest.raises(ValueError, match=match):
         ta.triton_bias_attention(**args)
@@ -248,6 +262,7 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
         return relative_max_errors(out.detach(), grads, ref_out, ref_grads)
 
     ours = errors(ta.triton_bias_attention)
+
     def mask(q_, k_, v_, r_, o_, d_, bs_):
         bias = -bs_.view(1, -1, 1, 1) * reference_dist2(r_, o_, d_, dtype=torch.float32)[:, None]
         return F.scaled_dot_product_attention(q_, k_, v_, attn_mask=bias.to(q_.dtype))
@@ -259,8 +274,7 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
 
     fresh = lambda: [t.detach().clone().requires_grad_(True) for t in (q, k, v)]  # noqa: E731
     qkv, bs_leaf = fresh(), bs.clone().requires_grad_(True)
-    ours_mem = peak_mib(lambda: ta.triton_bias_attention(*qkv, r, o, d, bs_leaf).backward(grad_out.bfloat16()),
-                        'cuda')
+    ours_mem = peak_mib(lambda: ta.triton_bias_attention(*qkv, r, o, d, bs_leaf).backward(grad_out.bfloat16()), 'cuda')
     qkv = fresh()
     sdpa_mem = peak_mib(lambda: F.scaled_dot_product_attention(*qkv).backward(grad_out.bfloat16()), 'cuda')
     assert ours_mem <= 1.2 * sdpa_mem + 8, (ours_mem, sdpa_mem)  # MiB

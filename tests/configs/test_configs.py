@@ -10,13 +10,12 @@ import time
 
 import pytest
 import torch
+from cmt_test_utils import load_cfg
 from mmengine.config import Config, DictAction
 
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
-
-from cmt_test_utils import load_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'projects/configs/**/*.py'), recursive=True))
@@ -39,7 +38,10 @@ def test_config_loads(path):
 def test_cfg_options_reach_the_config():
     from tools import train
     args = train.parse_args([
-        SEED_CONFIG, '--work-dir', '/tmp/x', '--cfg-options',
+        SEED_CONFIG,
+        '--work-dir',
+        '/tmp/x',
+        '--cfg-options',
         'train_cfg.max_epochs=3',
         'optim_wrapper.optimizer.lr=0.0005',
         'default_hooks.logger.interval=7',
@@ -78,11 +80,16 @@ def test_amp_and_resume_flags(tmp_path):
 def test_train_with_missing_data_root_fails_fast_and_clearly(tmp_path):
     missing = tmp_path / 'no-such-nuscenes'
     t0 = time.time()
-    proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools/train.py'), SEED_CONFIG, '--work-dir', str(tmp_path / 'wd'),
-         '--cfg-options', f'train_dataloader.dataset.dataset.data_root={missing}/',
-         f'val_dataloader.dataset.data_root={missing}/'],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools/train.py'), SEED_CONFIG, '--work-dir',
+        str(tmp_path / 'wd'), '--cfg-options', f'train_dataloader.dataset.dataset.data_root={missing}/',
+        f'val_dataloader.dataset.data_root={missing}/'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=120,
+                          cwd=ROOT)
     elapsed = time.time() - t0
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert str(missing) in proc.stderr
@@ -104,8 +111,10 @@ class _Collect(logging.Handler):
 
 def test_all_four_full_configs_exist():
     names = {osp.basename(c) for c in FULL}
-    assert {'cmt_voxel0100_r50_800x320_cbgs.py', 'cmt_voxel0075_vov_1600x640_cbgs.py', 'cmt_lidar_voxel0075_cbgs.py',
-            'cmt_camera_vov_1600x640_cbgs.py'} <= names
+    assert {
+        'cmt_voxel0100_r50_800x320_cbgs.py', 'cmt_voxel0075_vov_1600x640_cbgs.py', 'cmt_lidar_voxel0075_cbgs.py',
+        'cmt_camera_vov_1600x640_cbgs.py'
+    } <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS)
@@ -127,8 +136,8 @@ def test_config_builds_and_runs_head(path):
         assert layers[0].cross_attn.num_heads == 8 and layers[0].ffn.layers[0][0].out_features == 1024
     # image branch + head on small inputs; the LiDAR branch is replaced by a random BEV map of the neck's width
     use_img, use_bev = head.use_img, head.use_bev
-    batch = synthetic_batch(1, head.pc_range.tolist(), num_gt=0, num_cams=2, img_hw=(64, 160), with_points=False,
-                            with_img=use_img)
+    batch = synthetic_batch(
+        1, head.pc_range.tolist(), num_gt=0, num_cams=2, img_hw=(64, 160), with_points=False, with_img=use_img)
     samples = batch['data_samples']
     img_feat = img_hw = None
     with torch.no_grad():
@@ -212,5 +221,5 @@ def test_task_heads_keep_cmts_effective_init(path):
     before = {k: v.clone() for k, v in head.task_head.state_dict().items()}
     head.init_weights()
     assert all(torch.equal(before[k], v) for k, v in head.task_head.state_dict().items())
-    assert not torch.equal(before['branches.cls_logits.3.bias'], torch.full_like(before['branches.cls_logits.3.bias'],
-                                                                                  -2.19))
+    assert not torch.equal(before['branches.cls_logits.3.bias'],
+                           torch.full_like(before['branches.cls_logits.3.bias'], -2.19))

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from nuscenes.utils.geometry_utils import view_points
 
-from projects.mmdet3d_plugin.datasets.converters import DataPrepError, create_cmt_gt_database, \
-    create_nuscenes_infos_v2
+from projects.mmdet3d_plugin.datasets.converters import DataPrepError, create_cmt_gt_database, create_nuscenes_infos_v2
 from projects.mmdet3d_plugin.datasets.nuscenes_layout import CAMERA_NAMES, DETECTION_CLASSES
 
 
@@ -29,7 +28,7 @@ def test_infos_are_v2_and_match_the_devkit_projection(synthetic_root, nusc):
         assert len(info.get('lidar_sweeps', [])) == (0 if not sample['prev'] else 10)
         for cam in CAMERA_NAMES:
             cam_token = sample['data'][cam]
-            _, boxes, intrinsic = nusc.get_sample_data(cam_token)      # boxes visible in this camera
+            _, boxes, intrinsic = nusc.get_sample_data(cam_token)  # boxes visible in this camera
             l2i = np.eye(4)
             l2i[:3, :3] = np.asarray(info['images'][cam]['cam2img'])
             l2i = l2i @ np.asarray(info['images'][cam]['lidar2cam'])
@@ -44,7 +43,7 @@ def test_infos_are_v2_and_match_the_devkit_projection(synthetic_root, nusc):
 def _dominant_class(img):
     """Class whose palette hue is nearest the median hue of the saturated pixels of a BGR crop, or None."""
     px = img.reshape(-1, 3)[:, ::-1] / 255.0
-    hsv = np.array([colorsys.rgb_to_hsv(*p) for p in px[:: max(1, len(px) // 400)]])
+    hsv = np.array([colorsys.rgb_to_hsv(*p) for p in px[::max(1, len(px) // 400)]])
     sat = hsv[hsv[:, 1] > 0.4]
     if len(sat) < 3:
         return None
@@ -63,7 +62,7 @@ def test_gt_database_has_points_and_class_coloured_crops(synthetic_root):
     for name, records in db.items():
         for rec in records:
             pts = np.fromfile(osp.join(synthetic_root, rec['path']), np.float32).reshape(-1, 5)
-            assert len(pts) == rec['num_points_in_gt'] and rec['box3d_lidar'].shape == (9,)
+            assert len(pts) == rec['num_points_in_gt'] and rec['box3d_lidar'].shape == (9, )
             # points are relative to the box bottom centre and inside the box
             l, w, h = rec['box3d_lidar'][3:6]
             assert np.all(np.abs(pts[:, 2] - h / 2) <= h / 2 + 1e-3)
@@ -91,7 +90,7 @@ def test_missing_root_table_sensor_and_info_errors(synthetic_root, tmp_path):
     with pytest.raises(DataPrepError, match=r"ego_pose.json.*missing.*create_data.py"):
         create_nuscenes_infos_v2(str(root), str(root), 'v1.0-mini')
     shutil.copy(osp.join(synthetic_root, 'v1.0-mini', 'ego_pose.json'), root / 'v1.0-mini')
-    with pytest.raises(DataPrepError, match=r"LIDAR_TOP.*pcd.bin.*create_data.py"):   # no sensor files at all
+    with pytest.raises(DataPrepError, match=r"LIDAR_TOP.*pcd.bin.*create_data.py"):  # no sensor files at all
         create_nuscenes_infos_v2(str(root), str(root), 'v1.0-mini')
     with pytest.raises(DataPrepError, match=r"infos_train.pkl.*create_data.py nuscenes"):
         create_cmt_gt_database(str(root), str(root / 'nuscenes_infos_train.pkl'))
@@ -106,8 +105,8 @@ def test_corrupt_point_file_is_named(synthetic_root, tmp_path, mmdet3d_scope):
     bad = root / 'bad.pcd.bin'
     bad.write_bytes(b'\0' * 7)
     infos['data_list'] = infos['data_list'][:1]
-    infos['data_list'][0]['lidar_points']['lidar_path'] = str(bad)   # absolute: kept by the prefix join
+    infos['data_list'][0]['lidar_points']['lidar_path'] = str(bad)  # absolute: kept by the prefix join
     mmengine.dump(infos, str(root / 'infos.pkl'))
     with pytest.raises(DataPrepError, match=r'bad.pcd.bin.*corrupt'):
-        create_cmt_gt_database(str(root), str(root / 'infos.pkl'), db_dir=str(tmp_path / 'db'),
-                               db_info_path=str(tmp_path / 'db.pkl'))
+        create_cmt_gt_database(
+            str(root), str(root / 'infos.pkl'), db_dir=str(tmp_path / 'db'), db_info_path=str(tmp_path / 'db.pkl'))

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-
 from pipeline_helpers import BASE_CFG, ROOT, load_cfg, pixel_class, visible_centres
 
-SYNTHETIC_CFG = osp.join(ROOT, 'configs', '_base_', 'datasets', 'nuscenes_cmt_synthetic.py')   # 400x160
+SYNTHETIC_CFG = osp.join(ROOT, 'configs', '_base_', 'datasets', 'nuscenes_cmt_synthetic.py')  # 400x160
 
 
 def _build(cfg_dataset):
@@ -23,7 +22,7 @@ def _check_sample(sample, class_names, img_hw, stats):
     box's class colour; each box must contain LiDAR points. Accumulates counts in ``stats``."""
     from mmdet3d.structures.ops import box_np_ops
     ds = sample['data_samples']
-    imgs = sample['inputs']['img'].numpy()                                  # (6, 3, H, W) uint8 BGR
+    imgs = sample['inputs']['img'].numpy()  # (6, 3, H, W) uint8 BGR
     assert imgs.shape == (6, 3) + tuple(img_hw) and imgs.dtype == np.uint8
     l2i = ds.metainfo['lidar2img']
     assert len(l2i) == 6 and all(np.asarray(m).shape == (4, 4) for m in l2i)
@@ -34,7 +33,7 @@ def _check_sample(sample, class_names, img_hw, stats):
     points = sample['inputs']['points'].numpy()
     if dropped == 'img':
         assert not imgs.any()
-    if dropped == 'points':   # zeroed by ModalMask3D, then moved together by the global augmentation
+    if dropped == 'points':  # zeroed by ModalMask3D, then moved together by the global augmentation
         assert np.ptp(points, axis=0).max() == 0 and not points[:, 3:].any()
         return
     in_box = box_np_ops.points_in_rbbox(points[:, :3], boxes.numpy()[:, :7])
@@ -78,7 +77,7 @@ def test_geometry_consistent_without_paste_small_images(synthetic_root, mmdet3d_
         meta = sample['data_samples'].metainfo
         flows.add((meta['pcd_horizontal_flip'], meta['pcd_vertical_flip']))
         assert abs(meta['pcd_rotation_angle']) > 0 and meta['pcd_scale_factor'] != 1.0
-    assert len(flows) >= 2                                                # flips actually exercised
+    assert len(flows) >= 2  # flips actually exercised
     assert stats['visible'] >= 40, stats
     assert stats['colour_ok'] / stats['visible'] > 0.95, stats
     assert stats['boxes_with_points'] / stats['boxes'] > 0.97, stats
@@ -122,10 +121,10 @@ def test_gt_paste_adds_points_and_crops(synthetic_root, mmdet3d_scope):
     cfg = load_cfg(synthetic_root)
     ds_cfg = cfg.train_dataloader.dataset.dataset
     paste_cfg = next(t for t in ds_cfg.pipeline if t['type'] == 'UnifiedObjectSample')
-    ds_cfg.pipeline = ds_cfg.pipeline[:ds_cfg.pipeline.index(paste_cfg)]          # loading only
+    ds_cfg.pipeline = ds_cfg.pipeline[:ds_cfg.pipeline.index(paste_cfg)]  # loading only
     dataset = _build(ds_cfg)
     paste = TRANSFORMS.build(paste_cfg)
-    assert isinstance(paste, ObjectSample)          # so DisableObjectSampleHook switches it off
+    assert isinstance(paste, ObjectSample)  # so DisableObjectSampleHook switches it off
     np.random.seed(2)
     pasted_ok = pasted_seen = kept_same = kept_seen = 0
     for idx in range(len(dataset)):
@@ -164,8 +163,9 @@ def test_modal_mask(mmdet3d_scope):
     from mmdet3d.structures import LiDARPoints
 
     def results():
-        return dict(img=[np.full((4, 5, 3), 7, np.uint8) for _ in range(6)],
-                    points=LiDARPoints(torch.rand(50, 5) + 1, points_dim=5))
+        return dict(
+            img=[np.full((4, 5, 3), 7, np.uint8) for _ in range(6)],
+            points=LiDARPoints(torch.rand(50, 5) + 1, points_dim=5))
 
     out = TRANSFORMS.build(dict(type='ModalMask3D', mode='test', mask_modal='img'))(results())
     assert out['dropped_modality'] == 'img' and not any(i.any() for i in out['img']) and out['points'].tensor.all()
@@ -202,7 +202,7 @@ def test_cbgs_resamples_a_rare_class(synthetic_root, mmdet3d_scope, tmp_path):
     inner = cbgs.dataset
     cat_sets = [inner.get_cat_ids(i) for i in range(len(inner))]
     n_classes = len(cfg.class_names)
-    total = sum(len(s) for s in cat_sets)                                   # D: (sample, class) pairs
+    total = sum(len(s) for s in cat_sets)  # D: (sample, class) pairs
     per_class = {c: [i for i, s in enumerate(cat_sets) if c in s] for c in range(n_classes)}
     expected_len = sum(int(len(idx) * (1.0 / n_classes) / (len(idx) / total)) for idx in per_class.values() if idx)
     assert len(cbgs) == expected_len
@@ -210,7 +210,7 @@ def test_cbgs_resamples_a_rare_class(synthetic_root, mmdet3d_scope, tmp_path):
     assert rare == [keep]
     counts = np.bincount(cbgs.sample_indices, minlength=len(inner))
     assert counts[keep] >= int(total / n_classes)
-    assert counts[keep] / len(cbgs) > 1 / len(inner)                       # oversampled vs. uniform
+    assert counts[keep] / len(cbgs) > 1 / len(inner)  # oversampled vs. uniform
 
 
 def test_disable_object_sample_hook_switches_paste_off(synthetic_root, mmdet3d_scope):
@@ -223,8 +223,11 @@ def test_disable_object_sample_hook_switches_paste_off(synthetic_root, mmdet3d_s
     cfg = load_cfg(synthetic_root)
     cbgs = _build(cfg.train_dataloader.dataset)
     paste = next(t for t in cbgs.dataset.pipeline.transforms if type(t).__name__ == 'UnifiedObjectSample')
-    runner = SimpleNamespace(epoch=3, model=torch.nn.Linear(1, 1), logger=MMLogger.get_current_instance(),
-                             train_dataloader=SimpleNamespace(dataset=cbgs, persistent_workers=False))
+    runner = SimpleNamespace(
+        epoch=3,
+        model=torch.nn.Linear(1, 1),
+        logger=MMLogger.get_current_instance(),
+        train_dataloader=SimpleNamespace(dataset=cbgs, persistent_workers=False))
     hook = DisableObjectSampleHook(disable_after_epoch=3)
     assert not paste.disabled
     hook.before_train_epoch(runner)
@@ -259,7 +262,7 @@ def test_multi_sweeps_loader_as_cmt(tmp_path, mmdet3d_scope):
     key = rng.uniform(-40, 40, (50, 5)).astype(np.float32)
 
     out = loader(dict(points=LiDARPoints(key.copy(), points_dim=5), timestamp=10.0))
-    assert len(out['points']) == 50                                        # no padding with copies of the frame
+    assert len(out['points']) == 50  # no padding with copies of the frame
     np.testing.assert_array_equal(out['points'].tensor[:, :4].numpy(), key[:, :4])
 
     sweep = np.concatenate([rng.uniform(-0.9, 0.9, (4, 5)), rng.uniform(5, 30, (6, 5))]).astype(np.float32)
@@ -268,6 +271,6 @@ def test_multi_sweeps_loader_as_cmt(tmp_path, mmdet3d_scope):
     info = dict(lidar_points=dict(lidar_path=str(path), lidar2sensor=np.eye(4).tolist()), timestamp=9.95)
     out = loader(dict(points=LiDARPoints(key.copy(), points_dim=5), timestamp=10.0, lidar_sweeps=[info]))
     pts = out['points'].tensor.numpy()
-    assert len(pts) == 60                                                  # the 4 close sweep points are kept
+    assert len(pts) == 60  # the 4 close sweep points are kept
     np.testing.assert_allclose(pts[50:, :3], sweep[:, :3])
-    np.testing.assert_allclose(pts[50:, 4], 0.05, atol=1e-5)               # time lag of the sweep
+    np.testing.assert_allclose(pts[50:, 4], 0.05, atol=1e-5)  # time lag of the sweep

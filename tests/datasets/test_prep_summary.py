@@ -16,7 +16,7 @@ def test_prep_summary_counts_samples_boxes_and_database_objects(synthetic_root, 
         counts[path] = len(infos)
         boxes = sum(len(i['instances']) for i in infos)
         assert f'{path}: {len(infos)} samples, {boxes} annotated boxes' in text
-    assert sum(counts.values()) == len(nusc.sample)          # every key frame is in exactly one split
+    assert sum(counts.values()) == len(nusc.sample)  # every key frame is in exactly one split
     with open(files['dbinfos'], 'rb') as f:
         db = pickle.load(f)
     total = sum(len(v) for v in db.values())

@@ -14,7 +14,7 @@ from projects.mmdet3d_plugin.datasets.nuscenes_layout import CAMERA_NAMES, CLASS
 from projects.mmdet3d_plugin.datasets.synthetic import TABLES, generate_synthetic_nuscenes
 from projects.mmdet3d_plugin.datasets.synthetic.build import MARKER, build_synthetic_dataset
 
-NUM_SCENES, SAMPLES_PER_SCENE = 2, 4   # as built by conftest.synthetic_root
+NUM_SCENES, SAMPLES_PER_SCENE = 2, 4  # as built by conftest.synthetic_root
 
 
 def test_devkit_opens_all_tables_and_official_splits(nusc):
@@ -93,15 +93,15 @@ def test_deterministic_per_seed(tmp_path):
 
 def test_build_is_idempotent_and_refuses_foreign_dirs(tmp_path):
     out = str(tmp_path / 'set')
-    kw = dict(num_scenes=1, samples_per_scene=2, sweeps_per_keyframe=1, azimuth_steps=256, with_infos=False,
-              progress=False)
+    kw = dict(
+        num_scenes=1, samples_per_scene=2, sweeps_per_keyframe=1, azimuth_steps=256, with_infos=False, progress=False)
     first = build_synthetic_dataset(out, **kw)
     stamp = os.stat(osp.join(out, 'v1.0-mini', 'sample.json')).st_mtime_ns
-    assert build_synthetic_dataset(out, **kw) == first            # complete: no-op
+    assert build_synthetic_dataset(out, **kw) == first  # complete: no-op
     assert os.stat(osp.join(out, 'v1.0-mini', 'sample.json')).st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match='different arguments'):
         build_synthetic_dataset(out, **dict(kw, seed=1))
-    os.remove(osp.join(out, MARKER))                               # a partial set
+    os.remove(osp.join(out, MARKER))  # a partial set
     with pytest.raises(FileExistsError, match='--overwrite'):
         build_synthetic_dataset(out, **kw)
     (tmp_path / 'set' / 'keep.txt').write_text('user file')

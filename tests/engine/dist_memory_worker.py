@@ -19,14 +19,17 @@ import torch.distributed as dist
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tests.engine.memory_hook_toy import ToyModel, train_toy  # noqa: E402
+from tests.engine.memory_hook_toy import ToyModel, train_toy
 
 if __name__ == '__main__':
     work_dir, keep_mib = sys.argv[1], int(sys.argv[2])
     keep = {3: keep_mib} if int(os.environ['RANK']) == 1 else {}
     dist.init_process_group(backend='gloo')  # env:// from RANK, WORLD_SIZE..
-    train_toy(work_dir, ToyModel(keep=keep), max_iters=6, interval=2,
-              launcher='pytorch',
-              model_wrapper_cfg=dict(
-                  type='MMDistributedDataParallel', device_ids=None))
+    train_toy(
+        work_dir,
+        ToyModel(keep=keep),
+        max_iters=6,
+        interval=2,
+        launcher='pytorch',
+        model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None))
     dist.destroy_process_group()

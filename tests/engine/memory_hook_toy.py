@@ -117,30 +117,21 @@ def train_toy(work_dir,
     backends = [dict(type='LocalVisBackend')]
     if tensorboard:
         backends.append(dict(type='TensorboardVisBackend'))
-    val = dict(
-        val_dataloader=_loader(val_size),
-        val_cfg=dict(),
-        val_evaluator=[ToyMSE()]) if val_interval else {}
+    val = dict(val_dataloader=_loader(val_size), val_cfg=dict(), val_evaluator=[ToyMSE()]) if val_interval else {}
     runner = Runner(
         model=model,
         work_dir=str(work_dir),
         train_dataloader=_loader(64),
-        train_cfg=dict(
-            by_epoch=False,
-            max_iters=max_iters,
-            val_interval=val_interval or max_iters + 1),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=val_interval or max_iters + 1),
         log_processor=dict(by_epoch=False),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(
-            logger=dict(type='LoggerHook', interval=interval),
-            checkpoint=None),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=interval), checkpoint=None),
         custom_hooks=[dict(type='GPUMemoryHook', **hook_kwargs)],
         default_scope='mmdet3d',
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
         launcher=launcher,
         # Runner reads the DDP wrapper config from ``cfg`` only
-        cfg=dict(model_wrapper_cfg=model_wrapper_cfg)
-        if model_wrapper_cfg else None,
+        cfg=dict(model_wrapper_cfg=model_wrapper_cfg) if model_wrapper_cfg else None,
         visualizer=dict(type='Visualizer', vis_backends=backends),
         log_level='INFO',
         # mmengine names the logger/visualizer instances after the experiment: a unique name keeps two runs
@@ -154,16 +145,11 @@ def train_toy(work_dir,
 
 def read_tensorboard(work_dir):
     """{tag: {step: value}} of the newest run's TensorBoard event file."""
-    from tensorboard.backend.event_processing.event_accumulator import \
-        EventAccumulator
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     run_dir = find_scalar_files(work_dir)[0].rsplit(osp.sep, 2)[0]
     acc = EventAccumulator(osp.join(run_dir, 'vis_data'))
     acc.Reload()
-    return {
-        tag: {e.step: e.value
-              for e in acc.Scalars(tag)}
-        for tag in acc.Tags()['scalars']
-    }
+    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()['scalars']}
 
 
 def read_outputs(work_dir):

@@ -80,8 +80,8 @@ def build_schedulers(cfg, optim_wrapper) -> list:
     for sched in cfg.param_scheduler:
         sched = dict(sched)
         sched.setdefault('end', EPOCHS)
-        schedulers.append(PARAM_SCHEDULERS.build(
-            sched, default_args=dict(optimizer=optim_wrapper, epoch_length=EPOCH_LEN)))
+        schedulers.append(
+            PARAM_SCHEDULERS.build(sched, default_args=dict(optimizer=optim_wrapper, epoch_length=EPOCH_LEN)))
     return schedulers
 
 
@@ -138,10 +138,14 @@ def test_every_group_follows_cmt_cyclic_schedule(path):
 def test_absolute_eta_min_would_give_every_group_the_head_peak():
     """The bug this guards against: mmengine's absolute ``eta_min`` is the same number for every group."""
     model = torch.nn.ModuleDict(dict(img_backbone=torch.nn.Linear(2, 2), pts_bbox_head=torch.nn.Linear(2, 2)))
-    optim_wrapper = build_optim_wrapper(model, dict(
-        optimizer=dict(type='AdamW', lr=1e-4), paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=0.01)))))
-    sched = PARAM_SCHEDULERS.build(dict(type='CosineAnnealingLR', T_max=4, eta_min=6e-4, begin=0, end=5,
-                                        by_epoch=False), default_args=dict(optimizer=optim_wrapper))
+    optim_wrapper = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type='AdamW', lr=1e-4),
+            paramwise_cfg=dict(custom_keys=dict(img_backbone=dict(lr_mult=0.01)))))
+    sched = PARAM_SCHEDULERS.build(
+        dict(type='CosineAnnealingLR', T_max=4, eta_min=6e-4, begin=0, end=5, by_epoch=False),
+        default_args=dict(optimizer=optim_wrapper))
     for _ in range(4):
         sched.step()
     groups = optim_wrapper.optimizer.param_groups  # one per parameter: 2 of img_backbone, 2 of the head

@@ -15,12 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from projects.mmdet3d_plugin.engine import (GPUMemoryHook, ProcessRSSProbe,
-                                            find_bias_attention,
-                                            summarize_bias_mode)
-from tests.engine.memory_hook_toy import (FakeBiasAttention, ToyModel,
-                                          read_outputs, read_tensorboard,
-                                          train_toy)
+from projects.mmdet3d_plugin.engine import GPUMemoryHook, ProcessRSSProbe, find_bias_attention, summarize_bias_mode
+from tests.engine.memory_hook_toy import FakeBiasAttention, ToyModel, read_outputs, read_tensorboard, train_toy
+
 
 def logged_value(log, it, max_iters, key):
     """The value of ``key`` on the text-log line of training iteration ``it``
@@ -47,10 +44,8 @@ def test_cpu_rss_growth_is_logged(tmp_path):
 
     for it in (2, 4, 6, 8, 10):
         for key in ('rss_mib', 'max_rss_mib'):
-            assert logged_value(log, it, 10, key) == pytest.approx(
-                scalars[it][key], abs=1e-3)
-            assert board[key][it] == pytest.approx(scalars[it][key],
-                                                   rel=1e-6)
+            assert logged_value(log, it, 10, key) == pytest.approx(scalars[it][key], abs=1e-3)
+            assert board[key][it] == pytest.approx(scalars[it][key], rel=1e-6)
     # the kept buffer: RSS grows by its size between the windows around it
     growth = scalars[6]['rss_mib'] - scalars[4]['rss_mib']
     assert keep_mib * 0.98 < growth < keep_mib * 1.05, growth
@@ -68,8 +63,7 @@ def test_cpu_rss_growth_is_logged(tmp_path):
     assert summary['world_size'] == 1 and summary['ranks'][0]['rank'] == 0
     peak = summary['overall']['train']['max_rss_mib']
     assert peak['iter'] == 7 and peak['rank'] == 0
-    assert peak['mib'] == pytest.approx(
-        scalars[8]['max_rss_mib'], abs=1e-3)
+    assert peak['mib'] == pytest.approx(scalars[8]['max_rss_mib'], abs=1e-3)
     assert 'GPUMemoryHook: attention bias_mode = exact' in log
     assert 'memory_summary.json' in log and '"max_rss_mib"' in log
 
@@ -82,10 +76,8 @@ def test_cuda_peak_allocated_is_logged(tmp_path):
     train_toy(tmp_path, model, max_iters=10, interval=2)
     scalars, log, summary = read_outputs(str(tmp_path))
 
-    for key in ('mem_peak_alloc_mib', 'mem_peak_reserved_mib',
-                'mem_alloc_mib', 'mem_device_used_mib'):
-        assert logged_value(log, 6, 10, key) == pytest.approx(
-            scalars[6][key], abs=1e-3)
+    for key in ('mem_peak_alloc_mib', 'mem_peak_reserved_mib', 'mem_alloc_mib', 'mem_device_used_mib'):
+        assert logged_value(log, 6, 10, key) == pytest.approx(scalars[6][key], abs=1e-3)
     kept = scalars[6]['mem_alloc_mib'] - scalars[4]['mem_alloc_mib']
     assert kept == pytest.approx(keep_mib, rel=0.01)
     peak = scalars[6]['mem_peak_alloc_mib'] - scalars[4]['mem_peak_alloc_mib']
@@ -93,8 +85,7 @@ def test_cuda_peak_allocated_is_logged(tmp_path):
     # per window: the next window no longer holds the transient peak
     after = scalars[8]['mem_peak_alloc_mib'] - scalars[4]['mem_peak_alloc_mib']
     assert after == pytest.approx(keep_mib, rel=0.01)
-    assert scalars[6]['mem_peak_reserved_mib'] >= scalars[6][
-        'mem_peak_alloc_mib']
+    assert scalars[6]['mem_peak_reserved_mib'] >= scalars[6]['mem_peak_alloc_mib']
     assert scalars[6]['mem_device_used_mib'] >= scalars[6]['mem_alloc_mib']
 
     assert summary['device'].startswith('cuda')
@@ -105,16 +96,11 @@ def test_cuda_peak_allocated_is_logged(tmp_path):
 
 def test_bias_mode_found_and_summarized():
     model = nn.ModuleDict(
-        dict(
-            dec=nn.ModuleList(
-                [FakeBiasAttention('triton'),
-                 FakeBiasAttention('triton')]),
-            other=nn.Linear(2, 2)))
+        dict(dec=nn.ModuleList([FakeBiasAttention('triton'), FakeBiasAttention('triton')]), other=nn.Linear(2, 2)))
     found = find_bias_attention(model)
     assert [m['name'] for m in found] == ['dec.0', 'dec.1']
     assert found[0] == dict(
-        name='dec.0', type='FakeBiasAttention', bias_mode='triton',
-        use_bias=True, resolved_mode=None)
+        name='dec.0', type='FakeBiasAttention', bias_mode='triton', use_bias=True, resolved_mode=None)
     assert summarize_bias_mode(found) == 'triton'
     model['dec'].append(FakeBiasAttention('sdpa', use_bias=False))
     assert summarize_bias_mode(find_bias_attention(model)) == 'none,triton'
@@ -150,15 +136,20 @@ def test_two_ranks_gloo_are_gathered(tmp_path):
     keep_mib = 100
     here = os.path.dirname(os.path.abspath(__file__))
     worker = os.path.join(here, 'dist_memory_worker.py')
-    env = dict(os.environ, MASTER_ADDR='127.0.0.1',
-               MASTER_PORT=str(_free_port()), WORLD_SIZE='2',
-               CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    env = dict(
+        os.environ,
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(_free_port()),
+        WORLD_SIZE='2',
+        CUDA_VISIBLE_DEVICES='',
+        OMP_NUM_THREADS='1')
     procs = [
-        subprocess.Popen(
-            [sys.executable, worker, str(tmp_path), str(keep_mib)],
-            env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), cwd=here,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for r in range(2)
+        subprocess.Popen([sys.executable, worker, str(tmp_path), str(keep_mib)],
+                         env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+                         cwd=here,
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT,
+                         text=True) for r in range(2)
     ]
     try:
         outs = [p.communicate(timeout=240)[0] for p in procs]
@@ -170,15 +161,12 @@ def test_two_ranks_gloo_are_gathered(tmp_path):
         assert p.returncode == 0, out[-3000:]
     scalars, log, summary = read_outputs(str(tmp_path))
 
-    keys = {'rss_mib_rank0', 'rss_mib_rank1', 'max_rss_mib_rank0',
-            'max_rss_mib_rank1'}
+    keys = {'rss_mib_rank0', 'rss_mib_rank1', 'max_rss_mib_rank0', 'max_rss_mib_rank1'}
     assert keys <= set(scalars[4]) and 'rss_mib' not in scalars[4]
-    grow = [scalars[4][f'rss_mib_rank{r}'] - scalars[2][f'rss_mib_rank{r}']
-            for r in range(2)]
+    grow = [scalars[4][f'rss_mib_rank{r}'] - scalars[2][f'rss_mib_rank{r}'] for r in range(2)]
     assert abs(grow[0]) < 5, grow
     assert keep_mib * 0.98 < grow[1] < keep_mib * 1.05, grow
-    assert logged_value(log, 4, 6, 'rss_mib_rank1') == pytest.approx(
-        scalars[4]['rss_mib_rank1'], abs=1e-3)
+    assert logged_value(log, 4, 6, 'rss_mib_rank1') == pytest.approx(scalars[4]['rss_mib_rank1'], abs=1e-3)
 
     assert summary['world_size'] == 2
     assert [r['rank'] for r in summary['ranks']] == [0, 1]
@@ -195,8 +183,7 @@ def test_val_loop_peak_is_separate(tmp_path):
     spike_mib = 300
     # calls 1-4 train, 5-8 validation (4 batches), 9-10 train
     model = ToyModel(transient={6: spike_mib})
-    train_toy(tmp_path, model, max_iters=6, interval=2, val_interval=4,
-              val_size=8)
+    train_toy(tmp_path, model, max_iters=6, interval=2, val_interval=4, val_size=8)
     scalars, log, summary = read_outputs(str(tmp_path))
 
     val = summary['ranks'][0]['phases']['val']['max_rss_mib']
@@ -206,8 +193,7 @@ def test_val_loop_peak_is_separate(tmp_path):
     spike = val_rec['max_rss_mib'] - val_rec['rss_mib']
     assert spike_mib * 0.98 < spike < spike_mib * 1.05, spike
     line = re.search(r'Iter\(val\) \[4/4\].*mse.*', log).group(0)
-    assert logged_value(line, None, None, 'max_rss_mib') == pytest.approx(
-        val_rec['max_rss_mib'], abs=1e-3)
+    assert logged_value(line, None, None, 'max_rss_mib') == pytest.approx(val_rec['max_rss_mib'], abs=1e-3)
     if ProcessRSSProbe().can_reset:  # windows before/after are clean
         assert last_val['max_rss_mib'] - last_val['rss_mib'] < 10
         assert scalars[6]['max_rss_mib'] - scalars[6]['rss_mib'] < 10
@@ -217,8 +203,7 @@ def test_val_loop_peak_is_separate(tmp_path):
 
 def test_rss_probe_without_clear_refs_says_lifetime(monkeypatch, tmp_path):
     """Where the peak cannot be reset the probe reports the lifetime peak."""
-    monkeypatch.setattr(ProcessRSSProbe, '_clear_refs',
-                        str(tmp_path / 'missing' / 'clear_refs'))
+    monkeypatch.setattr(ProcessRSSProbe, '_clear_refs', str(tmp_path / 'missing' / 'clear_refs'))
     probe = ProcessRSSProbe()
     assert not probe.can_reset and probe.peak_scope == 'process lifetime'
     before = probe.current()['rss_mib']

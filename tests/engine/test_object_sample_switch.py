@@ -5,9 +5,8 @@ from types import SimpleNamespace
 
 import torch
 from mmengine.logging import MMLogger
-from torch.utils.data import DataLoader, Subset
-
 from pipeline_helpers import load_cfg
+from torch.utils.data import DataLoader, Subset
 
 
 def _paste_dataset(synthetic_root):
@@ -64,8 +63,11 @@ def test_switch_follows_the_epoch_also_after_resume(synthetic_root, mmdet3d_scop
     # mmdet3d's hook, for comparison: a run resumed at epoch 17 keeps pasting (the bug this hook fixes)
     paste.disabled = False
     DisableObjectSampleHook(disable_after_epoch=15).before_train_epoch(
-        SimpleNamespace(epoch=17, model=torch.nn.Linear(1, 1), logger=MMLogger.get_current_instance(),
-                        train_dataloader=SimpleNamespace(dataset=cbgs, persistent_workers=False)))
+        SimpleNamespace(
+            epoch=17,
+            model=torch.nn.Linear(1, 1),
+            logger=MMLogger.get_current_instance(),
+            train_dataloader=SimpleNamespace(dataset=cbgs, persistent_workers=False)))
     assert not paste.disabled
 
 
@@ -73,21 +75,31 @@ def test_persistent_workers_see_the_switch(synthetic_root, mmdet3d_scope):
     """Workers hold copies of the pipeline: the hook must restart persistent workers when the state changes."""
     from projects.mmdet3d_plugin.engine import ObjectSampleSwitchHook
     cbgs = _paste_dataset(synthetic_root)
-    loader = DataLoader(Subset(cbgs, [0, 1]), batch_size=1, num_workers=1, persistent_workers=True,
-                        multiprocessing_context='fork', collate_fn=_box_counts)
+    loader = DataLoader(
+        Subset(cbgs, [0, 1]),
+        batch_size=1,
+        num_workers=1,
+        persistent_workers=True,
+        multiprocessing_context='fork',
+        collate_fn=_box_counts)
     hook = ObjectSampleSwitchHook(disable_after_epoch=2)
 
     def epoch(e):
         hook.before_train_epoch(_runner(e, loader))
         return [c for batch in loader for c in batch]
 
-    assert all(n > n_ori for n, n_ori in epoch(1))       # pasted (every synthetic sample gets objects)
-    assert all(n == n_ori for n, n_ori in epoch(2))      # switched off in the worker too
+    assert all(n > n_ori for n, n_ori in epoch(1))  # pasted (every synthetic sample gets objects)
+    assert all(n == n_ori for n, n_ori in epoch(2))  # switched off in the worker too
     assert all(n == n_ori for n, n_ori in epoch(3))
     # resumed at epoch 3 with a fresh loader and a pipeline that starts enabled
     cbgs2 = _paste_dataset(synthetic_root)
-    loader2 = DataLoader(Subset(cbgs2, [0, 1]), batch_size=1, num_workers=1, persistent_workers=True,
-                         multiprocessing_context='fork', collate_fn=_box_counts)
+    loader2 = DataLoader(
+        Subset(cbgs2, [0, 1]),
+        batch_size=1,
+        num_workers=1,
+        persistent_workers=True,
+        multiprocessing_context='fork',
+        collate_fn=_box_counts)
     hook.before_train_epoch(_runner(3, loader2))
     assert all(n == n_ori for batch in loader2 for n, n_ori in batch)
 
@@ -107,7 +119,6 @@ def test_configs_with_gt_paste_switch_it_off_at_15():
     import os.path as osp
 
     from mmengine.config import Config
-
     from pipeline_helpers import ROOT
     for path in sorted(glob.glob(osp.join(ROOT, 'projects/configs/**/*.py'), recursive=True)):
         cfg = Config.fromfile(path)

@@ -4,11 +4,11 @@ import types
 
 import mmcv
 import pytest
-from mmcv.ops.sparse_conv import SparseConvolution as MmcvSparseConvolution
 from mmcv.ops import SubMConv3d as MmcvSubMConv3d
-from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE  # imported before any test fakes spconv
+from mmcv.ops.sparse_conv import SparseConvolution as MmcvSparseConvolution
 from torch import nn
 
+from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE  # imported before any test fakes spconv
 from projects.mmdet3d_plugin.engine import sparse_conv_backend
 from tests.engine.memory_hook_toy import ToyModel, read_outputs, train_toy
 
@@ -41,8 +41,14 @@ def test_mmcv_sparse_encoder_reports_mmcv(mmdet3d_scope):
         pytest.skip('spconv 2 is installed: SparseEncoder builds spconv convolutions')
     from mmdet3d.registry import MODELS
     enc = MODELS.build(
-        dict(type='SparseEncoder', in_channels=5, sparse_shape=[41, 64, 64], output_channels=32,
-             encoder_channels=((16, ), (32, 32, 32)), encoder_paddings=((1, ), (1, 1, 1)), block_type='basicblock'))
+        dict(
+            type='SparseEncoder',
+            in_channels=5,
+            sparse_shape=[41, 64, 64],
+            output_channels=32,
+            encoder_channels=((16, ), (32, 32, 32)),
+            encoder_paddings=((1, ), (1, 1, 1)),
+            block_type='basicblock'))
     model = nn.ModuleDict(dict(pts_middle_encoder=enc, head=nn.Linear(2, 2)))
     info = sparse_conv_backend(model)
     n = sum(isinstance(m, MmcvSparseConvolution) for m in enc.modules())

@@ -15,8 +15,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from reliability_helpers import (ROOT, IndexDataset, ToyModel, config_file, iteration_config, load_config,
-                                 toy_runner)
+from reliability_helpers import ROOT, IndexDataset, ToyModel, config_file, iteration_config, load_config, toy_runner
 
 from projects.mmdet3d_plugin.engine import NonFiniteLossError, NonFiniteLossHook, TrainingInterrupted
 
@@ -57,6 +56,7 @@ def test_nan_loss_stops_before_checkpoint(synthetic_root, tmp_path, capsys):
 
 
 class _FakeScaler:
+
     def __init__(self):
         self.scale = 2.0**16
 
@@ -70,8 +70,8 @@ class _FakeScaler:
 def _fake_runner(tmp_path, scaler=None):
     hub = MessageHub.get_instance(f'nonfinite-{time.time()}')
     optim = SimpleNamespace(get_lr=lambda: {'lr': [0.25]}, loss_scaler=scaler)
-    return SimpleNamespace(optim_wrapper=optim, message_hub=hub, iter=6, epoch=0, work_dir=str(tmp_path),
-                           model=torch.nn.Linear(1, 1))
+    return SimpleNamespace(
+        optim_wrapper=optim, message_hub=hub, iter=6, epoch=0, work_dir=str(tmp_path), model=torch.nn.Linear(1, 1))
 
 
 def _step(hook, runner, loss, grad_norm, scaler=None, skipped=False):
@@ -135,16 +135,27 @@ def test_signal_mid_epoch_then_resume_repeats_the_run(tmp_path, signum, at):
     full.train()
     assert len(full_seen) == 15
     previous = signal.getsignal(signum)
-    split = toy_runner(tmp_path / 'split', ToyModel(split_seen), IndexDataset(10), loop, checkpoint=epoch_ckpt,
-                       custom_hooks=[dict(type='SignalCheckpointHook'), _SignalAt(at, signum)])
+    split = toy_runner(
+        tmp_path / 'split',
+        ToyModel(split_seen),
+        IndexDataset(10),
+        loop,
+        checkpoint=epoch_ckpt,
+        custom_hooks=[dict(type='SignalCheckpointHook'), _SignalAt(at, signum)])
     with pytest.raises(TrainingInterrupted) as exc:
         split.train()
     assert exc.value.iteration == at and exc.value.checkpoint == str(tmp_path / 'split' / f'iter_{at}.pth')
     assert signal.getsignal(signum) == previous  # handlers restored
     assert (tmp_path / 'split' / 'last_checkpoint').read_text() == exc.value.checkpoint
     assert sorted(p for p in os.listdir(tmp_path / 'split') if p.endswith('.pth')) == ['epoch_1.pth', f'iter_{at}.pth']
-    resumed = toy_runner(tmp_path / 'split', ToyModel(resumed_seen), IndexDataset(10), loop, resume=True,
-                         checkpoint=epoch_ckpt, custom_hooks=[dict(type='SignalCheckpointHook')])
+    resumed = toy_runner(
+        tmp_path / 'split',
+        ToyModel(resumed_seen),
+        IndexDataset(10),
+        loop,
+        resume=True,
+        checkpoint=epoch_ckpt,
+        custom_hooks=[dict(type='SignalCheckpointHook')])
     resumed.train()
     assert split_seen == full_seen[:at]
     assert resumed_seen == full_seen[at:], (resumed_seen, full_seen)
@@ -154,8 +165,13 @@ def test_signal_mid_epoch_then_resume_repeats_the_run(tmp_path, signum, at):
 
 def _train_proc(cfg_file, work_dir, *extra):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), CUDA_VISIBLE_DEVICES='')
-    return subprocess.Popen([sys.executable, 'tools/train.py', cfg_file, '--work-dir', str(work_dir), *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, 'tools/train.py', cfg_file, '--work-dir',
+                             str(work_dir), *extra],
+                            cwd=ROOT,
+                            env=env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True)
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import mmengine
 import numpy as np
 import pytest
 import torch
-
 from pipeline_helpers import load_cfg
 
 
@@ -20,10 +19,14 @@ def _gt_as_predictions(val_infos, class_names, shift_x=0.0):
         boxes = np.array([list(i['bbox_3d']) + list(i['velocity']) for i in inst], np.float32).reshape(-1, 9)
         boxes[:, 0] += shift_x
         labels = [class_names.index(label_names[i['bbox_label_3d']]) for i in inst]
-        out.append(dict(pred_instances_3d=dict(
-            bboxes_3d=LiDARInstance3DBoxes(boxes, box_dim=9, origin=(0.5, 0.5, 0.5)),
-            scores_3d=torch.ones(len(inst)), labels_3d=torch.tensor(labels, dtype=torch.long)),
-            pred_instances=dict(), sample_idx=info['sample_idx']))
+        out.append(
+            dict(
+                pred_instances_3d=dict(
+                    bboxes_3d=LiDARInstance3DBoxes(boxes, box_dim=9, origin=(0.5, 0.5, 0.5)),
+                    scores_3d=torch.ones(len(inst)),
+                    labels_3d=torch.tensor(labels, dtype=torch.long)),
+                pred_instances=dict(),
+                sample_idx=info['sample_idx']))
     return out
 
 
@@ -40,8 +43,8 @@ def _evaluate(synthetic_root, shift_x, tmp_path):
 @pytest.mark.parametrize('shift_x', [0.0, 5.0])
 def test_ground_truth_as_prediction(synthetic_root, mmdet3d_scope, tmp_path, shift_x):
     metrics, class_names = _evaluate(synthetic_root, shift_x, tmp_path)
-    prefix = 'pred_instances_3d_NuScenes/'   # the evaluator adds 'NuScenes metric/' when run by a Runner
-    for name in class_names:                                   # per-class AP reported for every class
+    prefix = 'pred_instances_3d_NuScenes/'  # the evaluator adds 'NuScenes metric/' when run by a Runner
+    for name in class_names:  # per-class AP reported for every class
         assert f'{prefix}{name}_AP_dist_2.0' in metrics
     if shift_x == 0.0:
         assert metrics[prefix + 'mAP'] >= 0.99 and metrics[prefix + 'NDS'] >= 0.99, metrics

@@ -5,15 +5,20 @@ from types import SimpleNamespace
 
 import mmengine
 import pytest
-
 from test_evaluation import _gt_as_predictions
 
 
 def _build(eval_set, data_root, ann_file, tmp_path):
-    from mmdet3d.registry import METRICS
     import projects.mmdet3d_plugin  # noqa: F401
-    return METRICS.build(dict(type='NuScenesSplitMetric', eval_set=eval_set, data_root=data_root,
-                              ann_file=ann_file, metric='bbox', jsonfile_prefix=str(tmp_path / str(eval_set))))
+    from mmdet3d.registry import METRICS
+    return METRICS.build(
+        dict(
+            type='NuScenesSplitMetric',
+            eval_set=eval_set,
+            data_root=data_root,
+            ann_file=ann_file,
+            metric='bbox',
+            jsonfile_prefix=str(tmp_path / str(eval_set))))
 
 
 def test_train_split_ground_truth_scores_one_and_shift_scores_zero(synthetic_root, mmdet3d_scope, tmp_path):
@@ -44,8 +49,8 @@ def test_bad_split_is_named(synthetic_root, mmdet3d_scope, tmp_path):
     ann_file = osp.join(synthetic_root, 'nuscenes_infos_train.pkl')
     with pytest.raises(ValueError, match="unknown eval_set='training'"):
         _build('training', synthetic_root, ann_file, tmp_path)
-    metric = _build('train', synthetic_root, ann_file, tmp_path)   # a trainval split on a mini set
-    metric.version = 'v1.0-mini'   # what compute_metrics reads from dataset_meta
+    metric = _build('train', synthetic_root, ann_file, tmp_path)  # a trainval split on a mini set
+    metric.version = 'v1.0-mini'  # what compute_metrics reads from dataset_meta
     with pytest.raises(ValueError, match="eval_set='train' is not a split of the dataset version 'v1.0-mini'"):
         metric._evaluate_single('unused.json', classes=['car'])
 
@@ -54,10 +59,15 @@ def test_no_predicted_box_scores_zero_instead_of_crashing(synthetic_root, mmdet3
     from pipeline_helpers import load_cfg
     class_names = list(load_cfg(synthetic_root).class_names)
     ann_file = osp.join(synthetic_root, 'nuscenes_infos_val.pkl')
-    empty = [dict(p, pred_instances_3d=dict(bboxes_3d=p['pred_instances_3d']['bboxes_3d'][:0],
-                                            scores_3d=p['pred_instances_3d']['scores_3d'][:0],
-                                            labels_3d=p['pred_instances_3d']['labels_3d'][:0]))
-             for p in _gt_as_predictions(mmengine.load(ann_file), class_names)]
+    empty = [
+        dict(
+            p,
+            pred_instances_3d=dict(
+                bboxes_3d=p['pred_instances_3d']['bboxes_3d'][:0],
+                scores_3d=p['pred_instances_3d']['scores_3d'][:0],
+                labels_3d=p['pred_instances_3d']['labels_3d'][:0]))
+        for p in _gt_as_predictions(mmengine.load(ann_file), class_names)
+    ]
     metric = _build(None, synthetic_root, ann_file, tmp_path)
     metric.dataset_meta = dict(classes=class_names, version='v1.0-mini')
     metric.process({}, empty)

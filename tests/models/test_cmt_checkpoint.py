@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cmt_test_utils import ROOT, load_cfg
 from torch import nn
 
 from mmdet3d.registry import MODELS
@@ -24,8 +25,6 @@ from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import (SparseConvS
                                                                      convert_sparse_layout, detect_sparse_layout,
                                                                      layout_shape, model_sparse_layout,
                                                                      sparse_conv_specs)
-
-from cmt_test_utils import ROOT, load_cfg
 
 FIXTURES = osp.join(ROOT, 'tests/fixtures/cmt_keys')
 COMPAT = {
@@ -216,7 +215,8 @@ def test_conversion_for_the_bias_config_and_spconv2_checkpoints(tmp_path):
     result = convert_cmt_state_dict(cmt_sp2, model)
     assert result.sparse_layout == ('spconv2', model_sparse_layout(model))
     assert sorted(result.synthesised) == [
-        f'pts_bbox_head.transformer.decoder.layers.{i}.cross_attn.bias_scale' for i in range(6)]
+        f'pts_bbox_head.transformer.decoder.layers.{i}.cross_attn.bias_scale' for i in range(6)
+    ]
     model.load_state_dict(result.state_dict, strict=True)
     layers = model.pts_bbox_head.transformer.decoder.layers
     assert all(torch.equal(layer.cross_attn.bias_scale.detach(), torch.zeros(8)) for layer in layers)
@@ -320,8 +320,8 @@ def test_bev_encoding_range():
         bev = torch.randn(1, head.shared_conv.conv.in_channels, H, W)
         with torch.no_grad():
             _, pos, (o, _) = head._bev_tokens(bev)
-            ii, jj = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64),
-                                    indexing='ij')
+            ii, jj = torch.meshgrid(
+                torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing='ij')
             x = ((jj + 0.5) * cell) / 108  # normalised by pc_range, row-major (H, W) order
             y = ((ii + 0.5) * cell) / 108
             coords = torch.stack([x.flatten(), y.flatten()], -1).float()
@@ -345,8 +345,9 @@ def test_fp16_attention_core_with_fp32_projections():
         w, b = attn.attn.in_proj_weight.double(), attn.attn.in_proj_bias.double()
 
         def heads(x, s):  # fp32-exact projection, fp16 rounding
-            return (x.double() @ w[s * 64:(s + 1) * 64].T + b[s * 64:(s + 1) * 64]).view(
-                x.shape[0], x.shape[1], 4, 16).transpose(1, 2).half().double()
+            return (x.double() @ w[s * 64:(s + 1) * 64].T + b[s * 64:(s + 1) * 64]).view(x.shape[0],
+                                                                                         x.shape[1], 4, 16).transpose(
+                                                                                             1, 2).half().double()
 
         qh, kh, vh = heads(q, 0), heads(kv, 1), heads(kv, 2)
         core = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(16), -1) @ vh

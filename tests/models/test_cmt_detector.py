@@ -3,13 +3,12 @@ import copy
 
 import pytest
 import torch
+from cmt_test_utils import DEMO, build_model, demo_batch
 
 from mmdet3d.structures import LiDARInstance3DBoxes
 from projects.mmdet3d_plugin.attention import triton_is_available
 from projects.mmdet3d_plugin.models.dense_heads.query_denoising import DNQueries, build_dn_queries
 from projects.mmdet3d_plugin.models.task_modules import gravity_center_boxes
-
-from cmt_test_utils import DEMO, build_model, demo_batch
 
 LAYER_KEYS = ('loss_cls', 'loss_bbox', 'dn_loss_cls', 'dn_loss_bbox')
 
@@ -104,10 +103,11 @@ def test_predict_returns_data_samples():
         assert pred.scores_3d[0].item() == pytest.approx(cls[q, c].sigmoid().item(), rel=1e-6)
         assert int(pred.labels_3d[0]) == c
         dz = code[q, 5].exp()
-        expected = [code[q, 0], code[q, 1], code[q, 4] - dz / 2, code[q, 2].exp(), code[q, 3].exp(), dz,
-                    torch.atan2(code[q, 6], code[q, 7]), code[q, 8], code[q, 9]]
-        assert pred.bboxes_3d.tensor[0].tolist() == pytest.approx(torch.stack(expected).tolist(), rel=1e-5,
-                                                                  abs=1e-5)
+        expected = [
+            code[q, 0], code[q, 1], code[q, 4] - dz / 2, code[q, 2].exp(), code[q, 3].exp(), dz,
+            torch.atan2(code[q, 6], code[q, 7]), code[q, 8], code[q, 9]
+        ]
+        assert pred.bboxes_3d.tensor[0].tolist() == pytest.approx(torch.stack(expected).tolist(), rel=1e-5, abs=1e-5)
 
 
 def test_dn_mask_keeps_groups_apart():
@@ -118,8 +118,8 @@ def test_dn_mask_keeps_groups_apart():
     metas = [ds.metainfo for ds in data['data_samples']]
     gts = [ds.gt_instances_3d for ds in data['data_samples']]
     torch.manual_seed(0)
-    dn = build_dn_queries([gravity_center_boxes(g.bboxes_3d) for g in gts], [g.labels_3d for g in gts],
-                          head.num_query, head.pc_range, head.num_classes)
+    dn = build_dn_queries([gravity_center_boxes(g.bboxes_3d) for g in gts], [g.labels_3d for g in gts], head.num_query,
+                          head.pc_range, head.num_classes)
     size = dn.pad_size // dn.groups
     assert dn.groups == 10 and size == 3
     perturbed = copy.copy(dn)
@@ -168,8 +168,8 @@ def test_batch_without_gt_and_dropped_modalities():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not (torch.cuda.is_available() and triton_is_available(torch.device('cuda'))),
-                    reason='needs CUDA and triton')
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and triton_is_available(torch.device('cuda'))), reason='needs CUDA and triton')
 def test_gpu_paths_agree_and_bf16_core_trains():
     """On CUDA: every path (triton included) matches sdpa in fp32; with the configs' bf16 attention core and a
     bf16 autocast step the losses stay finite and every bias_scale gets a gradient."""
@@ -207,8 +207,10 @@ def test_gpu_paths_agree_and_bf16_core_trains():
 def _pts_branch_dtypes(model, data, device_type, dtype):
     """Output dtypes of the BEV backbone (SECOND) and neck when extract_pts_feat runs under autocast."""
     seen = {}
-    hooks = [model.pts_backbone.register_forward_hook(lambda m, i, o: seen.update(backbone=[t.dtype for t in o])),
-             model.pts_neck.register_forward_hook(lambda m, i, o: seen.update(neck=[t.dtype for t in o]))]
+    hooks = [
+        model.pts_backbone.register_forward_hook(lambda m, i, o: seen.update(backbone=[t.dtype for t in o])),
+        model.pts_neck.register_forward_hook(lambda m, i, o: seen.update(neck=[t.dtype for t in o]))
+    ]
     with torch.no_grad(), torch.autocast(device_type, dtype=dtype):
         bev = model.extract_pts_feat(data['inputs']['voxels'], len(data['data_samples']))
     for h in hooks:
@@ -232,8 +234,10 @@ def test_second_runs_in_fp32_under_cuda_fp16_autocast():
     model = build_model(DEMO['lidar']).eval()
     data = demo_batch(model, 'lidar')
     model.cuda()
-    data['inputs']['voxels'] = {k: v.cuda() if isinstance(v, torch.Tensor) else v
-                                for k, v in data['inputs']['voxels'].items()}
+    data['inputs']['voxels'] = {
+        k: v.cuda() if isinstance(v, torch.Tensor) else v
+        for k, v in data['inputs']['voxels'].items()
+    }
     seen, _ = _pts_branch_dtypes(model, data, 'cuda', torch.float16)
     assert all(d == torch.float32 for d in seen['backbone'])
     assert all(d == torch.float16 for d in seen['neck'])

@@ -9,9 +9,8 @@ import projects.mmdet3d_plugin  # noqa: F401  (registers the modules)
 from projects.mmdet3d_plugin.attention.geometry import camera_key_lines, point_line_dist2
 from projects.mmdet3d_plugin.models.dense_heads.query_denoising import build_dn_queries, dn_attn_mask
 from projects.mmdet3d_plugin.models.dense_heads.separate_task_head import CmtSeparateTaskHead
-from projects.mmdet3d_plugin.models.layers.cmt_position_encoding import (depth_bins, lidar2img_from_metas,
-                                                                         lift_pixels, pixel_centres, pos2embed,
-                                                                         project_points)
+from projects.mmdet3d_plugin.models.layers.cmt_position_encoding import (depth_bins, lidar2img_from_metas, lift_pixels,
+                                                                         pixel_centres, pos2embed, project_points)
 from projects.mmdet3d_plugin.models.synthetic_inputs import camera_rig
 
 
@@ -81,8 +80,11 @@ def test_dn_attn_mask_rule():
 def test_build_dn_queries():
     torch.manual_seed(0)
     pc = torch.tensor([-50.0, -50.0, -5.0, 50.0, 50.0, 3.0])
-    boxes = [torch.tensor([[10.0, -5.0, 0.0, 4.0, 2.0, 1.6, 0.0, 0, 0], [-20, 30, -1, 1.0, 1.0, 2.0, 1.0, 0, 0]]),
-             torch.zeros(0, 9), torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0, 0]])]
+    boxes = [
+        torch.tensor([[10.0, -5.0, 0.0, 4.0, 2.0, 1.6, 0.0, 0, 0], [-20, 30, -1, 1.0, 1.0, 2.0, 1.0, 0, 0]]),
+        torch.zeros(0, 9),
+        torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0, 0]])
+    ]
     labels = [torch.tensor([3, 7]), torch.zeros(0, dtype=torch.long), torch.tensor([1])]
     dn = build_dn_queries(boxes, labels, num_query=15, pc_range=pc, num_classes=10, split=0.75)
     assert dn.groups == 7 and dn.pad_size == 14  # min(10, 15 // 2) groups of 2 slots
@@ -103,8 +105,8 @@ def test_build_dn_queries():
 
 def test_separate_task_head_layers_are_independent():
     torch.manual_seed(0)
-    head = CmtSeparateTaskHead(16, dict(center=(2, 2), cls_logits=(3, 2)), groups=3, head_conv=8, final_kernel=1,
-                               init_mode='kaiming_prior')
+    head = CmtSeparateTaskHead(
+        16, dict(center=(2, 2), cls_logits=(3, 2)), groups=3, head_conv=8, final_kernel=1, init_mode='kaiming_prior')
     head.init_weights()
     assert torch.allclose(head.branches['cls_logits'][-1].bias, torch.tensor(-2.19))
     x = torch.randn(3, 2, 5, 16)
@@ -120,8 +122,8 @@ def test_separate_task_head_layers_are_independent():
     w0, w1 = conv0.weight.view(3, 8, 16), conv1.weight.view(3, 2, 8)
     for layer in range(3):
         h = x[layer] @ w0[layer].T  # (B, Q, 8)
-        h = torch.nn.functional.layer_norm(h, (8, ), norm.weight.view(3, 8)[layer], norm.bias.view(3, 8)[layer],
-                                           eps=norm.eps)
+        h = torch.nn.functional.layer_norm(
+            h, (8, ), norm.weight.view(3, 8)[layer], norm.bias.view(3, 8)[layer], eps=norm.eps)
         y = h.relu() @ w1[layer].T + conv1.bias.view(3, 2)[layer]
         torch.testing.assert_close(out['center'][layer], y, atol=1e-5, rtol=1e-5)
 
@@ -164,7 +166,7 @@ def test_group_layer_norm_eps_is_cmts():
     x = torch.randn(2, 6, 5, dtype=torch.float64) * 1e-3
     g = x.view(2, 2, 3, 5)
     mu = g.sum(2, keepdim=True) / 3
-    var = ((g - mu) ** 2).sum(2, keepdim=True) / 3
+    var = ((g - mu)**2).sum(2, keepdim=True) / 3
 
     def ref(eps):
         y = ((g - mu) / torch.sqrt(var + eps)).view(2, 6, 5)
@@ -179,10 +181,12 @@ def test_transformer_init_zeroes_linear_biases_as_cmt():
     is a matrix: xavier-uniform weight, zero bias (FFN Linears included)."""
     from cmt_test_utils import DEMO, build_model
     transformer = build_model(DEMO['fusion'], seed=3).pts_bbox_head.transformer
-    matrices = [m for m in transformer.modules() if isinstance(getattr(m, 'weight', None), torch.Tensor)
-                and m.weight.dim() > 1]
-    ffn_linears = [m for layer in transformer.decoder.layers for m in layer.ffn.modules()
-                   if isinstance(m, torch.nn.Linear)]
+    matrices = [
+        m for m in transformer.modules() if isinstance(getattr(m, 'weight', None), torch.Tensor) and m.weight.dim() > 1
+    ]
+    ffn_linears = [
+        m for layer in transformer.decoder.layers for m in layer.ffn.modules() if isinstance(m, torch.nn.Linear)
+    ]
     assert ffn_linears and all(any(m is n for n in matrices) for m in ffn_linears)
     for m in matrices:
         fan_out, fan_in = m.weight.shape[:2]

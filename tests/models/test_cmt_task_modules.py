@@ -8,8 +8,8 @@ import torch
 
 import projects.mmdet3d_plugin  # noqa: F401  (registers the modules)
 from mmdet3d.registry import TASK_UTILS
-from projects.mmdet3d_plugin.models.task_modules import decode_boxes, encode_boxes, gravity_center_boxes
 from mmdet3d.structures import LiDARInstance3DBoxes
+from projects.mmdet3d_plugin.models.task_modules import decode_boxes, encode_boxes, gravity_center_boxes
 
 
 def test_encode_decode_by_hand():
@@ -43,18 +43,28 @@ def test_hungarian_assigner_matches_brute_force():
     nq, ng, nc = 5, 3, 4
     cw = [2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2]
     assigner = TASK_UTILS.build(
-        dict(type='CmtHungarianAssigner3D', cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
-             reg_cost=dict(type='CmtBBox3DL1Cost', weight=0.25), code_weights=cw))
+        dict(
+            type='CmtHungarianAssigner3D',
+            cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
+            reg_cost=dict(type='CmtBBox3DL1Cost', weight=0.25),
+            code_weights=cw))
     cls = torch.randn(nq, nc, generator=g)
     pred = torch.randn(nq, 10, generator=g)
-    gt = torch.cat([torch.randn(ng, 3, generator=g), torch.rand(ng, 3, generator=g) + 0.5,
-                    torch.randn(ng, 3, generator=g)], 1)
+    gt = torch.cat(
+        [torch.randn(ng, 3, generator=g),
+         torch.rand(ng, 3, generator=g) + 0.5,
+         torch.randn(ng, 3, generator=g)], 1)
     labels = torch.tensor([0, 3, 3])
     res = assigner.assign(pred, cls, gt, labels)
     # fp64 reference cost
     gt64 = gt.double().numpy()
-    gt_code = np.concatenate([gt64[:, :2], np.log(gt64[:, 3:5]), gt64[:, 2:3], np.log(gt64[:, 5:6]),
-                              np.sin(gt64[:, 6:7]), np.cos(gt64[:, 6:7])], 1)
+    gt_code = np.concatenate([
+        gt64[:, :2],
+        np.log(gt64[:, 3:5]), gt64[:, 2:3],
+        np.log(gt64[:, 5:6]),
+        np.sin(gt64[:, 6:7]),
+        np.cos(gt64[:, 6:7])
+    ], 1)
     w = np.array(cw[:8])
     reg = np.abs(pred.double().numpy()[:, None, :8] * w - gt_code[None] * w).sum(-1) * 0.25
     cost = _focal_cost(cls.double().numpy(), labels.numpy()) * 2.0 + reg
@@ -67,15 +77,18 @@ def test_hungarian_assigner_matches_brute_force():
 
 
 def test_hungarian_assigner_without_gt():
-    assigner = TASK_UTILS.build(dict(type='CmtHungarianAssigner3D', cls_cost=dict(type='mmdet.FocalLossCost'),
-                                     reg_cost=dict(type='CmtBBox3DL1Cost')))
+    assigner = TASK_UTILS.build(
+        dict(
+            type='CmtHungarianAssigner3D',
+            cls_cost=dict(type='mmdet.FocalLossCost'),
+            reg_cost=dict(type='CmtBBox3DL1Cost')))
     res = assigner.assign(torch.randn(4, 10), torch.randn(4, 3), torch.zeros(0, 9), torch.zeros(0, dtype=torch.long))
     assert res.gt_inds.tolist() == [0, 0, 0, 0]
 
 
 def test_nms_free_coder_topk_and_range():
-    coder = TASK_UTILS.build(dict(type='CmtNMSFreeCoder', post_center_range=[-10, -10, -5, 10, 10, 5], max_num=3,
-                                  num_classes=2))
+    coder = TASK_UTILS.build(
+        dict(type='CmtNMSFreeCoder', post_center_range=[-10, -10, -5, 10, 10, 5], max_num=3, num_classes=2))
     logits = torch.full((4, 2), -10.0)
     logits[2, 1], logits[0, 0], logits[3, 1], logits[1, 0] = 3.0, 2.0, 1.0, 0.5
     boxes = torch.tensor([[1.0, 1, 0, 2, 1, 1, 0.0, 0, 0], [0, 0, 0, 1, 1, 1, 0, 0, 0],

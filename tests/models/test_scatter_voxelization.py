@@ -15,12 +15,12 @@ def _cloud(n, generator, spread=5.0, clustered=True, channels=5):
     voxels overflow max_num_points, some exactly on voxel faces and on the range limits."""
     pts = (torch.rand(n, channels, generator=generator) * 2 - 1) * spread
     if clustered:
-        spots = pts[torch.randint(0, n, (n // 8,), generator=generator), :3]
-        pick = torch.randint(0, n, (n // 2,), generator=generator)
+        spots = pts[torch.randint(0, n, (n // 8, ), generator=generator), :3]
+        pick = torch.randint(0, n, (n // 2, ), generator=generator)
         pts[pick, :3] = spots[torch.randint(0, len(spots), (len(pick),), generator=generator)] \
             + torch.rand(len(pick), 3, generator=generator) * 0.01
-    faces = torch.randint(0, n, (n // 20,), generator=generator)
-    pts[faces, 0] = torch.randint(-8, 9, (len(faces),), generator=generator).float() * 0.5  # x on faces, +-4 limits
+    faces = torch.randint(0, n, (n // 20, ), generator=generator)
+    pts[faces, 0] = torch.randint(-8, 9, (len(faces), ), generator=generator).float() * 0.5  # x on faces, +-4 limits
     return pts
 
 
@@ -36,7 +36,7 @@ def _assert_same(ours, ref):
 def test_matches_mmcv_hard_voxelize(max_points, max_voxels, voxel_size):
     g = torch.Generator().manual_seed(max_points * 1000 + max_voxels)
     for _ in range(3):
-        pts = _cloud(int(torch.randint(50, 3000, (1,), generator=g)), g)
+        pts = _cloud(int(torch.randint(50, 3000, (1, ), generator=g)), g)
         ref = Voxelization(voxel_size, PCR, max_points, max_voxels)(pts)
         ours = scatter_hard_voxelize(pts, voxel_size, PCR, max_points, max_voxels)
         assert len(ref[0]) > 0
@@ -45,13 +45,15 @@ def test_matches_mmcv_hard_voxelize(max_points, max_voxels, voxel_size):
 
 def test_hand_worked_example():
     # 1 m voxels on [0, 3)^2 x [0, 1): grid x=3, y=3, z=1.
-    pts = torch.tensor([[0.5, 0.5, 0.5, 1.],   # voxel A = (z0, y0, x0)
-                        [2.5, 1.5, 0.5, 2.],   # voxel B = (z0, y1, x2)
-                        [0.2, 0.9, 0.1, 3.],   # A, second point
-                        [3.0, 0.5, 0.5, 4.],   # x == x_max: outside
-                        [0.7, 0.1, 0.9, 5.],   # A, third point: over max_num_points=2, dropped
-                        [1.5, 2.5, 0.5, 6.],   # voxel C: over max_voxels=2, dropped
-                        [2.9, 1.0, 0.0, 7.]])  # B, second point (faces count as the upper voxel)
+    pts = torch.tensor([
+        [0.5, 0.5, 0.5, 1.],  # voxel A = (z0, y0, x0)
+        [2.5, 1.5, 0.5, 2.],  # voxel B = (z0, y1, x2)
+        [0.2, 0.9, 0.1, 3.],  # A, second point
+        [3.0, 0.5, 0.5, 4.],  # x == x_max: outside
+        [0.7, 0.1, 0.9, 5.],  # A, third point: over max_num_points=2, dropped
+        [1.5, 2.5, 0.5, 6.],  # voxel C: over max_voxels=2, dropped
+        [2.9, 1.0, 0.0, 7.]
+    ])  # B, second point (faces count as the upper voxel)
     voxels, coors, num = scatter_hard_voxelize(pts, [1., 1., 1.], [0., 0., 0., 3., 3., 1.], 2, 2)
     assert coors.tolist() == [[0, 0, 0], [0, 1, 2]]
     assert num.tolist() == [2, 2]
@@ -61,13 +63,13 @@ def test_hand_worked_example():
 def test_empty_and_all_outside_clouds():
     for pts in (torch.zeros(0, 4), torch.full((6, 4), 100.0)):
         voxels, coors, num = scatter_hard_voxelize(pts, [1., 1., 1.], PCR, 4, 10)
-        assert voxels.shape == (0, 4, 4) and coors.shape == (0, 3) and num.shape == (0,)
+        assert voxels.shape == (0, 4, 4) and coors.shape == (0, 3) and num.shape == (0, )
         assert coors.dtype == num.dtype == torch.int32
 
 
 def test_layer_uses_train_and_test_max_voxels_and_rejects_dynamic():
-    layer = ScatterHardVoxelization(point_cloud_range=PCR, max_num_points=4, voxel_size=[0.5, 0.5, 4.0],
-                                    max_voxels=(3, 5))
+    layer = ScatterHardVoxelization(
+        point_cloud_range=PCR, max_num_points=4, voxel_size=[0.5, 0.5, 4.0], max_voxels=(3, 5))
     pts = _cloud(2000, torch.Generator().manual_seed(1))
     assert len(layer.train()(pts)[0]) == 3
     assert len(layer.eval()(pts)[0]) == 5
@@ -77,13 +79,16 @@ def test_layer_uses_train_and_test_max_voxels_and_rejects_dynamic():
 
 def test_preprocessor_impls_agree_and_bad_impl_is_named():
     from projects.mmdet3d_plugin.models.data_preprocessors import CmtDataPreprocessor
-    cfg = dict(voxel=True, voxel_type='hard',
-               voxel_layer=dict(max_num_points=6, voxel_size=[0.4, 0.4, 4.0], point_cloud_range=PCR,
-                                max_voxels=(300, 500)))
+    cfg = dict(
+        voxel=True,
+        voxel_type='hard',
+        voxel_layer=dict(max_num_points=6, voxel_size=[0.4, 0.4, 4.0], point_cloud_range=PCR, max_voxels=(300, 500)))
     g = torch.Generator().manual_seed(7)
     clouds = [_cloud(1500, g), torch.zeros(0, 5), _cloud(900, g)]
-    out = {impl: CmtDataPreprocessor(voxel_impl=impl, **cfg).voxelize(clouds, data_samples=[])
-           for impl in ('scatter', 'mmcv')}
+    out = {
+        impl: CmtDataPreprocessor(voxel_impl=impl, **cfg).voxelize(clouds, data_samples=[])
+        for impl in ('scatter', 'mmcv')
+    }
     assert set(out['scatter']) == set(out['mmcv'])
     for key in out['mmcv']:
         assert torch.equal(out['scatter'][key], out['mmcv'][key]), key

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 import torch
-from reliability_helpers import (DEMO, FULL, camera_file, config_file, copy_root, infos, lidar_file,
-                                 load_config, truncate)
+from reliability_helpers import (DEMO, FULL, camera_file, config_file, copy_root, infos, lidar_file, load_config,
+                                 truncate)
 
 
 @pytest.fixture
@@ -69,6 +69,7 @@ def test_missing_version_tables_fail_in_train_and_test(bad_root, tmp_path, capsy
 def test_metric_with_no_boxes_still_checks_the_tables(bad_root, mmdet3d_scope, tmp_path):
     """Zero predicted boxes score 0 without the devkit; that must not hide a version whose tables are absent."""
     import mmengine
+
     from mmdet3d.registry import METRICS
     ann = osp.join(bad_root, 'nuscenes_infos_val.pkl')
     metric = METRICS.build(dict(type='NuScenesSplitMetric', data_root=bad_root, ann_file=ann, metric='bbox'))
@@ -178,7 +179,9 @@ def test_truncated_checkpoint_to_test_and_resume(synthetic_root, tmp_path, capsy
     truncate(ckpt, size)
     cfg_file = config_file(tmp_path, load_config(synthetic_root))
     for code, out in (_test([cfg_file, str(ckpt)], capsys),
-                      _train([cfg_file, '--work-dir', str(tmp_path / 'wd'), '--resume', str(ckpt)], capsys)):
+                      _train(
+                          [cfg_file, '--work-dir', str(tmp_path / 'wd'), '--resume',
+                           str(ckpt)], capsys)):
         assert code == 2, out.err
         assert f'checkpoint {ckpt} ({size} bytes) is truncated' in out.err and 'use an earlier one' in out.err
         assert 'Traceback' not in out.err
@@ -204,9 +207,10 @@ def test_cfg_options_dict_value(tmp_path, capsys):
     from tools import train
     want = dict(type='Pretrained', checkpoint='ckpts/x.pth', prefix='img_backbone.')
     for path in (DEMO, FULL):  # init_cfg None in the demo, a dict with other keys in the full config
-        args = train.parse_args([path, '--cfg-options',
-                                 "model.img_backbone.init_cfg=dict(type='Pretrained', checkpoint='ckpts/x.pth', "
-                                 "prefix='img_backbone.')", 'train_cfg.max_epochs=3'])
+        args = train.parse_args([
+            path, '--cfg-options', "model.img_backbone.init_cfg=dict(type='Pretrained', checkpoint='ckpts/x.pth', "
+            "prefix='img_backbone.')", 'train_cfg.max_epochs=3'
+        ])
         cfg = train.build_config(args)
         assert dict(cfg.model.img_backbone.init_cfg) == want
         assert cfg.train_cfg.max_epochs == 3

@@ -7,15 +7,15 @@ from tools.benchmarks.benchmark_attention import main
 
 def test_benchmark_quick_cpu(tmp_path):
     # --device cpu: on a GPU machine the tool would pick CUDA, where triton and flex rows run (not skipped)
-    main(['--quick', '--device', 'cpu', '--out', str(tmp_path), '--phases', 'train',
-          '--rows', 'sdpa', 'svd', 'exact', 'triton', 'auto', 'nobias',
-          'flex'])
+    main([
+        '--quick', '--device', 'cpu', '--out',
+        str(tmp_path), '--phases', 'train', '--rows', 'sdpa', 'svd', 'exact', 'triton', 'auto', 'nobias', 'flex'
+    ])
     stem = osp.join(str(tmp_path), 'attention_benchmark')
     with open(stem + '.json') as f:
         results = json.load(f)['results']
     rows = {r['row']: r for r in results}
-    assert set(rows) == {'sdpa', 'svd', 'exact', 'triton', 'auto', 'nobias',
-                         'flex'}
+    assert set(rows) == {'sdpa', 'svd', 'exact', 'triton', 'auto', 'nobias', 'flex'}
     for name in ('sdpa', 'svd', 'exact', 'auto'):
         row = rows[name]
         assert 'skipped' not in row, row

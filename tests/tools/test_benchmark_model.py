@@ -35,8 +35,11 @@ def test_inference_quick_mode_on_cpu(tmp_path, monkeypatch):
         return orig(self, *args, **kwargs)
 
     monkeypatch.setattr(CmtHead, 'predict', spy)
-    results = bm.main(['--inference', *QUICK, '--steps', '2', '--warmup', '0', '--precision', 'fp32', 'bf16',
-                       '--modes', 'config', 'exact', '--out', str(tmp_path)])
+    results = bm.main([
+        '--inference', *QUICK, '--steps', '2', '--warmup', '0', '--precision', 'fp32', 'bf16', '--modes', 'config',
+        'exact', '--out',
+        str(tmp_path)
+    ])
     # 2 modes x 2 precisions, each 2 timed calls
     assert [(r['mode'], r['precision']) for r in results] == \
         [('config', 'fp32'), ('config', 'bf16'), ('exact', 'fp32'), ('exact', 'bf16')]
@@ -54,8 +57,8 @@ def test_inference_quick_mode_on_cpu(tmp_path, monkeypatch):
         assert all(v > 0 for v in r['part_ms_median'].values())
         # the head contains its transformer, task head and decoding; the call contains the head
         head = r['part_ms_median']['pts_bbox_head']
-        inside = sum(r['part_ms_median'][k] for k in ('pts_bbox_head.transformer', 'pts_bbox_head.task_head',
-                                                      'bbox_decode'))
+        inside = sum(r['part_ms_median'][k]
+                     for k in ('pts_bbox_head.transformer', 'pts_bbox_head.task_head', 'bbox_decode'))
         assert inside < head < r['wall_ms_median']
         # GPU-only figures are absent on CPU
         assert r['peak_allocated_mib'] is None and r['peak_reserved_mib'] is None and r['event_ms_median'] is None
@@ -73,7 +76,9 @@ def test_inference_quick_mode_on_cpu(tmp_path, monkeypatch):
 
 
 def test_module_timer_wraps_and_restores_methods():
+
     class Box:
+
         def decode(self, x):
             return x + 1
 
@@ -104,8 +109,11 @@ def test_training_step_mode_smoke_run(tmp_path, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_inference_on_gpu_reports_cuda_figures(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    results = bm.main(['--inference', '--config', DEMO, '--points', '20000', '--cams', '2', '--img-hw', '96', '256',
-                       '--steps', '3', '--warmup', '1', '--precision', 'fp32', 'fp16', '--out', str(tmp_path)])
+    results = bm.main([
+        '--inference', '--config', DEMO, '--points', '20000', '--cams', '2', '--img-hw', '96', '256', '--steps', '3',
+        '--warmup', '1', '--precision', 'fp32', 'fp16', '--out',
+        str(tmp_path)
+    ])
     assert [r['precision'] for r in results] == ['fp32', 'fp16']
     for r in results:
         assert r['timer'] == 'cuda events' and r['event_ms_median'] > 0
@@ -121,8 +129,10 @@ def test_inference_full_config_on_gpu_names_the_sparse_backend(tmp_path, monkeyp
     """The full config (SparseEncoder) at its image size, fewer points: the backend is the one mmdet3d built."""
     from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE
     monkeypatch.chdir(ROOT)
-    results = bm.main(['--inference', '--points', '30000', '--steps', '2', '--warmup', '1', '--precision', 'fp16',
-                       '--out', str(tmp_path)])
+    results = bm.main([
+        '--inference', '--points', '30000', '--steps', '2', '--warmup', '1', '--precision', 'fp16', '--out',
+        str(tmp_path)
+    ])
     r = results[0]
     assert r['sparse_conv']['num_sparse_convs'] > 5
     if IS_SPCONV2_AVAILABLE:

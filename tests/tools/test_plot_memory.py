@@ -27,8 +27,7 @@ def fake_records(n, mem0, mem_step, rank_keys=False, seed=0):
     recs = []
     for i in range(1, n + 1):
         it = 5 * i
-        rec = dict(lr=0.01, loss=2.0 / i + rnd.random() * 0.01, iter=it,
-                   step=it, time=0.1, data_time=0.01)
+        rec = dict(lr=0.01, loss=2.0 / i + rnd.random() * 0.01, iter=it, step=it, time=0.1, data_time=0.01)
         if rank_keys:
             rec['max_rss_mib_rank0'] = mem0 + mem_step * i
             rec['max_rss_mib_rank1'] = mem0 + mem_step * i + 7
@@ -71,9 +70,7 @@ def test_rank_keys_and_all_runs(tmp_path):
     write_run(a, '20260101_000000', fake_records(4, 100, 1, rank_keys=True))
     write_run(a, '20260101_120000', fake_records(4, 200, 1, rank_keys=True))
     runs = load_runs([a], all_runs=True)
-    assert [label for label, _ in runs] == [
-        'dist 20260101_000000', 'dist 20260101_120000'
-    ]
+    assert [label for label, _ in runs] == ['dist 20260101_000000', 'dist 20260101_120000']
     per_rank = series(runs[1][1], 'max_rss_mib')
     assert sorted(per_rank) == ['_rank0', '_rank1']
     assert per_rank['_rank1'][1] == [208, 209, 210, 211]

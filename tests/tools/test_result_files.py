@@ -34,10 +34,10 @@ def _global_results(dataset, index, score_fn):
     """The sample's GT boxes (scores ``score_fn(n)``) as a nuScenes results list, through mmdet3d's own conversion
     (the metric's). Returns (view, results, scores)."""
     import torch
-    from mmdet3d.evaluation.metrics.nuscenes_metric import lidar_nusc_box_to_global, output_to_nusc_box
-    from mmdet3d.structures import LiDARInstance3DBoxes
     from nuscenes.eval.detection.config import config_factory
 
+    from mmdet3d.evaluation.metrics.nuscenes_metric import lidar_nusc_box_to_global, output_to_nusc_box
+    from mmdet3d.structures import LiDARInstance3DBoxes
     from projects.mmdet3d_plugin.utils.result_files import sample_view
     view = sample_view(dataset, index)
     classes = list(dataset.metainfo['classes'])
@@ -48,17 +48,25 @@ def _global_results(dataset, index, score_fn):
     view['gt_boxes'], view['gt_labels'] = view['gt_boxes'][inside], view['gt_labels'][inside]
     scores = score_fn(len(view['gt_boxes']))
     boxes = np.concatenate([view['gt_boxes'], np.zeros((len(view['gt_boxes']), 2))], 1)
-    det = dict(bboxes_3d=LiDARInstance3DBoxes(torch.as_tensor(boxes, dtype=torch.float32), box_dim=9),
-               scores_3d=torch.as_tensor(scores, dtype=torch.float32),
-               labels_3d=torch.as_tensor(view['gt_labels']))
+    det = dict(
+        bboxes_3d=LiDARInstance3DBoxes(torch.as_tensor(boxes, dtype=torch.float32), box_dim=9),
+        scores_3d=torch.as_tensor(scores, dtype=torch.float32),
+        labels_3d=torch.as_tensor(view['gt_labels']))
     nusc_boxes, _ = output_to_nusc_box(det)
     info = dataset.get_data_info(index)
     glob = lidar_nusc_box_to_global(info, nusc_boxes, classes, eval_cfg)
     assert len(glob) == len(nusc_boxes), 'a GT box fell outside the class range filter'
-    return view, [dict(sample_token=view['token'], translation=b.center.tolist(), size=b.wlh.tolist(),
-                       rotation=b.orientation.elements.tolist(), velocity=[0.0, 0.0],
-                       detection_name=classes[b.label], detection_score=float(b.score), attribute_name='')
-                  for b in glob], scores
+    return view, [
+        dict(
+            sample_token=view['token'],
+            translation=b.center.tolist(),
+            size=b.wlh.tolist(),
+            rotation=b.orientation.elements.tolist(),
+            velocity=[0.0, 0.0],
+            detection_name=classes[b.label],
+            detection_score=float(b.score),
+            attribute_name='') for b in glob
+    ], scores
 
 
 def test_nusc_json_boxes_come_back_in_the_lidar_frame(test_set):
@@ -84,21 +92,29 @@ def test_visualize_results_cli_draws_json_and_pkl(test_set, demo_cfg_path, tmp_p
     assert main([demo_cfg_path, '--result', str(js), '--show-dir', str(tmp_path / 'js'), '--num', '2']) == 0
     out = capsys.readouterr().out
     assert f'{len(results)} of {len(results)} predictions drawn' in out
-    assert 'no entry in the results' in out          # sample 1 has none in this file
+    assert 'no entry in the results' in out  # sample 1 has none in this file
     assert osp.isfile(tmp_path / 'js' / f'bev_0000_{view["token"][:8]}.png')
     assert osp.isfile(tmp_path / 'js' / f'CAM_FRONT_0000_{view["token"][:8]}.png')
 
     import torch
+
     from mmdet3d.structures import LiDARInstance3DBoxes
     boxes = torch.as_tensor(view['gt_boxes'], dtype=torch.float32)
-    dump = [dict(token=view['token'], sample_idx=view['sample_idx'],
-                 pred_instances_3d=dict(bboxes_3d=LiDARInstance3DBoxes(boxes),
-                                        scores_3d=torch.linspace(0, 1, len(boxes)),
-                                        labels_3d=torch.as_tensor(view['gt_labels'])))]
+    dump = [
+        dict(
+            token=view['token'],
+            sample_idx=view['sample_idx'],
+            pred_instances_3d=dict(
+                bboxes_3d=LiDARInstance3DBoxes(boxes),
+                scores_3d=torch.linspace(0, 1, len(boxes)),
+                labels_3d=torch.as_tensor(view['gt_labels'])))
+    ]
     pkl = tmp_path / 'results.pkl'
     pkl.write_bytes(pickle.dumps(dump))
-    assert main([demo_cfg_path, '--result', str(pkl), '--show-dir', str(tmp_path / 'pkl'), '--num', '1',
-                 '--score-thr', '0.5']) == 0
+    assert main(
+        [demo_cfg_path, '--result',
+         str(pkl), '--show-dir',
+         str(tmp_path / 'pkl'), '--num', '1', '--score-thr', '0.5']) == 0
     expected = int((np.linspace(0, 1, len(boxes)) >= 0.5).sum())
     assert f'{expected} of {len(boxes)} predictions drawn' in capsys.readouterr().out
 
@@ -116,6 +132,7 @@ def test_visualize_results_names_a_bad_file(demo_cfg_path, tmp_path, capsys):
 def test_browse_dataset_writes_bev_and_camera_tiles(demo_cfg_path, tmp_path, capsys):
     import cv2
     from mmengine.config import Config
+
     from tools.misc.browse_dataset import main
     assert main([demo_cfg_path, '--output-dir', str(tmp_path), '--num', '1']) == 0
     bev = sorted(tmp_path.glob('*_bev.png'))

@@ -20,16 +20,20 @@ def _train(stamp, epoch, it):
 
 def test_two_segments_first_pass_iteration_and_minutes(tmp_path):
     seg1 = tmp_path / 'seg1.log'
-    seg1.write_text('12/31 23:50:00 - mmengine - INFO - Config:\nnot a log line\n'
-                    + _train('12/31 23:52:00', 1, 158) + _val('12/31 23:53:00', 1, 0.5, 0.4)
-                    + _train('12/31 23:55:00', 2, 20))                       # killed: 5 min segment
+    seg1.write_text('12/31 23:50:00 - mmengine - INFO - Config:\nnot a log line\n' + _train('12/31 23:52:00', 1, 158) +
+                    _val('12/31 23:53:00', 1, 0.5, 0.4) + _train('12/31 23:55:00', 2, 20))  # killed: 5 min segment
     seg2 = tmp_path / 'seg2.log'
-    seg2.write_text('01/01 00:10:00 - mmengine - INFO - resumed epoch: 1, iter: 158\n'
-                    + _val('01/01 00:12:30', 2, 0.85, 0.7) + _val('01/01 00:14:00', 3, 0.93, 0.8)
-                    + '01/01 00:14:00 - mmengine - INFO - Stopping threshold reached\n')
+    seg2.write_text('01/01 00:10:00 - mmengine - INFO - resumed epoch: 1, iter: 158\n' +
+                    _val('01/01 00:12:30', 2, 0.85, 0.7) + _val('01/01 00:14:00', 3, 0.93, 0.8) +
+                    '01/01 00:14:00 - mmengine - INFO - Stopping threshold reached\n')
     out = tmp_path / 'summary'
-    res = subprocess.run([sys.executable, TOOL, '--run', 'path', str(seg1), str(seg2),
-                          '--year', '2025', '--out', str(out)], cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, TOOL, '--run', 'path',
+         str(seg1), str(seg2), '--year', '2025', '--out',
+         str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True)
     assert res.returncode == 0, res.stderr
     run = json.load(open(str(out) + '.json'))[0]
     assert [s['minutes'] for s in run['segments']] == [5.0, 4.0]
@@ -45,21 +49,20 @@ def test_two_segments_first_pass_iteration_and_minutes(tmp_path):
 def test_not_reached_and_bad_log_are_reported(tmp_path):
     log = tmp_path / 'a.log'
     log.write_text(_train('05/01 10:00:00', 1, 158) + _val('05/01 10:01:00', 1, 0.4, 0.3))
-    res = subprocess.run([sys.executable, TOOL, '--run', 'x', str(log)], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = subprocess.run([sys.executable, TOOL, '--run', 'x', str(log)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0 and 'not reached (best 0.4000)' in res.stdout
     empty = tmp_path / 'empty.log'
     empty.write_text('nothing here\n')
-    res = subprocess.run([sys.executable, TOOL, '--run', 'x', str(empty)], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = subprocess.run([sys.executable, TOOL, '--run', 'x', str(empty)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode != 0 and 'no mmengine log line' in res.stderr
 
 
 def test_plot_draws_each_evaluation_at_its_iteration(tmp_path):
     from tools.analysis_tools import summarize_fit_logs
     log = tmp_path / 'run.log'
-    log.write_text(_train('03/01 10:00:00', 1, 100) + _val('03/01 10:01:00', 1, 0.2, 0.3)
-                   + _train('03/01 10:02:00', 2, 100) + _val('03/01 10:03:00', 2, 0.45, 0.5))
+    log.write_text(
+        _train('03/01 10:00:00', 1, 100) + _val('03/01 10:01:00', 1, 0.2, 0.3) + _train('03/01 10:02:00', 2, 100) +
+        _val('03/01 10:03:00', 2, 0.45, 0.5))
     runs = [summarize_fit_logs.summarize('bias', [str(log)], 0.5, 2026)]
     png = tmp_path / 'map.png'
     drawn = summarize_fit_logs.plot_runs(runs, str(png))

@@ -58,11 +58,11 @@ def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, 
     encoder, scatter and SECOND give fp32, the image backbone the autocast dtype, and the metric is computed."""
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     amp_dtype = torch.float16 if dev == 'cuda' else torch.bfloat16
-    from mmdet3d.registry import MODELS
     from mmengine.runner import Runner
-
-    from projects.mmdet3d_plugin.models.detectors.cmt_detector import CmtDetector
     from reliability_helpers import config_file, load_config
+
+    from mmdet3d.registry import MODELS
+    from projects.mmdet3d_plugin.models.detectors.cmt_detector import CmtDetector
     cfg = load_config(synthetic_root)
     ckpt = tmp_path / 'model.pth'
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, ckpt)
@@ -71,8 +71,10 @@ def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, 
     orig_predict, orig_test = CmtDetector.predict, Runner.test
 
     def record_dtype(name):
+
         def hook(module, args, out):  # returns None: the output stays as it is
             seen['dtypes'].setdefault(name, (out if torch.is_tensor(out) else out[0]).dtype)
+
         return hook
 
     def spy_predict(self, *args, **kwargs):
@@ -97,8 +99,11 @@ def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, 
     assert code == 0, out.err[-3000:]
     assert seen['fp16'] is True and seen['calls'] > 0
     assert seen['autocast'] == (True, amp_dtype)
-    assert seen['dtypes'] == dict(pts_voxel_encoder=torch.float32, pts_middle_encoder=torch.float32,
-                                  pts_backbone=torch.float32, img_backbone=amp_dtype)
+    assert seen['dtypes'] == dict(
+        pts_voxel_encoder=torch.float32,
+        pts_middle_encoder=torch.float32,
+        pts_backbone=torch.float32,
+        img_backbone=amp_dtype)
     assert seen['score_dtype'] == torch.float32  # the head decodes in fp32
     assert f'test.py --amp: test loop under {dev} autocast ({str(amp_dtype)[6:]})' in out.out + out.err
     assert 'pred_instances_3d_NuScenes/mAP' in out.out + out.err

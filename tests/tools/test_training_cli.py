@@ -46,8 +46,11 @@ def _scalars(work_dir):
 def test_readme_demo_command(synthetic_root, tmp_path):
     """tools/run_demo.py (what `bash tools/quickstart.sh demo` runs) trains, evaluates and reports paths."""
     wd = tmp_path / 'demo'
-    proc = _run([sys.executable, 'tools/run_demo.py', '--data', synthetic_root, '--scenes', '2',
-                 '--samples-per-scene', '4', '--seed', '3', '--iters', '3', '--work-dir', str(wd)])
+    proc = _run([
+        sys.executable, 'tools/run_demo.py', '--data', synthetic_root, '--scenes', '2', '--samples-per-scene', '4',
+        '--seed', '3', '--iters', '3', '--work-dir',
+        str(wd)
+    ])
     assert '== demo done ==' in proc.stdout
     summary = json.loads((wd / 'demo_summary.json').read_text())
     for key in ('log', 'checkpoint', 'memory_summary', 'scalars'):
@@ -60,7 +63,7 @@ def test_readme_demo_command(synthetic_root, tmp_path):
     for row in ('attention path', 'peak memory', 'loss', 'devkit mAP / NDS', 'what to expect', 'pictures'):
         assert f'\n{row}' in proc.stdout, row
     assert 'the GPU demo' in proc.stdout
-    assert summary['attention_path'] == 'auto -> exact'        # CPU: auto resolves to the exact factors
+    assert summary['attention_path'] == 'auto -> exact'  # CPU: auto resolves to the exact factors
     assert summary['peak_memory']['what'].startswith('peak RSS') and summary['peak_memory']['mib'] > 100
     assert summary['loss']['last_iter'] == 3 and summary['loss']['start'] > 0
     pics = summary['pictures']
@@ -103,8 +106,12 @@ def test_dist_train_two_gloo_processes(synthetic_root, tmp_path):
     cfg = _iter_config(tmp_path, synthetic_root, 'dist', max_iters=3, ckpt_interval=3)
     wd = tmp_path / 'dist'
     env_port = str(_free_port())
-    proc = subprocess.run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', str(wd)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT,
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
+                           str(wd)],
+                          capture_output=True,
+                          text=True,
+                          timeout=600,
+                          cwd=ROOT,
                           env=dict(_env(), PORT=env_port, PYTHON=sys.executable))
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert osp.isfile(wd / 'iter_3.pth')
@@ -134,7 +141,11 @@ def test_second_rank_on_a_one_gpu_node_gets_past_the_first_log_line(synthetic_ro
     there, at the first registry lookup that logs); train.py binds the rank to GPU 1 % 1 = 0 before that."""
     cfg = _iter_config(tmp_path, synthetic_root, 'rank1', max_iters=1, ckpt_interval=1)
     env = dict(_env(), CUDA_VISIBLE_DEVICES='0', LOCAL_RANK='1', RANK='1', LOCAL_WORLD_SIZE='2', WORLD_SIZE='2')
-    proc = subprocess.run([sys.executable, '-c', _SHARED_GPU_RANK, cfg], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env=env)
+    proc = subprocess.run([sys.executable, '-c', _SHARED_GPU_RANK, cfg],
+                          capture_output=True,
+                          text=True,
+                          timeout=300,
+                          cwd=ROOT,
+                          env=env)
     assert 'rc 0 device [0]' in proc.stdout, (proc.stdout[-2000:], proc.stderr[-3000:])
     assert 'data check passed' in proc.stdout

@@ -34,7 +34,15 @@ def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, 'replace', killed)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint({'state_dict': {'w': torch.zeros(64, 64)}, 'meta': {'epoch': 2}}, path,
+        save_checkpoint({
+            'state_dict': {
+                'w': torch.zeros(64, 64)
+            },
+            'meta': {
+                'epoch': 2
+            }
+        },
+                        path,
                         backend_args=dict(ATOMIC))
     monkeypatch.undo()
 
@@ -69,8 +77,11 @@ def test_every_training_save_is_atomic(tmp_path, monkeypatch):
         return original(self, obj, filepath)
 
     monkeypatch.setattr(AtomicLocalBackend, 'put', counting_put)
-    runner = toy_runner(tmp_path, ToyModel(), IndexDataset(8), dict(type='IterBasedTrainLoop', max_iters=3),
-                        checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1,
-                                        backend_args=dict(ATOMIC)))
+    runner = toy_runner(
+        tmp_path,
+        ToyModel(),
+        IndexDataset(8),
+        dict(type='IterBasedTrainLoop', max_iters=3),
+        checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1, backend_args=dict(ATOMIC)))
     runner.train()
     assert puts == ['iter_1.pth', 'iter_2.pth', 'iter_3.pth']

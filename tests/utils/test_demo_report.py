@@ -16,13 +16,13 @@ def test_loss_ends_average_the_first_and_last_records(tmp_path):
         for i, loss in enumerate(losses, 1):
             f.write(json.dumps(dict(loss=float(loss), iter=i, step=i, lr=1e-3)) + '\n')
             if i % 10 == 0:
-                f.write(json.dumps({'NuScenes metric/mAP': 0.1, 'step': i}) + '\n')   # a val record
+                f.write(json.dumps({'NuScenes metric/mAP': 0.1, 'step': i}) + '\n')  # a val record
     got = loss_ends(str(path), window=10)
     assert got['start'] == pytest.approx(losses[:10].mean()) and got['end'] == pytest.approx(losses[-10:].mean())
     assert (got['first_iter'], got['last_iter'], got['records']) == (1, 37, 37)
     short = tmp_path / 'short.json'
     short.write_text('\n'.join(json.dumps(dict(loss=v, iter=i)) for i, v in enumerate([4.0, 2.0, 1.0], 1)))
-    assert loss_ends(str(short))['start'] == 4.0 and loss_ends(str(short))['end'] == 1.0   # window shrinks to 1
+    assert loss_ends(str(short))['start'] == 4.0 and loss_ends(str(short))['end'] == 1.0  # window shrinks to 1
     empty = tmp_path / 'empty.json'
     empty.write_text(json.dumps({'mAP': 1, 'step': 1}))
     with pytest.raises(ValueError, match='no training record'):
@@ -31,8 +31,13 @@ def test_loss_ends_average_the_first_and_last_records(tmp_path):
 
 def test_peak_memory_reads_the_hook_summary(tmp_path):
     gpu = tmp_path / 'gpu.json'
-    gpu.write_text(json.dumps(dict(overall=dict(train=dict(mem_peak_alloc_mib=dict(mib=1449.5, iter=3, epoch=0),
-                                                           mem_peak_reserved_mib=dict(mib=2000.0))))))
+    gpu.write_text(
+        json.dumps(
+            dict(
+                overall=dict(
+                    train=dict(
+                        mem_peak_alloc_mib=dict(mib=1449.5, iter=3, epoch=0), mem_peak_reserved_mib=dict(
+                            mib=2000.0))))))
     assert peak_memory(str(gpu)) == ('peak allocated (GPU)', 1449.5)
     cpu = tmp_path / 'cpu.json'
     cpu.write_text(json.dumps(dict(overall=dict(train=dict(max_rss_mib=dict(mib=3210.0), rss_mib=dict(mib=1))))))
@@ -41,6 +46,7 @@ def test_peak_memory_reads_the_hook_summary(tmp_path):
 
 
 class _Attn(nn.Module):
+
     def __init__(self, mode, ran=None, use_bias=True):
         super().__init__()
         self.bias_mode, self.use_bias = mode, use_bias

@@ -11,8 +11,12 @@ def _random_boxes(rng, n=4, ring=18.0):
     angles = rng.permutation(np.linspace(0, 2 * np.pi, 8, endpoint=False))[:n] + rng.uniform(-0.1, 0.1, n)
     radius = ring + rng.uniform(-3, 3, n)
     length, width = rng.uniform(3.5, 6.0, n), rng.uniform(1.8, 2.6, n)
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles), rng.uniform(-2, 0, n), length, width,
-                     rng.uniform(1.4, 2.0, n), rng.uniform(-np.pi, np.pi, n)], -1)
+    return np.stack([
+        radius * np.cos(angles), radius * np.sin(angles),
+        rng.uniform(-2, 0, n), length, width,
+        rng.uniform(1.4, 2.0, n),
+        rng.uniform(-np.pi, np.pi, n)
+    ], -1)
 
 
 def _pixel_of(x, y, extent, size_px):
@@ -30,7 +34,7 @@ def _box_point(box, u, v):
 def test_bev_gt_boxes_are_where_the_boxes_say():
     rng = np.random.default_rng()
     boxes = _random_boxes(rng)
-    extent, size_px = 30.0, 600     # 10 px per metre
+    extent, size_px = 30.0, 600  # 10 px per metre
     # plus a box reaching past the border and far points: they must not rescale the view
     outside = np.array([[extent + 1.0, 0.0, 0.0, 6.0, 2.0, 1.5, 0.3]])
     far_points = np.array([[0.0, 3 * extent, 0.0], [-3 * extent, 0.0, 0.0]])
@@ -50,10 +54,10 @@ def test_bev_gt_boxes_are_where_the_boxes_say():
         r, c = _pixel_of(*_box_point(box, 0.3 * length, 0.0), extent, size_px)
         assert img[r, c, 1] > img[r, c, 0] + 60 and img[r, c, 0] < fill[0] - 40, (box, img[r, c])
         # just outside every side: background
-        for u, v in ((length / 2 + 0.8, 0.0), (-length / 2 - 0.8, 0.0), (0.0, width / 2 + 0.8),
-                     (0.0, -width / 2 - 0.8)):
+        for u, v in ((length / 2 + 0.8, 0.0), (-length / 2 - 0.8, 0.0), (0.0, width / 2 + 0.8), (0.0,
+                                                                                                 -width / 2 - 0.8)):
             r, c = _pixel_of(*_box_point(box, u, v), extent, size_px)
-            if abs(r - ego[0]) > 6 or abs(c - ego[1]) > 6:     # the sensor marker
+            if abs(r - ego[0]) > 6 or abs(c - ego[1]) > 6:  # the sensor marker
                 assert np.abs(img[r, c] - bg).max() <= 4, (box, u, v, img[r, c])
 
 
@@ -88,7 +92,7 @@ def test_camera_boxes_land_where_lidar2img_sends_their_corners():
     h, w = 300, 400
     l2i = _pinhole(300.0, w, h)
     box = np.array([rng.uniform(12, 18), rng.uniform(-2, 2), -1.0, 4.2, 1.9, 1.6, rng.uniform(-np.pi, np.pi)])
-    behind = np.array([-10.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.0])      # behind the camera: not drawn
+    behind = np.array([-10.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.0])  # behind the camera: not drawn
     grey = np.full((h, w, 3), 90, np.uint8)
     img = V.render_camera(grey, l2i, np.stack([box, behind]))
     changed = np.abs(img.astype(int) - grey).max(-1) > 25
@@ -98,7 +102,7 @@ def test_camera_boxes_land_where_lidar2img_sends_their_corners():
         for sv in (-1, 1):
             for z in (box[2], box[2] + box[5]):
                 x, y = _box_point(box, su * box[3] / 2, sv * box[4] / 2)
-                cam = np.array([-y, -z, x])                    # camera frame of _pinhole
+                cam = np.array([-y, -z, x])  # camera frame of _pinhole
                 pts.append([300.0 * cam[0] / cam[2] + w / 2, 300.0 * cam[1] / cam[2] + h / 2])
     pts = np.array(pts)
     assert changed.any()
@@ -106,7 +110,7 @@ def test_camera_boxes_land_where_lidar2img_sends_their_corners():
     pad = 3
     assert cols.min() >= pts[:, 0].min() - pad and cols.max() <= pts[:, 0].max() + pad
     assert rows.min() >= pts[:, 1].min() - pad and rows.max() <= pts[:, 1].max() + pad
-    for u, v in pts:     # a drawn edge passes through every projected corner
+    for u, v in pts:  # a drawn edge passes through every projected corner
         r, q = int(round(v)), int(round(u))
         assert changed[max(r - 2, 0):r + 3, max(q - 2, 0):q + 3].any(), (u, v)
     assert (np.abs(img[changed].astype(int) - np.array(V.GT_COLOR)).sum(-1) < 120).mean() > 0.3

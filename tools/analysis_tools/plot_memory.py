@@ -21,8 +21,7 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.utils.scalar_logs import (  # noqa: E402,F401
-    DEFAULT_KEYS, find_scalar_files, load_runs, plot, read_train_scalars, series)
+from projects.mmdet3d_plugin.utils.scalar_logs import load_runs, plot
 
 
 def parse_args(argv=None):
@@ -32,8 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--keys', nargs='+', help='scalar keys to plot')
     parser.add_argument('--labels', nargs='+', help='one label per work dir')
     parser.add_argument(
-        '--all-runs', action='store_true',
-        help='plot every timestamped run of each work dir, not the newest')
+        '--all-runs', action='store_true', help='plot every timestamped run of each work dir, not the newest')
     return parser.parse_args(argv)
 
 

@@ -47,13 +47,21 @@ def parse_log(path, year):
                 last_train = (int(tr.group(1)), int(tr.group(2)))
             va = VAL.search(line)
             if va and 'mAP' in line:
-                evals.append(dict(epoch=int(va.group(1)), time=t,
-                                  mAP=float(re.search(METRIC.format('mAP'), line).group(1)),
-                                  NDS=float(re.search(METRIC.format('NDS'), line).group(1))))
+                evals.append(
+                    dict(
+                        epoch=int(va.group(1)),
+                        time=t,
+                        mAP=float(re.search(METRIC.format('mAP'), line).group(1)),
+                        NDS=float(re.search(METRIC.format('NDS'), line).group(1))))
     if first is None:
         raise ValueError(f'{path}: no mmengine log line found (expected lines like "MM/DD HH:MM:SS - mmengine ...")')
-    seg = dict(log=path, start=first, end=last, minutes=(last - first).total_seconds() / 60,
-               iters_per_epoch=iters_per_epoch, last_train_epoch_iter=last_train)
+    seg = dict(
+        log=path,
+        start=first,
+        end=last,
+        minutes=(last - first).total_seconds() / 60,
+        iters_per_epoch=iters_per_epoch,
+        last_train_epoch_iter=last_train)
     return seg, evals
 
 
@@ -71,13 +79,15 @@ def summarize(label, logs, target, year):
         elapsed += seg['minutes']
         segments.append(seg)
         evals += seg_evals
-    return dict(label=label, target=target, reached=reached, evaluations=evals, segments=segments,
-                total_wall_minutes=elapsed)
+    return dict(
+        label=label, target=target, reached=reached, evaluations=evals, segments=segments, total_wall_minutes=elapsed)
 
 
 def to_markdown(runs):
-    lines = ['| run | mAP > target at epoch | iterations | wall-clock min | mAP | NDS | segments (min) |',
-             '| --- | ---: | ---: | ---: | ---: | ---: | --- |']
+    lines = [
+        '| run | mAP > target at epoch | iterations | wall-clock min | mAP | NDS | segments (min) |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | --- |'
+    ]
     for r in runs:
         e = r['reached']
         segs = ' + '.join(f'{s["minutes"]:.1f}' for s in r['segments'])
@@ -122,8 +132,13 @@ def plot_runs(runs, path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--run', nargs='+', action='append', required=True, metavar=('LABEL', 'LOG'),
-                   help='a label, then its text logs in order')
+    p.add_argument(
+        '--run',
+        nargs='+',
+        action='append',
+        required=True,
+        metavar=('LABEL', 'LOG'),
+        help='a label, then its text logs in order')
     p.add_argument('--target', type=float, default=0.9)
     p.add_argument('--year', type=int, default=datetime.now().year, help='year of the log stamps (MM/DD only)')
     p.add_argument('--out', default=None, help='write <out>.json and <out>.md')

@@ -29,62 +29,54 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.attention import (  # noqa: E402
-    bev_key_lines, bias_attention, camera_key_lines, clear_key_factor_cache,
-    exact_bias_attention, resolve_mode, sdpa_bias_attention,
-    svd_bias_attention, triton_is_available, triton_path_attention)
-from projects.mmdet3d_plugin.attention.paths.triton import \
-    load_triton_module  # noqa: E402
-from projects.mmdet3d_plugin.attention.testing import (  # noqa: E402
-    CMT_PC_RANGE, CMT_QUERIES, CMT_SHAPES, camera_rig, median_ms, peak_mib,
-    reference_by_head, sync)
+from projects.mmdet3d_plugin.attention import (bev_key_lines, bias_attention, camera_key_lines, clear_key_factor_cache,
+                                               exact_bias_attention, resolve_mode, sdpa_bias_attention,
+                                               svd_bias_attention, triton_is_available, triton_path_attention)
+from projects.mmdet3d_plugin.attention.paths.triton import load_triton_module
+from projects.mmdet3d_plugin.attention.testing import (CMT_PC_RANGE, CMT_QUERIES, CMT_SHAPES, camera_rig, median_ms,
+                                                       peak_mib, reference_by_head, sync)
 
 PC_RANGE = CMT_PC_RANGE
-SHAPES = dict(
-    CMT_SHAPES,
-    quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
+SHAPES = dict(CMT_SHAPES, quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
 PHASES = CMT_QUERIES
 QUICK_PHASES = {'train': 40, 'infer': 20}
-ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton',
-        'auto', 'nobias', 'nobias-qk64', 'flex')
-DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16,
-          'float32': torch.float32}
+ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'auto', 'nobias', 'nobias-qk64', 'flex')
+DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--out', default='docs/benchmarks',
-                   help='folder for the markdown, JSON and PNG')
-    p.add_argument('--quick', action='store_true',
-                   help='tiny shapes (CPU smoke test)')
-    p.add_argument('--shapes', nargs='+', default=None,
-                   help=f'subset of {list(SHAPES)}')
-    p.add_argument('--phases', nargs='+', default=list(PHASES),
-                   choices=list(PHASES))
+    p.add_argument('--out', default='docs/benchmarks', help='folder for the markdown, JSON and PNG')
+    p.add_argument('--quick', action='store_true', help='tiny shapes (CPU smoke test)')
+    p.add_argument('--shapes', nargs='+', default=None, help=f'subset of {list(SHAPES)}')
+    p.add_argument('--phases', nargs='+', default=list(PHASES), choices=list(PHASES))
     p.add_argument('--rows', nargs='+', default=list(ROWS), choices=ROWS)
-    p.add_argument('--dtypes', nargs='+', default=['bfloat16'],
-                   choices=list(DTYPES))
+    p.add_argument('--dtypes', nargs='+', default=['bfloat16'], choices=list(DTYPES))
     p.add_argument('--heads', type=int, default=8)
     p.add_argument('--head-dim', type=int, default=32)
     p.add_argument('--length-scale', type=float, default=10.0)
-    p.add_argument('--bias-scale', type=float, default=1.0,
-                   help='mean bias_scale (per head: 0.5x .. 1.5x this)')
+    p.add_argument('--bias-scale', type=float, default=1.0, help='mean bias_scale (per head: 0.5x .. 1.5x this)')
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--iters', type=int, default=20)
-    p.add_argument('--slow-ms', type=float, default=200.0,
-                   help='rows slower than this per call (after the first '
-                   'call) get only 3 timed calls (FlexAttention backward to '
-                   'captured buffers is pathological)')
-    p.add_argument('--no-reference', action='store_true',
-                   help='skip the fp64 reference and error columns')
-    p.add_argument('--profile', nargs='*', default=[], choices=ROWS,
-                   help='print the top CUDA kernels of one fwd+bwd of these '
-                   'rows (first shape, train phase)')
+    p.add_argument(
+        '--slow-ms',
+        type=float,
+        default=200.0,
+        help='rows slower than this per call (after the first '
+        'call) get only 3 timed calls (FlexAttention backward to '
+        'captured buffers is pathological)')
+    p.add_argument('--no-reference', action='store_true', help='skip the fp64 reference and error columns')
+    p.add_argument(
+        '--profile',
+        nargs='*',
+        default=[],
+        choices=ROWS,
+        help='print the top CUDA kernels of one fwd+bwd of these '
+        'rows (first shape, train phase)')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                   help='auto: CUDA when available, else CPU')
-    p.add_argument('--name', default='attention_benchmark',
-                   help='file stem of the outputs')
+    p.add_argument(
+        '--device', choices=['auto', 'cpu', 'cuda'], default='auto', help='auto: CUDA when available, else CPU')
+    p.add_argument('--name', default='attention_benchmark', help='file stem of the outputs')
     args = p.parse_args(argv)
     if args.shapes is None:
         args.shapes = ['quick'] if args.quick else ['voxel0100', 'voxel0075']
@@ -100,8 +92,7 @@ def make_case(shape, nq, dtype, device, args):
     o_bev, d_bev = bev_key_lines(PC_RANGE, cfg['bev'])
     # N cameras on a ring of radius 0.5 m at 1.6 m, yaws spaced 2 pi / N
     rig = torch.from_numpy(camera_rig(cfg['views'], cfg['img'], radius=0.5))
-    o_cam, d_cam = camera_key_lines(
-        rig[None].expand(b, -1, 4, 4), cfg['feat'], cfg['img'])
+    o_cam, d_cam = camera_key_lines(rig[None].expand(b, -1, 4, 4), cfg['feat'], cfg['img'])
     o = torch.cat([o_bev.expand(b, -1, 3), o_cam.float()], 1)
     d = torch.cat([d_bev.expand(b, -1, 3), d_cam.float()], 1)
     nk = o.shape[1]
@@ -113,19 +104,23 @@ def make_case(shape, nq, dtype, device, args):
     def rnd(*s):
         return torch.randn(*s, generator=gen).to(device=device, dtype=dtype)
 
-    case = dict(q=rnd(b, h, nq, hd), k=rnd(b, h, nk, hd), v=rnd(b, h, nk, hd),
-                r=r.to(device), o=o.to(device).contiguous(),
-                d=d.to(device).contiguous(), bias_scale=scale.to(device),
-                g=rnd(b, h, nq, hd), L=args.length_scale)
-    case['meta'] = dict(shape=shape, B=b, H=h, Nq=nq, Nk=nk, D=hd,
-                        dtype=str(dtype).replace('torch.', ''))
+    case = dict(
+        q=rnd(b, h, nq, hd),
+        k=rnd(b, h, nk, hd),
+        v=rnd(b, h, nk, hd),
+        r=r.to(device),
+        o=o.to(device).contiguous(),
+        d=d.to(device).contiguous(),
+        bias_scale=scale.to(device),
+        g=rnd(b, h, nq, hd),
+        L=args.length_scale)
+    case['meta'] = dict(shape=shape, B=b, H=h, Nq=nq, Nk=nk, D=hd, dtype=str(dtype).replace('torch.', ''))
     return case
 
 
 def leaves(case, grad):
     """Fresh leaf tensors q, k, v, r, bias_scale (requires_grad=grad)."""
-    return [case[n].detach().clone().requires_grad_(grad)
-            for n in ('q', 'k', 'v', 'r', 'bias_scale')]
+    return [case[n].detach().clone().requires_grad_(grad) for n in ('q', 'k', 'v', 'r', 'bias_scale')]
 
 
 # ------------------------------------------------------------------- rows
@@ -152,8 +147,7 @@ def flex_row(case):
             dist2 = wx * wx + wy * wy + wz * wz - along * along
             return score - s[h] * dist2
 
-        return compiled(q, k, v, score_mod=score_mod,
-                        scale=1.0 / math.sqrt(q.shape[-1]))
+        return compiled(q, k, v, score_mod=score_mod, scale=1.0 / math.sqrt(q.shape[-1]))
 
     return fn
 
@@ -173,9 +167,7 @@ def build_rows(case, names):
 
     def nobias_qk64(q, k, v, r, s):
         pad = (0, 64 - q.shape[-1])
-        return F.scaled_dot_product_attention(
-            F.pad(q, pad), F.pad(k, pad), v,
-            scale=1.0 / math.sqrt(q.shape[-1]))
+        return F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), v, scale=1.0 / math.sqrt(q.shape[-1]))
 
     triton_ok = False
     try:
@@ -187,15 +179,13 @@ def build_rows(case, names):
     table = {
         'sdpa': (geo(sdpa_bias_attention), 'dense mask -> SDPA'),
         'svd': (geo(svd_bias_attention), 'dense -> svd_lowrank(10) -> SDPA'),
-        'exact': (geo(exact_bias_attention),
-                  'phi/psi hi+lo factors -> SDPA (key factors cached)'),
-        'exact-plain': (geo(exact_bias_attention, compensated=False),
-                        'phi/psi factors in the attention dtype -> SDPA'),
+        'exact': (geo(exact_bias_attention), 'phi/psi hi+lo factors -> SDPA (key factors cached)'),
+        'exact-plain': (geo(exact_bias_attention, compensated=False), 'phi/psi factors in the attention dtype -> SDPA'),
         'exact-nocache': (nocache, 'exact, key factors rebuilt every call'),
         'triton': (geo(triton_path_attention), 'fused Triton kernel'),
         'auto': (geo(bias_attention, mode='auto'), f'auto -> {auto_mode}'),
-        'nobias': (lambda q, k, v, r, s: F.scaled_dot_product_attention(
-            q, k, v), 'bias-free SDPA, head dim 32 (the floor)'),
+        'nobias':
+        (lambda q, k, v, r, s: F.scaled_dot_product_attention(q, k, v), 'bias-free SDPA, head dim 32 (the floor)'),
         'nobias-qk64': (nobias_qk64, 'bias-free SDPA, q/k zero-padded to 64'),
     }
     for name in names:
@@ -206,8 +196,7 @@ def build_rows(case, names):
                 rows[name] = 'FlexAttention rows run on CUDA only'
                 continue
             try:
-                rows[name] = (flex_row(case),
-                              'FlexAttention score_mod, compiled')
+                rows[name] = (flex_row(case), 'FlexAttention score_mod, compiled')
             except Exception as err:
                 rows[name] = f'FlexAttention unavailable: {err!r}'
         else:
@@ -221,12 +210,10 @@ def reference(case, train):
     (q, bias_scale, r) for the loss sum(out * g)."""
     q, k, v, r, s = leaves(case, False)
     out, grads = reference_by_head(
-        q, k, v, r, case['o'], case['d'], s, case['g'] if train else None,
-        length_scale=case['L'], dtype=torch.float64)
+        q, k, v, r, case['o'], case['d'], s, case['g'] if train else None, length_scale=case['L'], dtype=torch.float64)
     res = dict(out=out)
     if train:
-        res.update(q=grads['q'], bias_scale=grads['bias_scale'],
-                   r=grads['r'])
+        res.update(q=grads['q'], bias_scale=grads['bias_scale'], r=grads['r'])
     return res
 
 
@@ -250,26 +237,22 @@ def measure_row(fn, case, train, ref, args):
             out = fn(q, k, v, r, s)
             torch.autograd.grad(out, inputs, g, allow_unused=True)
 
-        res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters,
-                                  args.slow_ms)
-        res['fwd_bwd_ms'] = median_ms(fwd_bwd, dev, args.warmup, args.iters,
-                                      args.slow_ms)
+        res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
+        res['fwd_bwd_ms'] = median_ms(fwd_bwd, dev, args.warmup, args.iters, args.slow_ms)
         res['peak_mib'] = peak_mib(fwd_bwd, dev)
         if ref is not None:
             out = fn(q, k, v, r, s)
-            grads = torch.autograd.grad(out, [q, s, r], g,
-                                        allow_unused=True)
+            grads = torch.autograd.grad(out, [q, s, r], g, allow_unused=True)
             res['out_err'] = rel_err(out.detach(), ref['out'])
             for name, gr in zip(('q', 'bias_scale', 'r'), grads):
-                res[f'grad_{name}_err'] = None if gr is None else rel_err(
-                    gr, ref[name])
+                res[f'grad_{name}_err'] = None if gr is None else rel_err(gr, ref[name])
     else:
+
         def fwd():
             with torch.inference_mode():
                 return fn(q, k, v, r, s)
 
-        res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters,
-                                  args.slow_ms)
+        res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
         res['peak_mib'] = peak_mib(fwd, dev)
         if ref is not None:
             res['out_err'] = rel_err(fwd(), ref['out'])
@@ -280,15 +263,12 @@ def profile_row(fn, case, name):
     from torch.profiler import ProfilerActivity, profile
     q, k, v, r, s = leaves(case, True)
     fn(q, k, v, r, s)  # warm
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]
-                 ) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         out = fn(q, k, v, r, s)
-        torch.autograd.grad(out, [q, k, v, r, s], case['g'],
-                            allow_unused=True)
+        torch.autograd.grad(out, [q, k, v, r, s], case['g'], allow_unused=True)
         torch.cuda.synchronize()
     print(f'\n### profile: {name}\n')
-    print(prof.key_averages().table(sort_by='cuda_time_total',
-                                    row_limit=15))
+    print(prof.key_averages().table(sort_by='cuda_time_total', row_limit=15))
 
 
 # ----------------------------------------------------------------- report
@@ -297,13 +277,14 @@ def fmt(x, spec):
 
 
 def markdown(results, env):
-    lines = [f"# Bias-attention benchmark ({env['device']})", '',
-             f"torch {env['torch']}, cuDNN {env['cudnn']}, triton "
-             f"{env['triton']}; median of {env['iters']} calls after "
-             f"{env['warmup']} warm-ups; peak = extra memory of one call; "
-             'errors are relative Frobenius norms vs an fp64 dense '
-             'reference on the same inputs; x = ratio to bias-free SDPA '
-             '(head dim 32).', '']
+    lines = [
+        f"# Bias-attention benchmark ({env['device']})", '', f"torch {env['torch']}, cuDNN {env['cudnn']}, triton "
+        f"{env['triton']}; median of {env['iters']} calls after "
+        f"{env['warmup']} warm-ups; peak = extra memory of one call; "
+        'errors are relative Frobenius norms vs an fp64 dense '
+        'reference on the same inputs; x = ratio to bias-free SDPA '
+        '(head dim 32).', ''
+    ]
     groups = {}
     for res in results:
         m = res['meta']
@@ -311,41 +292,38 @@ def markdown(results, env):
         groups.setdefault(key, []).append(res)
     for (shape, phase, dtype), rows in groups.items():
         m = rows[0]['meta']
-        lines += [f"## {shape} {phase} {dtype}: B={m['B']} H={m['H']} "
-                  f"Nq={m['Nq']} Nk={m['Nk']} D={m['D']}", '',
-                  '| row | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | peak MiB'
-                  ' | mem x | out err | grad bias_scale err | grad r err | '
-                  'grad q err | note |',
-                  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
-                  '---: | ---: | ---: | --- |']
+        lines += [
+            f"## {shape} {phase} {dtype}: B={m['B']} H={m['H']} "
+            f"Nq={m['Nq']} Nk={m['Nk']} D={m['D']}", '', '| row | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | peak MiB'
+            ' | mem x | out err | grad bias_scale err | grad r err | '
+            'grad q err | note |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
+            '---: | ---: | ---: | --- |'
+        ]
         for res in rows:
             if 'skipped' in res:
                 lines.append(f"| {res['row']} | | | | | | | | | | | "
                              f"skipped: {res['skipped']} |")
                 continue
-            lines.append(
-                f"| {res['row']} | {fmt(res.get('fwd_ms'), '.3f')} | "
-                f"{fmt(res.get('fwd_x'), '.2f')} | "
-                f"{fmt(res.get('fwd_bwd_ms'), '.3f')} | "
-                f"{fmt(res.get('fwd_bwd_x'), '.2f')} | "
-                f"{fmt(res.get('peak_mib'), '.1f')} | "
-                f"{fmt(res.get('mem_x'), '.2f')} | "
-                f"{fmt(res.get('out_err'), '.1e')} | "
-                f"{fmt(res.get('grad_bias_scale_err'), '.1e')} | "
-                f"{fmt(res.get('grad_r_err'), '.1e')} | "
-                f"{fmt(res.get('grad_q_err'), '.1e')} | {res['note']} |")
+            lines.append(f"| {res['row']} | {fmt(res.get('fwd_ms'), '.3f')} | "
+                         f"{fmt(res.get('fwd_x'), '.2f')} | "
+                         f"{fmt(res.get('fwd_bwd_ms'), '.3f')} | "
+                         f"{fmt(res.get('fwd_bwd_x'), '.2f')} | "
+                         f"{fmt(res.get('peak_mib'), '.1f')} | "
+                         f"{fmt(res.get('mem_x'), '.2f')} | "
+                         f"{fmt(res.get('out_err'), '.1e')} | "
+                         f"{fmt(res.get('grad_bias_scale_err'), '.1e')} | "
+                         f"{fmt(res.get('grad_r_err'), '.1e')} | "
+                         f"{fmt(res.get('grad_q_err'), '.1e')} | {res['note']} |")
         lines.append('')
     return '\n'.join(lines)
 
 
 def add_ratios(rows):
-    base = next((r for r in rows if r['row'] == 'nobias' and
-                 'skipped' not in r), None)
+    base = next((r for r in rows if r['row'] == 'nobias' and 'skipped' not in r), None)
     if base is None:
         return
     for res in rows:
-        for key, out in (('fwd_ms', 'fwd_x'), ('fwd_bwd_ms', 'fwd_bwd_x'),
-                         ('peak_mib', 'mem_x')):
+        for key, out in (('fwd_ms', 'fwd_x'), ('fwd_bwd_ms', 'fwd_bwd_x'), ('peak_mib', 'mem_x')):
             if res.get(key) is not None and base.get(key):
                 res[out] = res[key] / base[key]
 
@@ -359,28 +337,23 @@ def plot(results, path):
         if 'skipped' in res or 'error' in res:
             continue
         m = res['meta']
-        groups.setdefault((m['shape'], res['phase'], m['dtype']),
-                          []).append(res)
+        groups.setdefault((m['shape'], res['phase'], m['dtype']), []).append(res)
     if not groups:
         return False
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
     for ax, ((shape, phase, dtype), rows) in zip(axes[0], groups.items()):
         key = 'fwd_bwd_ms' if phase == 'train' else 'fwd_ms'
         names = [r['row'] for r in rows if r.get(key) is not None]
         vals = [r[key] for r in rows if r.get(key) is not None]
         ax.bar(range(len(vals)), vals, color='tab:blue')
         ax.set_yscale('log')
-        ax.set_xticks(range(len(vals)), names, rotation=60, ha='right',
-                      fontsize=8)
-        ax.set_ylabel(('fwd+bwd' if phase == 'train' else 'fwd') +
-                      ' ms (log)')
+        ax.set_xticks(range(len(vals)), names, rotation=60, ha='right', fontsize=8)
+        ax.set_ylabel(('fwd+bwd' if phase == 'train' else 'fwd') + ' ms (log)')
         ax.set_title(f'{shape} {phase} {dtype}', fontsize=9)
         for i, r in enumerate(rows):
             x = r.get('fwd_bwd_x' if phase == 'train' else 'fwd_x')
             if x is not None and r.get(key) is not None:
-                ax.annotate(f'{x:.2f}x', (i, r[key]), ha='center',
-                            va='bottom', fontsize=7)
+                ax.annotate(f'{x:.2f}x', (i, r[key]), ha='center', va='bottom', fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -395,10 +368,16 @@ def environment(dev, args):
         triton_version = None
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else \
         f'CPU ({platform.processor() or platform.machine()})'
-    return dict(device=name, torch=torch.__version__,
-                cudnn=torch.backends.cudnn.version(), triton=triton_version,
-                iters=args.iters, warmup=args.warmup, quick=args.quick,
-                length_scale=args.length_scale, bias_scale=args.bias_scale)
+    return dict(
+        device=name,
+        torch=torch.__version__,
+        cudnn=torch.backends.cudnn.version(),
+        triton=triton_version,
+        iters=args.iters,
+        warmup=args.warmup,
+        quick=args.quick,
+        length_scale=args.length_scale,
+        bias_scale=args.bias_scale)
 
 
 def main(argv=None):
@@ -415,8 +394,7 @@ def main(argv=None):
         for phase in args.phases:
             train = phase == 'train'
             for dtype_name in args.dtypes:
-                case = make_case(shape, phases[phase], DTYPES[dtype_name],
-                                 dev, args)
+                case = make_case(shape, phases[phase], DTYPES[dtype_name], dev, args)
                 ref = None
                 if not args.no_reference:
                     ref = reference(case, train)
@@ -433,12 +411,10 @@ def main(argv=None):
                         # Bias-free rows compute another function: no errors.
                         row_ref = None if name.startswith('nobias') else ref
                         try:
-                            res.update(measure_row(fn, case, train, row_ref,
-                                                   args))
+                            res.update(measure_row(fn, case, train, row_ref, args))
                         except Exception as err:  # OOM, kernel failure
                             traceback.print_exc()
-                            res.update(skipped=f'failed: {err!r}'[:300],
-                                       note='failed')
+                            res.update(skipped=f'failed: {err!r}'[:300], note='failed')
                         clear_key_factor_cache()
                         if dev.type == 'cuda':
                             torch.cuda.empty_cache()

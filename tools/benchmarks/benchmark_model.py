@@ -48,8 +48,8 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-MODULES = ('data_preprocessor', 'img_backbone', 'img_neck', 'pts_voxel_encoder', 'pts_middle_encoder',
-           'pts_backbone', 'pts_neck', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head')
+MODULES = ('data_preprocessor', 'img_backbone', 'img_neck', 'pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone',
+           'pts_neck', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head')
 # --inference: the parts timed, in call order ('pts_bbox_head' and 'bbox_decode' wrap methods, not forward)
 INFER_PARTS = ('data_preprocessor', 'pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'pts_neck',
                'img_backbone', 'img_neck', 'pts_bbox_head', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head',
@@ -61,12 +61,19 @@ def parse_args(argv=None):
     from projects.mmdet3d_plugin.utils import CfgOptionsAction
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', default='projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py')
-    p.add_argument('--inference', action='store_true',
-                   help='time batch-1 predict (eval, no_grad) instead of training steps')
-    p.add_argument('--modes', nargs='+', default=None,
-                   help="bias_mode per run (default: sdpa exact triton; --inference: 'config', the config's own)")
-    p.add_argument('--precision', nargs='+', default=['fp32', 'fp16'], choices=sorted(PRECISIONS),
-                   help='--inference: autocast dtype per run (fp32: no autocast)')
+    p.add_argument(
+        '--inference', action='store_true', help='time batch-1 predict (eval, no_grad) instead of training steps')
+    p.add_argument(
+        '--modes',
+        nargs='+',
+        default=None,
+        help="bias_mode per run (default: sdpa exact triton; --inference: 'config', the config's own)")
+    p.add_argument(
+        '--precision',
+        nargs='+',
+        default=['fp32', 'fp16'],
+        choices=sorted(PRECISIONS),
+        help='--inference: autocast dtype per run (fp32: no autocast)')
     p.add_argument('--steps', type=int, default=None, help='timed steps / calls (default 6; --inference 20)')
     p.add_argument('--warmup', type=int, default=None, help='untimed first steps / calls (default 2; --inference 5)')
     p.add_argument('--batch', type=int, default=None, help='samples per step (default 2; --inference 1)')
@@ -75,12 +82,21 @@ def parse_args(argv=None):
     p.add_argument('--points', type=int, default=300000, help='points per sample (random, 5 features)')
     p.add_argument('--num-gt', type=int, default=40, help='GT boxes per sample (drives the DN query count)')
     p.add_argument('--amp', action='store_true', help='bf16 autocast over the step (fp32 islands inside)')
-    p.add_argument('--attn-dtype', default=None, choices=['float32', 'float16', 'bfloat16'],
-                   help='override decoder cross_attn_dtype (default: the config value)')
-    p.add_argument('--voxel-impl', default=None, choices=['scatter', 'mmcv'],
-                   help='model.data_preprocessor.voxel_impl (default: the config value, scatter)')
-    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                   help='override config keys, e.g. model.data_preprocessor.voxel_impl=mmcv')
+    p.add_argument(
+        '--attn-dtype',
+        default=None,
+        choices=['float32', 'float16', 'bfloat16'],
+        help='override decoder cross_attn_dtype (default: the config value)')
+    p.add_argument(
+        '--voxel-impl',
+        default=None,
+        choices=['scatter', 'mmcv'],
+        help='model.data_preprocessor.voxel_impl (default: the config value, scatter)')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override config keys, e.g. model.data_preprocessor.voxel_impl=mmcv')
     p.add_argument('--out', default='docs/benchmarks')
     p.add_argument('--device', default='cuda', help="'cpu' only for a smoke run of this script (demo config)")
     args = p.parse_args(argv)
@@ -151,17 +167,21 @@ class ModuleTimer:
         self.handles, self.wrapped = [], []
 
     def _pre(self, name):
+
         def hook(mod, args):
             ev = self.new_event()
             ev.record()
             self.events.setdefault(name, []).append([ev, None])
+
         return hook
 
     def _post(self, name):
+
         def hook(mod, args, out):
             ev = self.new_event()
             ev.record()
             self.events[name][-1][1] = ev
+
         return hook
 
     def reset(self):
@@ -201,9 +221,17 @@ def run_mode(args, mode):
     model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, args.cfg_options)
     head = model.pts_bbox_head
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
-    batch = synthetic_batch(args.batch, head.pc_range.tolist(), num_gt=args.num_gt, num_points=args.points,
-                            num_cams=args.cams, img_hw=tuple(args.img_hw), device=device, seed=0,
-                            with_points=head.use_bev, with_img=head.use_img)
+    batch = synthetic_batch(
+        args.batch,
+        head.pc_range.tolist(),
+        num_gt=args.num_gt,
+        num_points=args.points,
+        num_cams=args.cams,
+        img_hw=tuple(args.img_hw),
+        device=device,
+        seed=0,
+        with_points=head.use_bev,
+        with_img=head.use_img)
     timer = ModuleTimer(model, device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else nullcontext()
     times, parts, losses = [], [], []
@@ -235,10 +263,11 @@ def run_mode(args, mode):
         iter_ms_all=times,
         peak_allocated_mib=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         peak_reserved_mib=torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
-        forward_ms_median={k: statistics.median(p.get(k, 0.0) for p in parts) for k in parts[0]},
+        forward_ms_median={k: statistics.median(p.get(k, 0.0) for p in parts)
+                           for k in parts[0]},
         loss_last=losses[-1],
-        num_queries_train=head.num_query + args.num_gt * min(head.dn_cfg['scalar'],
-                                                             head.num_query // max(args.num_gt, 1)),
+        num_queries_train=head.num_query +
+        args.num_gt * min(head.dn_cfg['scalar'], head.num_query // max(args.num_gt, 1)),
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
         voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
     timer.remove()
@@ -276,12 +305,14 @@ def to_markdown(args, results, device):
         lines.append(f'| {r["mode"]} ({r["resolved_path"]}) | {r["iter_ms_median"]:.1f} '
                      f'| {base["iter_ms_median"] / r["iter_ms_median"]:.2f}x | {_mib(r["peak_allocated_mib"])} '
                      f'| {_mib(r["peak_reserved_mib"])} | {saved} |')
-    lines += ['', 'Forward time per module (ms, median; backward not split; the head\'s own work outside its '
-              'transformer and task heads, e.g. encodings and losses, is in none of the columns):', '',
-              '| path | ' + ' | '.join(MODULES) + ' |', '| --- ' * (len(MODULES) + 1) + '|']
+    lines += [
+        '', 'Forward time per module (ms, median; backward not split; the head\'s own work outside its '
+        'transformer and task heads, e.g. encodings and losses, is in none of the columns):', '',
+        '| path | ' + ' | '.join(MODULES) + ' |', '| --- ' * (len(MODULES) + 1) + '|'
+    ]
     for r in results:
-        lines.append(f'| {r["mode"]} | '
-                     + ' | '.join(f'{r["forward_ms_median"].get(m, 0.0):.1f}' for m in MODULES) + ' |')
+        lines.append(f'| {r["mode"]} | ' + ' | '.join(f'{r["forward_ms_median"].get(m, 0.0):.1f}'
+                                                      for m in MODULES) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -302,12 +333,25 @@ def run_inference(args, mode, precision):
     torch.manual_seed(0)
     model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, args.cfg_options).eval()
     head = model.pts_bbox_head
-    batch = synthetic_batch(args.batch, head.pc_range.tolist(), num_gt=args.num_gt, num_points=args.points,
-                            num_cams=args.cams, img_hw=tuple(args.img_hw), device=device, seed=0,
-                            with_points=head.use_bev, with_img=head.use_img)
-    timer = ModuleTimer(model, device, INFER_PARTS,
-                        methods={'pts_bbox_head': (head, 'predict'),
-                                 'bbox_decode': (getattr(head, 'bbox_coder', None), 'decode')})
+    batch = synthetic_batch(
+        args.batch,
+        head.pc_range.tolist(),
+        num_gt=args.num_gt,
+        num_points=args.points,
+        num_cams=args.cams,
+        img_hw=tuple(args.img_hw),
+        device=device,
+        seed=0,
+        with_points=head.use_bev,
+        with_img=head.use_img)
+    timer = ModuleTimer(
+        model,
+        device,
+        INFER_PARTS,
+        methods={
+            'pts_bbox_head': (head, 'predict'),
+            'bbox_decode': (getattr(head, 'bbox_coder', None), 'decode')
+        })
     if cuda:
         torch.cuda.synchronize()
         allocated_before = torch.cuda.memory_allocated() / 2**20  # weights + inputs
@@ -342,7 +386,8 @@ def run_inference(args, mode, precision):
         autocast_dtype=None if PRECISIONS[precision] is None else str(PRECISIONS[precision]),
         batch=args.batch,
         # the bias_mode the config asked for, and the path the modules ran (their resolved_mode)
-        bias_mode=','.join(sorted({m['bias_mode'] for m in attention})) or None,
+        bias_mode=','.join(sorted({m['bias_mode']
+                                   for m in attention})) or None,
         resolved_path=summarize_bias_mode(attention),
         attention_modules=attention,
         sparse_conv_backend=sparse['backend'],
@@ -354,8 +399,10 @@ def run_inference(args, mode, precision):
         fps=args.batch * 1000.0 / wall_median,
         timer='cuda events' if cuda else 'host perf_counter (no CUDA events on CPU)',
         event_ms_median=statistics.median(device_total) if cuda else None,  # CUDA events: GPU only
-        part_ms_median={k: statistics.median(p.get(k, 0.0) for p in parts) for k in INFER_PARTS
-                        if any(k in p for p in parts)},
+        part_ms_median={
+            k: statistics.median(p.get(k, 0.0) for p in parts)
+            for k in INFER_PARTS if any(k in p for p in parts)
+        },
         peak_allocated_mib=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         peak_reserved_mib=torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
         allocated_before_mib=allocated_before if cuda else None,
@@ -395,10 +442,12 @@ def inference_markdown(args, results, device):
                      f'| {r["fps"]:.2f} | {_ms(r["event_ms_median"])} | {_mib(r["peak_allocated_mib"])} '
                      f'| {_mib(r["peak_reserved_mib"])} |')
     parts = [p for p in INFER_PARTS if any(p in r['part_ms_median'] for r in results)]
-    lines += ['', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
-              'and box decoding are inside it):', '',
-              '| part | ' + ' | '.join(f'{r["resolved_path"]} {r["precision"]}' for r in results) + ' |',
-              '| --- ' + '| ---: ' * len(results) + '|']
+    lines += [
+        '', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
+        'and box decoding are inside it):', '',
+        '| part | ' + ' | '.join(f'{r["resolved_path"]} {r["precision"]}' for r in results) + ' |',
+        '| --- ' + '| ---: ' * len(results) + '|'
+    ]
     for part in parts:
         lines.append(f'| {part} | ' + ' | '.join(_ms(r['part_ms_median'].get(part)) for r in results) + ' |')
     return '\n'.join(lines) + '\n'
@@ -420,9 +469,11 @@ def main_inference(args, device_name):
                     torch.cuda.empty_cache()
                 continue
             r = results[-1]
-            print(f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
-                  f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
-                  f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)', flush=True)
+            print(
+                f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
+                f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
+                f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)',
+                flush=True)
     if not results:
         sys.exit('no run succeeded: ' + '; '.join(f'{f["mode"]} {f["precision"]}: {f["error"]}' for f in failed))
     md = inference_markdown(args, results, device_name)
@@ -430,8 +481,17 @@ def main_inference(args, device_name):
     os.makedirs(args.out, exist_ok=True)
     stem = osp.join(args.out, 'model_inference')
     with open(stem + '.json', 'w') as f:
-        json.dump(dict(device=device_name, torch=torch.__version__, cuda=torch.version.cuda, args=vars(args),
-                       results=results, failed=failed), f, indent=2, default=str)
+        json.dump(
+            dict(
+                device=device_name,
+                torch=torch.__version__,
+                cuda=torch.version.cuda,
+                args=vars(args),
+                results=results,
+                failed=failed),
+            f,
+            indent=2,
+            default=str)
     with open(stem + '.md', 'w') as f:
         f.write(md)
     print(f'wrote {stem}.json and {stem}.md')
@@ -459,19 +519,21 @@ def main(argv=None):
                 torch.cuda.empty_cache()
             continue
         r = results[-1]
-        print(f'[{mode}] {r["iter_ms_median"]:.1f} ms/iter, peak alloc {_mib(r["peak_allocated_mib"])} MiB, '
-              f'reserved {_mib(r["peak_reserved_mib"])} MiB, loss {r["loss_last"]:.3f} ({time.time() - t0:.0f} s)',
-              flush=True)
+        print(
+            f'[{mode}] {r["iter_ms_median"]:.1f} ms/iter, peak alloc {_mib(r["peak_allocated_mib"])} MiB, '
+            f'reserved {_mib(r["peak_reserved_mib"])} MiB, loss {r["loss_last"]:.3f} ({time.time() - t0:.0f} s)',
+            flush=True)
     if not results:
         sys.exit('no mode ran')
     md = to_markdown(args, results, device)
     print(md)
     os.makedirs(args.out, exist_ok=True)
-    stem = osp.join(args.out, 'model_benchmark' + ('_amp' if args.amp else '')
-                    + ('_mmcv_voxelization' if results[0]['voxel_impl'] == 'mmcv' else ''))
+    stem = osp.join(
+        args.out, 'model_benchmark' + ('_amp' if args.amp else '') +
+        ('_mmcv_voxelization' if results[0]['voxel_impl'] == 'mmcv' else ''))
     with open(stem + '.json', 'w') as f:
-        json.dump(dict(device=device, torch=torch.__version__, args=vars(args), results=results), f, indent=2,
-                  default=str)
+        json.dump(
+            dict(device=device, torch=torch.__version__, args=vars(args), results=results), f, indent=2, default=str)
     with open(stem + '.md', 'w') as f:
         f.write(md)
     print(f'wrote {stem}.json and {stem}.md')

@@ -29,8 +29,12 @@ CONFIGS = ('projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py',
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--configs', nargs='+', default=list(CONFIGS))
-    p.add_argument('--points', type=int, nargs='+', default=[34000, 300000],
-                   help='points per cloud (one nuScenes keyframe ~34k; with 9 sweeps ~300k)')
+    p.add_argument(
+        '--points',
+        type=int,
+        nargs='+',
+        default=[34000, 300000],
+        help='points per cloud (one nuScenes keyframe ~34k; with 9 sweeps ~300k)')
     p.add_argument('--repeats', type=int, default=10)
     p.add_argument('--device', default='cuda')
     p.add_argument('--out', default='docs/benchmarks')
@@ -56,6 +60,7 @@ def main():
     args = parse_args()
     from mmcv.ops import Voxelization
     from mmengine.config import Config
+
     from projects.mmdet3d_plugin.models.data_preprocessors.scatter_voxelization import scatter_hard_voxelize
     if args.device == 'cuda' and not torch.cuda.is_available():
         sys.exit('benchmark_voxelization.py needs a CUDA device (or --device cpu for a smoke run)')
@@ -73,21 +78,34 @@ def main():
             pts[:, 2] = pts[:, 2] * 8 - 4
             pts = pts.to(device)
             ms_mmcv, ref = _timed(lambda: mmcv_op(pts), device, args.repeats)
-            ms_scatter, ours = _timed(lambda: scatter_hard_voxelize(pts, size, pcr, max_points, max_voxels),
-                                      device, args.repeats)
+            ms_scatter, ours = _timed(lambda: scatter_hard_voxelize(pts, size, pcr, max_points, max_voxels), device,
+                                      args.repeats)
             equal = all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(ours, ref))
-            rows.append(dict(config=osp.basename(cfg_path), voxel_size=size, max_num_points=max_points,
-                             max_voxels=max_voxels, points=n, voxels=len(ref[0]), mmcv_ms=ms_mmcv,
-                             scatter_ms=ms_scatter, speedup=ms_mmcv / ms_scatter, equal=equal))
+            rows.append(
+                dict(
+                    config=osp.basename(cfg_path),
+                    voxel_size=size,
+                    max_num_points=max_points,
+                    max_voxels=max_voxels,
+                    points=n,
+                    voxels=len(ref[0]),
+                    mmcv_ms=ms_mmcv,
+                    scatter_ms=ms_scatter,
+                    speedup=ms_mmcv / ms_scatter,
+                    equal=equal))
             r = rows[-1]
-            print(f'{r["config"]} {n} points: mmcv {ms_mmcv:.2f} ms, scatter {ms_scatter:.2f} ms '
-                  f'({r["speedup"]:.1f}x), {r["voxels"]} voxels, equal={equal}', flush=True)
+            print(
+                f'{r["config"]} {n} points: mmcv {ms_mmcv:.2f} ms, scatter {ms_scatter:.2f} ms '
+                f'({r["speedup"]:.1f}x), {r["voxels"]} voxels, equal={equal}',
+                flush=True)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
-    lines = [f'# Hard voxelization, mmcv op vs scatter (`voxel_impl`), {name}', '',
-             f'Median of {args.repeats} calls after one warm-up; random clouds (x, y in +-60 m, z in [-4, 4] m, '
-             '5 features); training max_voxels; outputs compared element for element.', '',
-             '| config | voxel size | max points | max voxels | points | voxels | mmcv ms | scatter ms | speed-up '
-             '| equal |', '| --- ' * 10 + '|']
+    lines = [
+        f'# Hard voxelization, mmcv op vs scatter (`voxel_impl`), {name}', '',
+        f'Median of {args.repeats} calls after one warm-up; random clouds (x, y in +-60 m, z in [-4, 4] m, '
+        '5 features); training max_voxels; outputs compared element for element.', '',
+        '| config | voxel size | max points | max voxels | points | voxels | mmcv ms | scatter ms | speed-up '
+        '| equal |', '| --- ' * 10 + '|'
+    ]
     for r in rows:
         lines.append(f'| {r["config"]} | {r["voxel_size"]} | {r["max_num_points"]} | {r["max_voxels"]} | '
                      f'{r["points"]} | {r["voxels"]} | {r["mmcv_ms"]:.2f} | {r["scatter_ms"]:.2f} | '

@@ -89,8 +89,7 @@ def _run_config(kernel, index, case_names, interpret, timeout):
             cmd.append('--interpret')
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-            got = [json.loads(ln[len('CASE_JSON '):]) for ln in proc.stdout.splitlines()
-                   if ln.startswith('CASE_JSON ')]
+            got = [json.loads(ln[len('CASE_JSON '):]) for ln in proc.stdout.splitlines() if ln.startswith('CASE_JSON ')]
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ['']
         except subprocess.TimeoutExpired:
             got, tail = [], [f'timeout after {timeout} s']
@@ -106,8 +105,11 @@ def main():
     parser.add_argument('--kernels', nargs='+', choices=KERNELS, default=list(KERNELS))
     parser.add_argument('--cases', nargs='+', choices=list(CASES), default=list(CASES))
     parser.add_argument('--interpret', action='store_true', help='CPU, TRITON_INTERPRET=1, bounds-checked')
-    parser.add_argument('--jobs', type=int, default=None,
-                        help='parallel subprocesses (default: one per config on GPU, capped at the CPU count; 1 CPU)')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=None,
+        help='parallel subprocesses (default: one per config on GPU, capped at the CPU count; 1 CPU)')
     parser.add_argument('--timeout', type=float, default=600.0, help='seconds per subprocess')
     parser.add_argument('--child', nargs=2, metavar=('KERNEL', 'INDEX'), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -122,8 +124,10 @@ def main():
     # all children at once (compiling dominates: one CPU core each; the GPU work is small)
     n_par = args.jobs or (1 if args.interpret else min(len(jobs), os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(n_par) as pool:
-        futures = {job: pool.submit(_run_config, job[0], job[1], args.cases, args.interpret, args.timeout)
-                   for job in jobs}
+        futures = {
+            job: pool.submit(_run_config, job[0], job[1], args.cases, args.interpret, args.timeout)
+            for job in jobs
+        }
         results = {job: f.result() for job, f in futures.items()}
     n_bad = 0
     for job in jobs:

@@ -29,8 +29,8 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.attention.testing import (  # noqa: E402
-    GRAD_NAMES, cmt_kernel_inputs, cmt_kernel_shape, median_ms, peak_mib, reference_by_head, reference_dist2)
+from projects.mmdet3d_plugin.attention.testing import (GRAD_NAMES, cmt_kernel_inputs, cmt_kernel_shape, median_ms,
+                                                       peak_mib, reference_by_head, reference_dist2)
 
 ta = importlib.import_module('projects.mmdet3d_plugin.attention.paths.triton_kernels')
 
@@ -49,24 +49,30 @@ def reference_errors(q, k, v, r, o, d, bs, grad_out, out, grads):
 
 
 def ours(factor_precision):
+
     def run(q, k, v, r, o, d, bs):
         return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=factor_precision)
+
     return run
 
 
 def ours_without_bias(q, k, v, r, o, d, bs):
     """The same kernels (bf16x3 layout) with the bias dots switched off: separates the cost of
     the bias from the Triton-vs-cuDNN gap."""
-    return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, q.shape[-1] ** -0.5, True, 'off')
+    return ta._GeoBiasFlashAttention.apply(q, k, v, r, o, d, bs, q.shape[-1]**-0.5, True, 'off')
 
 
 def widen_autotune_lists():
     """--wide: more candidates per kernel (slower first call; some may spill)."""
     cfg = ta._cfg
     ta.widen_configs({
-        'fwd': [cfg(64, 32, 4, 3), cfg(128, 128, 8, 2), cfg(64, 128, 4, 3), cfg(128, 64, 4, 2)],
-        'dkdv': [cfg(64, 64, 4, 2), cfg(32, 64, 4, 2), cfg(64, 128, 8, 2), cfg(32, 32, 4, 3)],
-        'dq': [cfg(64, 64, 4, 2), cfg(128, 64, 8, 2), cfg(64, 32, 4, 2), cfg(32, 64, 4, 3)]})
+        'fwd': [cfg(64, 32, 4, 3), cfg(128, 128, 8, 2),
+                cfg(64, 128, 4, 3), cfg(128, 64, 4, 2)],
+        'dkdv': [cfg(64, 64, 4, 2), cfg(32, 64, 4, 2),
+                 cfg(64, 128, 8, 2), cfg(32, 32, 4, 3)],
+        'dq': [cfg(64, 64, 4, 2), cfg(128, 64, 8, 2),
+               cfg(64, 32, 4, 2), cfg(32, 64, 4, 3)]
+    })
 
 
 def dense_sdpa_path(q, k, v, r, o, d, bs):
@@ -84,8 +90,11 @@ def run_with_grads(fn, q, k, v, r, o, d, bs, grad_out):
 
 def sdpa_backend(name):
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    backend = {'flash': SDPBackend.FLASH_ATTENTION, 'cudnn': SDPBackend.CUDNN_ATTENTION,
-               'efficient': SDPBackend.EFFICIENT_ATTENTION}[name]
+    backend = {
+        'flash': SDPBackend.FLASH_ATTENTION,
+        'cudnn': SDPBackend.CUDNN_ATTENTION,
+        'efficient': SDPBackend.EFFICIENT_ATTENTION
+    }[name]
     return lambda: sdpa_kernel(backend)
 
 
@@ -107,9 +116,11 @@ def time_case(fwd, inputs, grad_out, args, context=None):
         if ctx:
             ctx.__enter__()
         try:
-            res = {'fwd_ms': median_ms(f, 'cuda', args.warmup, args.iters),
-                   'fwd_bwd_ms': median_ms(fb, 'cuda', args.warmup, args.iters),
-                   'peak_fwd_bwd_mib': peak_mib(fb, 'cuda')}
+            res = {
+                'fwd_ms': median_ms(f, 'cuda', args.warmup, args.iters),
+                'fwd_bwd_ms': median_ms(fb, 'cuda', args.warmup, args.iters),
+                'peak_fwd_bwd_mib': peak_mib(fb, 'cuda')
+            }
         finally:
             if ctx:
                 ctx.__exit__(None, None, None)
@@ -153,8 +164,13 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     t_start = time.time()
-    report = {'device': torch.cuda.get_device_name(), 'torch': torch.__version__,
-              'triton': __import__('triton').__version__, 'shapes': {}, 'accuracy': {}}
+    report = {
+        'device': torch.cuda.get_device_name(),
+        'torch': torch.__version__,
+        'triton': __import__('triton').__version__,
+        'shapes': {},
+        'accuracy': {}
+    }
     variants = ['bf16x3'] + ([] if args.no_tf32x3 else ['tf32x3'])
 
     # 1. autotune at the training shape (first call of each variant)

@@ -22,7 +22,7 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.utils.cfg_options import CfgOptionsAction, load_config  # noqa: E402
+from projects.mmdet3d_plugin.utils.cfg_options import CfgOptionsAction, load_config
 
 WRAPPERS = ('CBGSDataset', 'ClassBalancedDataset', 'RepeatDataset')
 
@@ -57,7 +57,7 @@ def browse_dataset_cfg(cfg, split: str, aug: bool) -> dict:
     pipeline.insert(last_load + 1, copy.deepcopy(load_ann))
     pipeline[types.index('Pack3DDetInputs') + 1] = copy.deepcopy(pack)
     ds['pipeline'] = pipeline
-    ds['test_mode'] = False   # so that the dataset hands the annotations to LoadAnnotations3D
+    ds['test_mode'] = False  # so that the dataset hands the annotations to LoadAnnotations3D
     ds['filter_empty_gt'] = False
     return ds
 
@@ -75,10 +75,10 @@ def tile(images, cols: int = 3) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import projects.mmdet3d_plugin  # noqa: F401
-    from mmdet3d.registry import DATASETS
     from mmengine.registry import init_default_scope
 
+    import projects.mmdet3d_plugin  # noqa: F401
+    from mmdet3d.registry import DATASETS
     from projects.mmdet3d_plugin.utils.result_pictures import extent_of
     from projects.mmdet3d_plugin.utils.visualization import render_bev, render_camera, save_rgb
     try:
@@ -107,12 +107,15 @@ def main(argv=None) -> int:
         save_rgb(stem + '_bev.png', render_bev(points, boxes, extent=extent, title=title))
         written = [stem + '_bev.png']
         if 'img' in item['inputs']:
-            imgs = item['inputs']['img'].numpy()            # (V, 3, H, W) BGR as the pipeline keeps it
+            imgs = item['inputs']['img'].numpy()  # (V, 3, H, W) BGR as the pipeline keeps it
             l2i = sample.metainfo['lidar2img']
             names = [osp.basename(osp.dirname(p)) for p in sample.metainfo.get('img_path', [])] or \
                 [f'view {v}' for v in range(len(imgs))]
-            views = [render_camera(np.ascontiguousarray(img.transpose(1, 2, 0)[..., ::-1]), np.asarray(m), boxes,
-                                   title=name) for img, m, name in zip(imgs, l2i, names)]
+            views = [
+                render_camera(
+                    np.ascontiguousarray(img.transpose(1, 2, 0)[..., ::-1]), np.asarray(m), boxes, title=name)
+                for img, m, name in zip(imgs, l2i, names)
+            ]
             save_rgb(stem + '_cameras.png', tile(views))
             written.append(stem + '_cameras.png')
         print(f'{title.replace(chr(10), ": ")} -> {", ".join(written)}')

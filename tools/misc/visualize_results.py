@@ -18,7 +18,7 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.utils.cfg_options import CfgOptionsAction, load_config  # noqa: E402
+from projects.mmdet3d_plugin.utils.cfg_options import CfgOptionsAction, load_config
 
 
 def parse_args(argv=None):
@@ -49,8 +49,15 @@ def main(argv=None) -> int:
         bad = [i for i in indices if not 0 <= i < len(dataset)]
         if bad:
             raise ValueError(f'--indices {bad} outside the {args.split} set of {len(dataset)} samples')
-        out = write_result_pictures(dataset, results, args.show_dir, indices, score_thr=args.score_thr,
-                                    camera=args.camera, camera_samples=args.camera_samples, extent=extent_of(cfg))
+        out = write_result_pictures(
+            dataset,
+            results,
+            args.show_dir,
+            indices,
+            score_thr=args.score_thr,
+            camera=args.camera,
+            camera_samples=args.camera_samples,
+            extent=extent_of(cfg))
     except (FileNotFoundError, ResultFileError, ValueError, KeyError) as e:
         print(f'visualize_results.py: error: {e}', file=sys.stderr)
         return 2
@@ -62,8 +69,10 @@ def main(argv=None) -> int:
     for path in out['camera']:
         print(f'camera picture -> {path}')
     if missing and len(missing) == len(out['samples']):
-        print(f'warning: the results file has no entry for any drawn sample: is {args.result} from the '
-              f'{args.split} set of this config?', file=sys.stderr)
+        print(
+            f'warning: the results file has no entry for any drawn sample: is {args.result} from the '
+            f'{args.split} set of this config?',
+            file=sys.stderr)
     return 0
 
 

@@ -18,12 +18,12 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
+import torch
 
-import projects.mmdet3d_plugin  # noqa: E402,F401
-from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import (  # noqa: E402
-    build_model, check_backend_layout, convert_cmt_state_dict, extract_state_dict)
-from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import SPARSE_LAYOUTS  # noqa: E402
+import projects.mmdet3d_plugin  # noqa: F401
+from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import (build_model, check_backend_layout,
+                                                                 convert_cmt_state_dict, extract_state_dict)
+from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import SPARSE_LAYOUTS
 
 COMPAT_CONFIGS = {
     'resnet': 'projects/configs/cmt_compat/cmt_voxel0100_r50_800x320.py',
@@ -47,8 +47,11 @@ def parse_args(argv=None):
     parser.add_argument('src', help="CMT checkpoint (.pth with a 'state_dict')")
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--config', help='target config (default: the cmt_compat config of the backbone)')
-    parser.add_argument('--sparse-layout', default='auto', choices=('auto', ) + SPARSE_LAYOUTS,
-                        help="layout of the checkpoint's sparse-conv kernels (auto: from their shapes)")
+    parser.add_argument(
+        '--sparse-layout',
+        default='auto',
+        choices=('auto', ) + SPARSE_LAYOUTS,
+        help="layout of the checkpoint's sparse-conv kernels (auto: from their shapes)")
     return parser.parse_args(argv)
 
 
@@ -65,16 +68,20 @@ def main(argv=None) -> int:
         model = build_model(config)
         layout = check_backend_layout(model) if any(k.startswith('pts_middle_encoder') for k in model.state_dict()) \
             else None
-        result = convert_cmt_state_dict(state_dict, model,
-                                        sparse_src_layout=None if args.sparse_layout == 'auto' else args.sparse_layout,
-                                        sparse_dst_layout=layout)
+        result = convert_cmt_state_dict(
+            state_dict,
+            model,
+            sparse_src_layout=None if args.sparse_layout == 'auto' else args.sparse_layout,
+            sparse_dst_layout=layout)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     meta = dict(checkpoint.get('meta', {}) or {}) if isinstance(checkpoint, dict) else {}
-    meta.update(converted_from=osp.abspath(args.src), converted_for=osp.relpath(config, ROOT)
-                if osp.abspath(config).startswith(ROOT) else config,
-                sparse_conv_layout=result.sparse_layout[1], synthesised_keys=sorted(result.synthesised))
+    meta.update(
+        converted_from=osp.abspath(args.src),
+        converted_for=osp.relpath(config, ROOT) if osp.abspath(config).startswith(ROOT) else config,
+        sparse_conv_layout=result.sparse_layout[1],
+        synthesised_keys=sorted(result.synthesised))
     torch.save(dict(state_dict=result.state_dict, meta=meta), args.dst)
     src, dst = result.sparse_layout
     print(f'config: {config}')

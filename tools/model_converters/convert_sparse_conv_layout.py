@@ -16,11 +16,11 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
+import torch
 
-from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import build_model, extract_state_dict  # noqa: E402
-from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import (  # noqa: E402
-    BACKEND_LAYOUTS, convert_sparse_layout, sparse_conv_specs)
+from projects.mmdet3d_plugin.models.utils.cmt_checkpoint import build_model, extract_state_dict
+from projects.mmdet3d_plugin.models.utils.sparse_conv_layout import (BACKEND_LAYOUTS, convert_sparse_layout,
+                                                                     sparse_conv_specs)
 
 
 def main(argv=None) -> int:

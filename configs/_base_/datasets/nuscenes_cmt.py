@@ -15,50 +15,95 @@
 # mmdet3d's NuScenesDataset with the version (v1.0-mini / v1.0-trainval) taken from the info files
 dataset_type = 'CmtNuScenesDataset'
 data_root = 'data/nuscenes/'
-class_names = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle', 'bicycle',
-               'pedestrian', 'traffic_cone']
+class_names = [
+    'car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 'motorcycle', 'bicycle', 'pedestrian',
+    'traffic_cone'
+]
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 num_sweeps = 10
 input_modality = dict(use_lidar=True, use_camera=True)
 backend_args = None
 camera_names = ['CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK', 'CAM_BACK_LEFT', 'CAM_BACK_RIGHT']
-data_prefix = dict(pts='samples/LIDAR_TOP', sweeps='sweeps/LIDAR_TOP', CAM_FRONT='samples/CAM_FRONT',
-                   CAM_FRONT_RIGHT='samples/CAM_FRONT_RIGHT', CAM_FRONT_LEFT='samples/CAM_FRONT_LEFT',
-                   CAM_BACK='samples/CAM_BACK', CAM_BACK_LEFT='samples/CAM_BACK_LEFT',
-                   CAM_BACK_RIGHT='samples/CAM_BACK_RIGHT')
+data_prefix = dict(
+    pts='samples/LIDAR_TOP',
+    sweeps='sweeps/LIDAR_TOP',
+    CAM_FRONT='samples/CAM_FRONT',
+    CAM_FRONT_RIGHT='samples/CAM_FRONT_RIGHT',
+    CAM_FRONT_LEFT='samples/CAM_FRONT_LEFT',
+    CAM_BACK='samples/CAM_BACK',
+    CAM_BACK_LEFT='samples/CAM_BACK_LEFT',
+    CAM_BACK_RIGHT='samples/CAM_BACK_RIGHT')
 # CMT 800x320: resize 1600x900 by U(0.47, 0.625), crop 320x800 at the bottom, flip; test resize 0.5.
-ida_aug_conf = dict(resize_lim=(0.47, 0.625), final_dim=(320, 800), bot_pct_lim=(0.0, 0.0), rot_lim=(0.0, 0.0),
-                    H=900, W=1600, rand_flip=True)
+ida_aug_conf = dict(
+    resize_lim=(0.47, 0.625),
+    final_dim=(320, 800),
+    bot_pct_lim=(0.0, 0.0),
+    rot_lim=(0.0, 0.0),
+    H=900,
+    W=1600,
+    rand_flip=True)
 # Pack3DDetInputs' default meta keys plus what CMT's pipeline adds.
 meta_keys = ('img_path', 'ori_shape', 'img_shape', 'lidar2img', 'cam2img', 'pad_shape', 'scale_factor', 'flip',
-             'pcd_horizontal_flip', 'pcd_vertical_flip', 'box_mode_3d', 'box_type_3d', 'img_norm_cfg',
-             'num_pts_feats', 'pcd_trans', 'sample_idx', 'pcd_scale_factor', 'pcd_rotation', 'pcd_rotation_angle',
-             'lidar_path', 'transformation_3d_flow', 'ori_cam2img', 'lidar2cam', 'num_views', 'ego2global',
-             'token', 'img_aug_matrix', 'pcd_affine', 'dropped_modality')
+             'pcd_horizontal_flip', 'pcd_vertical_flip', 'box_mode_3d', 'box_type_3d', 'img_norm_cfg', 'num_pts_feats',
+             'pcd_trans', 'sample_idx', 'pcd_scale_factor', 'pcd_rotation', 'pcd_rotation_angle', 'lidar_path',
+             'transformation_3d_flow', 'ori_cam2img', 'lidar2cam', 'num_views', 'ego2global', 'token', 'img_aug_matrix',
+             'pcd_affine', 'dropped_modality')
 
 db_sampler = dict(
     type='UnifiedDataBaseSampler',
     data_root=data_root,
     info_path=data_root + 'nuscenes_dbinfos_train.pkl',
     rate=1.0,
-    prepare=dict(filter_by_difficulty=[-1],
-                 filter_by_min_points=dict(car=5, truck=5, bus=5, trailer=5, construction_vehicle=5, traffic_cone=5,
-                                           barrier=5, motorcycle=5, bicycle=5, pedestrian=5)),
+    prepare=dict(
+        filter_by_difficulty=[-1],
+        filter_by_min_points=dict(
+            car=5,
+            truck=5,
+            bus=5,
+            trailer=5,
+            construction_vehicle=5,
+            traffic_cone=5,
+            barrier=5,
+            motorcycle=5,
+            bicycle=5,
+            pedestrian=5)),
     classes=class_names,
-    sample_groups=dict(car=2, truck=3, construction_vehicle=7, bus=4, trailer=6, barrier=2, motorcycle=6, bicycle=6,
-                       pedestrian=2, traffic_cone=2),
-    points_loader=dict(type='LoadPointsFromFileChecked', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4],
-                       backend_args=backend_args),
+    sample_groups=dict(
+        car=2,
+        truck=3,
+        construction_vehicle=7,
+        bus=4,
+        trailer=6,
+        barrier=2,
+        motorcycle=6,
+        bicycle=6,
+        pedestrian=2,
+        traffic_cone=2),
+    points_loader=dict(
+        type='LoadPointsFromFileChecked',
+        coord_type='LIDAR',
+        load_dim=5,
+        use_dim=[0, 1, 2, 3, 4],
+        backend_args=backend_args),
     backend_args=backend_args)
 
 # The *Checked loaders are mmdet3d's LoadPointsFromFile / LoadPointsFromMultiSweeps / LoadMultiViewImageFromFiles
 # that name a missing or corrupt file and its sample token.
 load_points = [
-    dict(type='LoadPointsFromFileChecked', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4],
-         backend_args=backend_args),
+    dict(
+        type='LoadPointsFromFileChecked',
+        coord_type='LIDAR',
+        load_dim=5,
+        use_dim=[0, 1, 2, 3, 4],
+        backend_args=backend_args),
     # CMT's configs leave mmdet3d's defaults: no padding of a sweep-less frame, sweep points near the ego kept
-    dict(type='LoadPointsFromMultiSweepsChecked', sweeps_num=num_sweeps, use_dim=[0, 1, 2, 3, 4],
-         pad_empty_sweeps=False, remove_close=False, backend_args=backend_args),
+    dict(
+        type='LoadPointsFromMultiSweepsChecked',
+        sweeps_num=num_sweeps,
+        use_dim=[0, 1, 2, 3, 4],
+        pad_empty_sweeps=False,
+        remove_close=False,
+        backend_args=backend_args),
 ]
 load_images = [
     dict(type='LoadMultiViewImageFromFilesChecked', to_float32=False, num_views=6, backend_args=backend_args),
@@ -68,8 +113,11 @@ train_pipeline = load_points + load_images + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
     dict(type='UnifiedObjectSample', sample_2d=True, mixup_rate=0.5, db_sampler=db_sampler),
     dict(type='ModalMask3D', mode='train'),
-    dict(type='GlobalRotScaleTransAll', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
-         translation_std=[0.5, 0.5, 0.5]),
+    dict(
+        type='GlobalRotScaleTransAll',
+        rot_range=[-0.3925 * 2, 0.3925 * 2],
+        scale_ratio_range=[0.9, 1.1],
+        translation_std=[0.5, 0.5, 0.5]),
     dict(type='CustomRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
     dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
     dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
@@ -92,21 +140,42 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='CBGSDataset',
-        dataset=dict(type=dataset_type, data_root=data_root, ann_file='nuscenes_infos_train.pkl',
-                     pipeline=train_pipeline, metainfo=dict(classes=class_names), modality=input_modality,
-                     data_prefix=data_prefix, test_mode=False, use_valid_flag=False, box_type_3d='LiDAR',
-                     backend_args=backend_args)))
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            ann_file='nuscenes_infos_train.pkl',
+            pipeline=train_pipeline,
+            metainfo=dict(classes=class_names),
+            modality=input_modality,
+            data_prefix=data_prefix,
+            test_mode=False,
+            use_valid_flag=False,
+            box_type_3d='LiDAR',
+            backend_args=backend_args)))
 val_dataloader = dict(
     batch_size=1,
     num_workers=4,
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, ann_file='nuscenes_infos_val.pkl', pipeline=test_pipeline,
-                 metainfo=dict(classes=class_names), modality=input_modality, data_prefix=data_prefix,
-                 test_mode=True, box_type_3d='LiDAR', backend_args=backend_args))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='nuscenes_infos_val.pkl',
+        pipeline=test_pipeline,
+        metainfo=dict(classes=class_names),
+        modality=input_modality,
+        data_prefix=data_prefix,
+        test_mode=True,
+        box_type_3d='LiDAR',
+        backend_args=backend_args))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='NuScenesSplitMetric', data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl',
-                     metric='bbox', modality=input_modality, backend_args=backend_args)
+val_evaluator = dict(
+    type='NuScenesSplitMetric',
+    data_root=data_root,
+    ann_file=data_root + 'nuscenes_infos_val.pkl',
+    metric='bbox',
+    modality=input_modality,
+    backend_args=backend_args)
 test_evaluator = val_evaluator

@@ -13,16 +13,16 @@ def _retarget(step):
     if step['type'] == 'ResizeCropFlipImage':
         step['data_aug_conf'] = ida_aug_conf
     elif step['type'] == 'UnifiedObjectSample':
-        step['db_sampler'] = dict(step['db_sampler'], data_root=data_root,
-                                  info_path=data_root + 'nuscenes_dbinfos_train.pkl')
+        step['db_sampler'] = dict(
+            step['db_sampler'], data_root=data_root, info_path=data_root + 'nuscenes_dbinfos_train.pkl')
     return step
 
 
 train_pipeline = [_retarget(t) for t in _base_.train_pipeline]
 test_pipeline = [_retarget(t) for t in _base_.test_pipeline]
 
-train_dataloader = dict(batch_size=2, num_workers=2,
-                        dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+train_dataloader = dict(
+    batch_size=2, num_workers=2, dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(num_workers=2, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')

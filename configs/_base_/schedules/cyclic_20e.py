@@ -17,14 +17,38 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=35, norm_type=2))
 
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=up_epochs, eta_min_ratio=lr_peak_ratio, begin=0, end=up_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - up_epochs, eta_min_ratio=1e-4, begin=up_epochs,
-         end=max_epochs, by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=up_epochs, eta_min_ratio=0.85 / 0.95, begin=0, end=up_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=max_epochs - up_epochs, eta_min_ratio=1.0, begin=up_epochs,
-         end=max_epochs, by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=up_epochs,
+        eta_min_ratio=lr_peak_ratio,
+        begin=0,
+        end=up_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - up_epochs,
+        eta_min_ratio=1e-4,
+        begin=up_epochs,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=up_epochs,
+        eta_min_ratio=0.85 / 0.95,
+        begin=0,
+        end=up_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=max_epochs - up_epochs,
+        eta_min_ratio=1.0,
+        begin=up_epochs,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
 ]
 
 # mmengine's EpochBasedTrainLoop that also resumes mid-epoch (from a SignalCheckpointHook checkpoint)

@@ -24,8 +24,7 @@ model = dict(
     pts_middle_encoder=None,
     pts_backbone=None,
     pts_neck=None,
-    pts_bbox_head=dict(
-        use_bev=False))
+    pts_bbox_head=dict(use_bev=False))
 
 train_pipeline = _base_.load_images + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),

@@ -14,5 +14,5 @@ model = dict(
         use_bias=False,
         bev_encoding_range=point_cloud_range,
         img_token_pixel='corner',
-        transformer=dict(decoder=dict(layer_cfg=dict(cross_attn_dtype=None,
-                                                     cross_attn_cfg=dict(core_dtype='float16'))))))
+        transformer=dict(
+            decoder=dict(layer_cfg=dict(cross_attn_dtype=None, cross_attn_cfg=dict(core_dtype='float16'))))))

@@ -30,21 +30,27 @@ train_pipeline = _base_.load_points + _base_.load_images + [
     dict(_steps['ResizeCropFlipImage'], training=False),
     _steps['Pack3DDetInputs'],
 ]
-train_dataloader = dict(batch_size=4, num_workers=4, persistent_workers=True,
-                        dataset=dict(dataset=dict(pipeline=train_pipeline)))
+train_dataloader = dict(
+    batch_size=4, num_workers=4, persistent_workers=True, dataset=dict(dataset=dict(pipeline=train_pipeline)))
 # Score the training scenes with the official devkit.
-val_dataloader = dict(batch_size=4, num_workers=4, persistent_workers=True,
-                      dataset=dict(ann_file='nuscenes_infos_train.pkl'))
+val_dataloader = dict(
+    batch_size=4, num_workers=4, persistent_workers=True, dataset=dict(ann_file='nuscenes_infos_train.pkl'))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='NuScenesSplitMetric', eval_set='mini_train',
-                     ann_file=_data_root + 'nuscenes_infos_train.pkl')
+val_evaluator = dict(
+    type='NuScenesSplitMetric', eval_set='mini_train', ann_file=_data_root + 'nuscenes_infos_train.pkl')
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min_ratio=1e-3, begin=0, end=max_epochs, by_epoch=True,
-         convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        eta_min_ratio=1e-3,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=1, max_keep_ckpts=1))
@@ -52,6 +58,11 @@ custom_hooks = [
     dict(type='GPUMemoryHook'),
     dict(type='IterSeedHook'),
     # patience / min_delta make the plateau rule inert: only the threshold stops the run early
-    dict(type='EarlyStoppingHook', monitor='NuScenes metric/pred_instances_3d_NuScenes/mAP', rule='greater',
-         stopping_threshold=map_target, patience=10 ** 6, min_delta=0.0),
+    dict(
+        type='EarlyStoppingHook',
+        monitor='NuScenes metric/pred_instances_3d_NuScenes/mAP',
+        rule='greater',
+        stopping_threshold=map_target,
+        patience=10**6,
+        min_delta=0.0),
 ]

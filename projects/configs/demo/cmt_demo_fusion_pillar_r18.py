@@ -12,8 +12,8 @@ embed_dims = 128
 
 model = dict(
     data_preprocessor=dict(
-        voxel_layer=dict(max_num_points=20, voxel_size=pillar_size, max_voxels=(4096, 4096),
-                         point_cloud_range=point_cloud_range)),
+        voxel_layer=dict(
+            max_num_points=20, voxel_size=pillar_size, max_voxels=(4096, 4096), point_cloud_range=point_cloud_range)),
     img_backbone=dict(depth=18, base_channels=16, with_cp=False, norm_eval=False, init_cfg=None),
     img_neck=dict(in_channels=[64, 128], out_channels=embed_dims),
     pts_voxel_encoder=dict(
@@ -35,18 +35,22 @@ model = dict(
         pc_range=point_cloud_range,
         bev_range=point_cloud_range,
         depth_num=16,
-        transformer=dict(decoder=dict(
-            num_layers=2,
-            layer_cfg=dict(
-                self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
-                cross_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
-                ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256),
-                cross_attn_dtype=None))),
+        transformer=dict(
+            decoder=dict(
+                num_layers=2,
+                layer_cfg=dict(
+                    self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
+                    cross_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
+                    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256),
+                    cross_attn_dtype=None))),
         separate_head=dict(head_conv=32),
         bbox_coder=dict(max_num=100)))
 
-optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.01),
-                     clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.01),
+    clip_grad=dict(max_norm=35, norm_type=2))
 
 # Data: the synthetic nuScenes-format set, 96x256 images (1600x900 resized by U(0.16, 0.2), bottom crop),
 # objects and points inside +-51.2 m, batch 2, no worker processes.
@@ -64,10 +68,13 @@ test_pipeline = [dict(t, **pipeline_overrides.get(t['type'], {})) for t in _base
 # (CmtNuScenesDataset), so the devkit evaluation reads the table set that was written.
 metainfo = dict(classes=_base_.class_names)
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline, metainfo=metainfo)))
 val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=test_pipeline, metainfo=metainfo))
 test_dataloader = val_dataloader
 val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')

@@ -6,18 +6,16 @@ _base_ = ['./cmt_demo_fusion_pillar_r18.py']
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 input_modality = dict(use_lidar=True, use_camera=False)
 
-model = dict(
-    grid_mask=None,
-    img_backbone=None,
-    img_neck=None,
-    pts_bbox_head=dict(
-        use_img=False))
+model = dict(grid_mask=None, img_backbone=None, img_neck=None, pts_bbox_head=dict(use_img=False))
 
 train_pipeline = _base_.load_points + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
     dict(type='ObjectSample', db_sampler=dict(_base_.db_sampler, type='DataBaseSampler')),
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.785, 0.785], scale_ratio_range=[0.9, 1.1],
-         translation_std=[0.5, 0.5, 0.5]),
+    dict(
+        type='GlobalRotScaleTrans',
+        rot_range=[-0.785, 0.785],
+        scale_ratio_range=[0.9, 1.1],
+        translation_std=[0.5, 0.5, 0.5]),
     dict(type='RandomFlip3D', sync_2d=False, flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
     dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
     dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),

@@ -28,8 +28,8 @@ def _retarget(step):
     """A pipeline step whose GT database lives under this file's data_root."""
     step = dict(step)
     if step['type'] == 'UnifiedObjectSample':
-        step['db_sampler'] = dict(step['db_sampler'], data_root=data_root,
-                                  info_path=data_root + 'nuscenes_dbinfos_train.pkl')
+        step['db_sampler'] = dict(
+            step['db_sampler'], data_root=data_root, info_path=data_root + 'nuscenes_dbinfos_train.pkl')
     return step
 
 
@@ -38,22 +38,46 @@ test_pipeline = [_retarget(t) for t in _base_.test_pipeline]
 
 model = dict(img_backbone=dict(init_cfg=None))
 
-train_dataloader = dict(batch_size=4, num_workers=10,
-                        dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+train_dataloader = dict(
+    batch_size=4, num_workers=10, dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(batch_size=4, num_workers=6, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')
 test_evaluator = val_evaluator
 
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=up_epochs, eta_min_ratio=lr_peak_ratio, begin=0, end=up_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - up_epochs, eta_min_ratio=1e-4, begin=up_epochs,
-         end=max_epochs, by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=up_epochs, eta_min_ratio=0.85 / 0.95, begin=0, end=up_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=max_epochs - up_epochs, eta_min_ratio=1.0, begin=up_epochs,
-         end=max_epochs, by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=up_epochs,
+        eta_min_ratio=lr_peak_ratio,
+        begin=0,
+        end=up_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - up_epochs,
+        eta_min_ratio=1e-4,
+        begin=up_epochs,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=up_epochs,
+        eta_min_ratio=0.85 / 0.95,
+        begin=0,
+        end=up_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=max_epochs - up_epochs,
+        eta_min_ratio=1.0,
+        begin=up_epochs,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=1, max_keep_ckpts=2))

@@ -5,6 +5,6 @@
 _base_ = ['./cmt_voxel0100_r50_800x320_synthetic_heldout.py']
 
 train_dataloader = dict(batch_size=2, num_workers=2)
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=8, val_interval=10 ** 6)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=8, val_interval=10**6)
 default_hooks = dict(logger=dict(interval=2), checkpoint=dict(by_epoch=False, interval=4, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)

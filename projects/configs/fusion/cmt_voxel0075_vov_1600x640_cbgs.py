@@ -24,12 +24,11 @@ model = dict(
         frozen_stages=-1,
         input_ch=3,
         out_features=('stage4', 'stage5'),
-        init_cfg=dict(type='Pretrained', checkpoint='ckpts/fcos3d_vovnet_imgbackbone-remapped.pth',
-                      prefix='img_backbone.')),
+        init_cfg=dict(
+            type='Pretrained', checkpoint='ckpts/fcos3d_vovnet_imgbackbone-remapped.pth', prefix='img_backbone.')),
     img_neck=dict(in_channels=[768, 1024]),
     pts_middle_encoder=dict(sparse_shape=sparse_shape),
-    pts_bbox_head=dict(
-        bev_range=point_cloud_range))
+    pts_bbox_head=dict(bev_range=point_cloud_range))
 
 # 1600x640 images: resize 1600x900 by U(0.94, 1.25), crop 640x1600; test resize 1.0.
 ida_aug_conf = dict(_base_.ida_aug_conf, resize_lim=(0.94, 1.25), final_dim=(640, 1600))
@@ -47,12 +46,29 @@ test_dataloader = val_dataloader
 lr = 1e-4
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=8, eta_min_ratio=8, begin=0, end=8, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=12, eta_min_ratio=1e-4, begin=8, end=20, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=8, eta_min_ratio=0.85 / 0.95, begin=0, end=8, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=12, eta_min_ratio=1.0, begin=8, end=20, by_epoch=True,
-         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=8, eta_min_ratio=8, begin=0, end=8, by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=12,
+        eta_min_ratio=1e-4,
+        begin=8,
+        end=20,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=8,
+        eta_min_ratio=0.85 / 0.95,
+        begin=0,
+        end=8,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=12,
+        eta_min_ratio=1.0,
+        begin=8,
+        end=20,
+        by_epoch=True,
+        convert_to_iter_based=True),
 ]

@@ -14,7 +14,6 @@ _base_ = [
     '../../../configs/_base_/default_runtime.py',
 ]
 
-
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 voxel_size = [0.1, 0.1, 0.2]
 sparse_shape = [41, 1024, 1024]
@@ -30,14 +29,23 @@ embed_dims = 256
 num_heads = 8
 
 decoder_layer = dict(
-    self_attn_cfg=dict(embed_dims=embed_dims, num_heads=num_heads, attn_drop=0.1,
-                       dropout_layer=dict(type='Dropout', drop_prob=0.1)),
+    self_attn_cfg=dict(
+        embed_dims=embed_dims, num_heads=num_heads, attn_drop=0.1, dropout_layer=dict(type='Dropout', drop_prob=0.1)),
     # CMT's flash cross-attention: no attention dropout, residual dropout 0.1.
-    cross_attn_cfg=dict(type='GeometricBiasAttention', embed_dims=embed_dims, num_heads=num_heads, attn_drop=0.0,
-                        dropout_layer=dict(type='Dropout', drop_prob=0.1),
-                        bias_scale_init=1.0, length_scale=10.0),  # bias_mode / use_bias: set on the head
-    ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=1024, num_fcs=2, ffn_drop=0.0,
-                 act_cfg=dict(type='ReLU', inplace=True)),
+    cross_attn_cfg=dict(
+        type='GeometricBiasAttention',
+        embed_dims=embed_dims,
+        num_heads=num_heads,
+        attn_drop=0.0,
+        dropout_layer=dict(type='Dropout', drop_prob=0.1),
+        bias_scale_init=1.0,
+        length_scale=10.0),  # bias_mode / use_bias: set on the head
+    ffn_cfg=dict(
+        embed_dims=embed_dims,
+        feedforward_channels=1024,
+        num_fcs=2,
+        ffn_drop=0.0,
+        act_cfg=dict(type='ReLU', inplace=True)),
     norm_cfg=dict(type='LN'),
     # precision of the attention core inside the otherwise fp32 head (CMT: fp16 flash-attn)
     cross_attn_dtype='bfloat16')
@@ -52,8 +60,8 @@ model = dict(
         pad_size_divisor=32,
         voxel=True,
         voxel_type='hard',
-        voxel_layer=dict(max_num_points=10, voxel_size=voxel_size, max_voxels=(120000, 160000),
-                         point_cloud_range=grid_range)),
+        voxel_layer=dict(
+            max_num_points=10, voxel_size=voxel_size, max_voxels=(120000, 160000), point_cloud_range=grid_range)),
     grid_mask=dict(type='GridMask', use_h=True, use_w=True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7),
     img_backbone=dict(
         type='mmdet.ResNet',
@@ -115,19 +123,24 @@ model = dict(
         common_heads=dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
         with_dn=True,
         dn_cfg=dict(scalar=10, noise_scale=1.0, noise_trans=0.0, split=0.75, dn_weight=1.0),
-        bbox_coder=dict(type='CmtNMSFreeCoder', post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
-                        max_num=300, num_classes=len(class_names)),
-        loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, reduction='mean',
-                      loss_weight=2.0),
+        bbox_coder=dict(
+            type='CmtNMSFreeCoder',
+            post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0],
+            max_num=300,
+            num_classes=len(class_names)),
+        loss_cls=dict(
+            type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, reduction='mean', loss_weight=2.0),
         loss_bbox=dict(type='mmdet.L1Loss', reduction='mean', loss_weight=0.25),
         code_weights=code_weights,
         bg_cls_weight=0.1,
         sync_avg_factor=False),
-    train_cfg=dict(pts=dict(assigner=dict(
-        type='CmtHungarianAssigner3D',
-        cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
-        reg_cost=dict(type='CmtBBox3DL1Cost', weight=0.25),
-        code_weights=code_weights))),
+    train_cfg=dict(
+        pts=dict(
+            assigner=dict(
+                type='CmtHungarianAssigner3D',
+                cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
+                reg_cost=dict(type='CmtBBox3DL1Cost', weight=0.25),
+                code_weights=code_weights))),
     test_cfg=dict(pts=dict()))
 
 # fp16 autocast for the image branch and the BEV neck; the detector keeps the voxel encoder, the middle encoder

@@ -28,8 +28,11 @@ model = dict(
 train_pipeline = _base_.load_points + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
     dict(type='ObjectSample', db_sampler=dict(_base_.db_sampler, type='DataBaseSampler')),
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
-         translation_std=[0.5, 0.5, 0.5]),
+    dict(
+        type='GlobalRotScaleTrans',
+        rot_range=[-0.3925 * 2, 0.3925 * 2],
+        scale_ratio_range=[0.9, 1.1],
+        translation_std=[0.5, 0.5, 0.5]),
     dict(type='RandomFlip3D', sync_2d=False, flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
     dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
     dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
@@ -41,8 +44,7 @@ test_pipeline = _base_.load_points + [
     dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
     dict(type='Pack3DDetInputs', keys=['points']),
 ]
-train_dataloader = dict(
-    batch_size=2, dataset=dict(dataset=dict(pipeline=train_pipeline, modality=input_modality)))
+train_dataloader = dict(batch_size=2, dataset=dict(dataset=dict(pipeline=train_pipeline, modality=input_modality)))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline, modality=input_modality))
 test_dataloader = val_dataloader
 val_evaluator = dict(modality=input_modality)
@@ -52,12 +54,29 @@ test_evaluator = val_evaluator
 lr = 1e-4
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(_delete_=True))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=8, eta_min_ratio=6, begin=0, end=8, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=12, eta_min_ratio=1e-4, begin=8, end=20, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=8, eta_min_ratio=0.85 / 0.95, begin=0, end=8, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=12, eta_min_ratio=1.0, begin=8, end=20, by_epoch=True,
-         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=8, eta_min_ratio=6, begin=0, end=8, by_epoch=True, convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=12,
+        eta_min_ratio=1e-4,
+        begin=8,
+        end=20,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=8,
+        eta_min_ratio=0.85 / 0.95,
+        begin=0,
+        end=8,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingMomentum',
+        T_max=12,
+        eta_min_ratio=1.0,
+        begin=8,
+        end=20,
+        by_epoch=True,
+        convert_to_iter_based=True),
 ]

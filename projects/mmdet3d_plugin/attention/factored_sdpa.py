@@ -45,8 +45,7 @@ def tail_width(head_dim: int, rank: int, compensated: bool) -> int:
     return cols + (-(head_dim + cols)) % 8
 
 
-def _split(fac: Tensor, dtype: torch.dtype, q_side: bool,
-           compensated: bool) -> List[Tensor]:
+def _split(fac: Tensor, dtype: torch.dtype, q_side: bool, compensated: bool) -> List[Tensor]:
     if not compensated:
         return [fac.to(dtype)]
     hi = fac.to(dtype)
@@ -71,8 +70,7 @@ def query_with_factors(q: Tensor, a: Tensor, compensated: bool) -> Tensor:
     return torch.cat(parts, -1)
 
 
-def key_factor_tail(b: Tensor, head_dim: int, dtype: torch.dtype,
-                    compensated: bool) -> Tensor:
+def key_factor_tail(b: Tensor, head_dim: int, dtype: torch.dtype, compensated: bool) -> Tensor:
     """b (Bk, Hk, Nk, R) -> (Bk, Hk, Nk, tail_width) columns for k."""
     parts = _split(b, dtype, False, compensated)
     pad = tail_width(head_dim, b.shape[-1], compensated) - \
@@ -87,8 +85,7 @@ def key_with_tail(k: Tensor, tail: Tensor) -> Tensor:
     return torch.cat([k, tail.expand(*k.shape[:-1], tail.shape[-1])], -1)
 
 
-def _choose_pad_v(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
-                  dropout_p: float, scale: float) -> bool:
+def _choose_pad_v(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], dropout_p: float, scale: float) -> bool:
     if v.shape[-1] == q.shape[-1]:
         return False
     # A stand-in for the padded v with unit last stride (no allocation).
@@ -96,11 +93,8 @@ def _choose_pad_v(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor],
     try:
         with warnings.catch_warnings():  # "kernel not used because ..."
             warnings.simplefilter('ignore')
-            keep = torch._fused_sdp_choice(
-                q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
-            pad = torch._fused_sdp_choice(
-                q, k, v_pad, attn_mask=mask, dropout_p=dropout_p,
-                scale=scale)
+            keep = torch._fused_sdp_choice(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+            pad = torch._fused_sdp_choice(q, k, v_pad, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     except (AttributeError, RuntimeError, TypeError):
         return q.device.type != 'cuda'
     return _BACKEND_PREFERENCE.get(int(pad), -1) > \
@@ -124,9 +118,7 @@ def factored_sdpa(q_cat: Tensor,
         pad_v = _choose_pad_v(q_cat, k_cat, v, attn_mask, dropout_p, scale)
     if pad_v and dv != q_cat.shape[-1]:
         v = F.pad(v, (0, q_cat.shape[-1] - dv))
-    out = F.scaled_dot_product_attention(
-        q_cat, k_cat, v, attn_mask=attn_mask, dropout_p=dropout_p,
-        scale=scale)
+    out = F.scaled_dot_product_attention(q_cat, k_cat, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
     return out[..., :dv] if out.shape[-1] != dv else out
 
 

@@ -10,17 +10,15 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import build_dropout
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-
-from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
+from mmdet3d.registry import MODELS
 from .dispatch import resolve_mode, run_path
 from .path_inputs import VALID_BIAS_MODES, check_bias_mode
 
 
-def mha_masks_to_additive(attn_mask: Optional[Tensor],
-                          key_padding_mask: Optional[Tensor], batch: int,
-                          heads: int, nq: int, nk: int) -> Optional[Tensor]:
+def mha_masks_to_additive(attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor], batch: int, heads: int,
+                          nq: int, nk: int) -> Optional[Tensor]:
     """``nn.MultiheadAttention`` masks -> one additive fp32 mask.
 
     Args:
@@ -35,8 +33,7 @@ def mha_masks_to_additive(attn_mask: Optional[Tensor],
     def to_float(m):
         if m.is_floating_point():
             return m.float()
-        return torch.zeros(m.shape, device=m.device).masked_fill_(
-            m.bool(), float('-inf'))
+        return torch.zeros(m.shape, device=m.device).masked_fill_(m.bool(), float('-inf'))
 
     mask = None
     if attn_mask is not None:
@@ -45,10 +42,9 @@ def mha_masks_to_additive(attn_mask: Optional[Tensor],
         elif attn_mask.shape == (batch * heads, nq, nk):
             mask = to_float(attn_mask).view(batch, heads, nq, nk)
         else:
-            raise ValueError(
-                f'attn_mask must have shape (Nq, Nk) = {(nq, nk)} or '
-                f'(B*H, Nq, Nk) = {(batch * heads, nq, nk)}; got '
-                f'{tuple(attn_mask.shape)}')
+            raise ValueError(f'attn_mask must have shape (Nq, Nk) = {(nq, nk)} or '
+                             f'(B*H, Nq, Nk) = {(batch * heads, nq, nk)}; got '
+                             f'{tuple(attn_mask.shape)}')
     if key_padding_mask is not None:
         if key_padding_mask.shape != (batch, nk):
             raise ValueError(f'key_padding_mask must have shape (B, Nk) = '
@@ -59,8 +55,7 @@ def mha_masks_to_additive(attn_mask: Optional[Tensor],
     return mask
 
 
-_CORE_DTYPES = {None: None, 'float32': None, 'float16': torch.float16,
-                'bfloat16': torch.bfloat16}
+_CORE_DTYPES = {None: None, 'float32': None, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
 
 @MODELS.register_module()
@@ -112,8 +107,7 @@ class GeometricBiasAttention(BaseModule):
                  num_heads: int,
                  attn_drop: float = 0.0,
                  proj_drop: float = 0.0,
-                 dropout_layer: Optional[dict] = dict(
-                     type='Dropout', drop_prob=0.),
+                 dropout_layer: Optional[dict] = dict(type='Dropout', drop_prob=0.),
                  batch_first: bool = True,
                  bias_mode: str = 'auto',
                  use_bias: bool = True,
@@ -146,11 +140,9 @@ class GeometricBiasAttention(BaseModule):
         self.attn_drop = float(attn_drop)
         # Parameter holder only (forward runs through SDPA): same names and
         # initialisation as nn.MultiheadAttention / mmcv MultiheadAttention.
-        self.attn = nn.MultiheadAttention(
-            embed_dims, num_heads, dropout=attn_drop, batch_first=True)
+        self.attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=attn_drop, batch_first=True)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.dropout_layer = build_dropout(
-            dropout_layer) if dropout_layer else nn.Identity()
+        self.dropout_layer = build_dropout(dropout_layer) if dropout_layer else nn.Identity()
         if use_bias:
             init = torch.as_tensor(bias_scale_init, dtype=torch.float32)
             if init.dim() == 0:
@@ -195,8 +187,7 @@ class GeometricBiasAttention(BaseModule):
     def _heads(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
         """(B, N, C) -> projected (B, H, N, D)."""
         bsz, n, _ = x.shape
-        return F.linear(x, w, b).view(bsz, n, self.num_heads,
-                                      self.head_dim).transpose(1, 2)
+        return F.linear(x, w, b).view(bsz, n, self.num_heads, self.head_dim).transpose(1, 2)
 
     def _key_lines(self, key_lines) -> Tuple[Tensor, Tensor]:
         if not isinstance(key_lines, (tuple, list)) or len(key_lines) != 2:
@@ -205,21 +196,20 @@ class GeometricBiasAttention(BaseModule):
                              f'{type(key_lines).__name__}')
         return key_lines[0], key_lines[1]
 
-    def _path(self, q: Tensor, v: Tensor, dense_bias: Optional[Tensor],
-              mask: Optional[Tensor], dropout_p: float) -> str:
+    def _path(self, q: Tensor, v: Tensor, dense_bias: Optional[Tensor], mask: Optional[Tensor],
+              dropout_p: float) -> str:
         """The concrete path for these inputs: ``resolve_mode`` once per
         (device, head dims, dense bias / mask / dropout present), logged
         when it changes."""
-        key = (q.device, q.shape[-1], v.shape[-1], dense_bias is None,
-               mask is None, dropout_p == 0)
+        key = (q.device, q.shape[-1], v.shape[-1], dense_bias is None, mask is None, dropout_p == 0)
         path = self._resolved_paths.get(key)
         if path is None:
-            path = self._resolved_paths[key] = resolve_mode(
-                self.bias_mode, q, v, dense_bias, mask, dropout_p)
+            path = self._resolved_paths[key] = resolve_mode(self.bias_mode, q, v, dense_bias, mask, dropout_p)
         if path != self.resolved_mode:
-            print_log(
-                f'GeometricBiasAttention: bias_mode={self.bias_mode!r} runs '
-                f'the {path!r} path', logger='current', level=logging.DEBUG)
+            print_log(f'GeometricBiasAttention: bias_mode={self.bias_mode!r} runs '
+                      f'the {path!r} path',
+                      logger='current',
+                      level=logging.DEBUG)
         return path
 
     def forward(self,
@@ -259,8 +249,7 @@ class GeometricBiasAttention(BaseModule):
         if key_pos is not None:
             key = key + key_pos
         if not self.batch_first:
-            query, key, value = (x.transpose(0, 1)
-                                 for x in (query, key, value))
+            query, key, value = (x.transpose(0, 1) for x in (query, key, value))
         bsz, nq, _ = query.shape
         nk = key.shape[1]
         c = self.embed_dims
@@ -271,36 +260,43 @@ class GeometricBiasAttention(BaseModule):
         proj_dtype = v.dtype
         if self.core_dtype is not None:
             q, k, v = (x.to(self.core_dtype) for x in (q, k, v))
-        mask = mha_masks_to_additive(attn_mask, key_padding_mask, bsz,
-                                     self.num_heads, nq, nk)
+        mask = mha_masks_to_additive(attn_mask, key_padding_mask, bsz, self.num_heads, nq, nk)
         dropout_p = self.attn_drop if self.training else 0.0
 
         if not self.use_bias:
             if mask is not None:
                 mask = mask.to(q.dtype)
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
             self.resolved_mode = 'none'
         else:
             o = d = None
             if key_lines is not None:
                 o, d = self._key_lines(key_lines)
             if dense_bias is None and (ref_points is None or o is None):
-                raise ValueError(
-                    'GeometricBiasAttention(use_bias=True) needs ref_points '
-                    '(B, Nq, 3) and key_lines=(o, d) ((B, Nk, 3) or (Nk, 3)),'
-                    ' or dense_bias (B, H, Nq, Nk) with bias_mode sdpa/svd; '
-                    f'got ref_points={ref_points is not None}, '
-                    f'key_lines={key_lines is not None}')
+                raise ValueError('GeometricBiasAttention(use_bias=True) needs ref_points '
+                                 '(B, Nq, 3) and key_lines=(o, d) ((B, Nk, 3) or (Nk, 3)),'
+                                 ' or dense_bias (B, H, Nq, Nk) with bias_mode sdpa/svd; '
+                                 f'got ref_points={ref_points is not None}, '
+                                 f'key_lines={key_lines is not None}')
             if (ref_points is None) != (o is None):
                 raise ValueError('give both ref_points and key_lines, or '
                                  'neither (with a dense_bias)')
             path = self._path(q, v, dense_bias, mask, dropout_p)
             check_svd = path == 'svd' and not self._svd_error_reported
             out = run_path(
-                path, q, k, v, ref_points, o, d, self.bias_scale,
-                self.length_scale, dense_bias=dense_bias, attn_mask=mask,
-                dropout_p=dropout_p, svd_rank=self.svd_rank,
+                path,
+                q,
+                k,
+                v,
+                ref_points,
+                o,
+                d,
+                self.bias_scale,
+                self.length_scale,
+                dense_bias=dense_bias,
+                attn_mask=mask,
+                dropout_p=dropout_p,
+                svd_rank=self.svd_rank,
                 check_svd_error=check_svd)
             self._svd_error_reported |= check_svd
             self.resolved_mode = path
@@ -313,5 +309,4 @@ class GeometricBiasAttention(BaseModule):
         return identity + self.dropout_layer(self.proj_drop(out))
 
 
-__all__ = ['GeometricBiasAttention', 'mha_masks_to_additive',
-           'VALID_BIAS_MODES']
+__all__ = ['GeometricBiasAttention', 'mha_masks_to_additive', 'VALID_BIAS_MODES']

@@ -34,21 +34,17 @@ def bev_key_lines(pc_range: Sequence[float],
         raise ValueError(f'bev_hw must be (H, W) >= 1, got {tuple(bev_hw)}')
     h, w = int(bev_hw[0]), int(bev_hw[1])
     x_min, y_min, _, x_max, y_max, _ = (float(v) for v in pc_range)
-    xs = x_min + (torch.arange(w, dtype=torch.float64) + 0.5) * (
-        (x_max - x_min) / w)
-    ys = y_min + (torch.arange(h, dtype=torch.float64) + 0.5) * (
-        (y_max - y_min) / h)
+    xs = x_min + (torch.arange(w, dtype=torch.float64) + 0.5) * ((x_max - x_min) / w)
+    ys = y_min + (torch.arange(h, dtype=torch.float64) + 0.5) * ((y_max - y_min) / h)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
-    o = torch.stack(
-        [grid_x.flatten(),
-         grid_y.flatten(),
-         torch.zeros(h * w, dtype=torch.float64)], -1)
+    o = torch.stack([grid_x.flatten(), grid_y.flatten(), torch.zeros(h * w, dtype=torch.float64)], -1)
     d = torch.zeros_like(o)
     d[:, 2] = 1.0
     return o.to(device=device, dtype=dtype), d.to(device=device, dtype=dtype)
 
 
-def camera_key_lines(lidar2img: Tensor, feat_hw: Tuple[int, int],
+def camera_key_lines(lidar2img: Tensor,
+                     feat_hw: Tuple[int, int],
                      img_hw: Tuple[int, int],
                      pixel_offset: float = 0.5) -> Tuple[Tensor, Tensor]:
     """Camera rays through the cells of multi-view image feature maps.
@@ -80,10 +76,8 @@ def camera_key_lines(lidar2img: Tensor, feat_hw: Tuple[int, int],
     centre = -(mat_inv @ proj[..., :3, 3:4]).squeeze(-1)  # (B, N, 3)
 
     dev = lidar2img.device
-    us = (torch.arange(w, dtype=torch.float64, device=dev) + pixel_offset) * (
-        img_w / w)
-    vs = (torch.arange(h, dtype=torch.float64, device=dev) + pixel_offset) * (
-        img_h / h)
+    us = (torch.arange(w, dtype=torch.float64, device=dev) + pixel_offset) * (img_w / w)
+    vs = (torch.arange(h, dtype=torch.float64, device=dev) + pixel_offset) * (img_h / h)
     grid_v, grid_u = torch.meshgrid(vs, us, indexing='ij')
     pix = torch.stack([grid_u, grid_v, torch.ones_like(grid_u)], -1)
     # Ray direction M^-1 [u, v, 1]: the point at depth 1 minus the centre.
@@ -92,8 +86,7 @@ def camera_key_lines(lidar2img: Tensor, feat_hw: Tuple[int, int],
     o = centre[:, :, None, None, :].expand(b, n, h, w, 3)
     out_dtype = lidar2img.dtype if lidar2img.is_floating_point() \
         else torch.float32
-    return (o.reshape(b, n * h * w, 3).to(out_dtype),
-            dirs.reshape(b, n * h * w, 3).to(out_dtype))
+    return (o.reshape(b, n * h * w, 3).to(out_dtype), dirs.reshape(b, n * h * w, 3).to(out_dtype))
 
 
 def query_factors(r: Tensor) -> Tensor:
@@ -103,12 +96,14 @@ def query_factors(r: Tensor) -> Tensor:
     # product and views (3 kernels instead of ~12 on the per-layer path).
     p = torch.cat([r, torch.ones_like(r[..., :1])], -1)
     outer = p[..., :, None] * p[..., None, :]  # (..., 4, 4)
-    return torch.cat([
-        outer[..., :, 3],  # x, y, z, 1
-        torch.diagonal(outer, dim1=-2, dim2=-1)[..., :3],  # x^2, y^2, z^2
-        outer[..., 0, 1:3],  # xy, xz
-        outer[..., 1, 2:3],  # yz
-    ], -1)
+    return torch.cat(
+        [
+            outer[..., :, 3],  # x, y, z, 1
+            torch.diagonal(outer, dim1=-2, dim2=-1)[..., :3],  # x^2, y^2, z^2
+            outer[..., 0, 1:3],  # xy, xz
+            outer[..., 1, 2:3],  # yz
+        ],
+        -1)
 
 
 def key_factors(o: Tensor, d: Tensor) -> Tensor:
@@ -122,10 +117,8 @@ def key_factors(o: Tensor, d: Tensor) -> Tensor:
     lin = -2.0 * o + 2.0 * od * d
     const = (o * o).sum(-1, keepdim=True) - od * od
     dx, dy, dz = d.unbind(-1)
-    quad = torch.stack([
-        1.0 - dx * dx, 1.0 - dy * dy, 1.0 - dz * dz, -2.0 * dx * dy,
-        -2.0 * dx * dz, -2.0 * dy * dz
-    ], -1)
+    quad = torch.stack([1.0 - dx * dx, 1.0 - dy * dy, 1.0 - dz * dz, -2.0 * dx * dy, -2.0 * dx * dz, -2.0 * dy * dz],
+                       -1)
     return torch.cat([lin, const, quad], -1)
 
 

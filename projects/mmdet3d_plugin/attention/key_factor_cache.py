@@ -25,8 +25,7 @@ class KeyFactorCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get_or_build(self, o: Tensor, d: Tensor, settings: Hashable,
-                     build: Callable[[], Any]) -> Any:
+    def get_or_build(self, o: Tensor, d: Tensor, settings: Hashable, build: Callable[[], Any]) -> Any:
         key = (id(o), id(d), settings)
         entry = self._entries.get(key)
         if entry is not None:

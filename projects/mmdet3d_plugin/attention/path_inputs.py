@@ -35,9 +35,8 @@ def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
                          f'{_shape(q)}, k {_shape(k)}, v {_shape(v)}')
     if k.shape[:2] != q.shape[:2] or v.shape[:3] != k.shape[:3] or \
             k.shape[3] != q.shape[3]:
-        raise ValueError(
-            'expected q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv); '
-            f'got q {_shape(q)}, k {_shape(k)}, v {_shape(v)}')
+        raise ValueError('expected q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv); '
+                         f'got q {_shape(q)}, k {_shape(k)}, v {_shape(v)}')
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError('q, k, v must share one dtype; got '
                         f'{q.dtype}, {k.dtype}, {v.dtype}')
@@ -46,8 +45,7 @@ def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
                          f'{q.device}, {k.device}, {v.device}')
 
 
-def check_geometry(q: Tensor, k: Tensor, r: Tensor, o: Tensor, d: Tensor,
-                   bias_scale: Tensor) -> Tuple[Tensor, Tensor]:
+def check_geometry(q: Tensor, k: Tensor, r: Tensor, o: Tensor, d: Tensor, bias_scale: Tensor) -> Tuple[Tensor, Tensor]:
     """Validate r, o, d, bias_scale against q/k; return o, d as (Bk, Nk, 3)."""
     b, h, nq = q.shape[:3]
     nk = k.shape[2]
@@ -81,8 +79,7 @@ def check_geometry(q: Tensor, k: Tensor, r: Tensor, o: Tensor, d: Tensor,
     return o, d
 
 
-def check_dense(name: str, t: Optional[Tensor], q: Tensor,
-                k: Tensor) -> None:
+def check_dense(name: str, t: Optional[Tensor], q: Tensor, k: Tensor) -> None:
     """``t`` must be 4-D and broadcastable to (B, H, Nq, Nk)."""
     if t is None:
         return
@@ -134,8 +131,7 @@ def to_key_frame(x: Tensor, centre: Tensor, length_scale: float) -> Tensor:
     return (x - centre) * (1.0 / float(length_scale))
 
 
-def normalise(r: Optional[Tensor], o: Tensor, d: Tensor, length_scale: float,
-              dtype: torch.dtype):
+def normalise(r: Optional[Tensor], o: Tensor, d: Tensor, length_scale: float, dtype: torch.dtype):
     """Points and lines in the key frame (``to_key_frame``), in ``dtype``.
 
     Returns r_n (B, Nq, 3) (None when r is None), o_n (Bk, Nk, 3),
@@ -143,14 +139,12 @@ def normalise(r: Optional[Tensor], o: Tensor, d: Tensor, length_scale: float,
     """
     o = o.detach().to(dtype)
     centre = key_centre(o)
-    r_n = None if r is None else to_key_frame(r.to(dtype), centre,
-                                              length_scale)
+    r_n = None if r is None else to_key_frame(r.to(dtype), centre, length_scale)
     return r_n, to_key_frame(o, centre, length_scale), d.detach().to(dtype), \
         centre
 
 
-def geometric_dist2(r: Tensor, o: Tensor, d: Tensor,
-                    length_scale: float) -> Tensor:
+def geometric_dist2(r: Tensor, o: Tensor, d: Tensor, length_scale: float) -> Tensor:
     """(B, Nq, Nk) dist2(r/L, line/L), fp32 (fp64 if inputs are fp64)."""
     dtype = work_dtype(r, o, d)
     r_n, o_n, d_n, _ = normalise(r, o, d, length_scale, dtype)

@@ -46,14 +46,16 @@ def cmt_num_keys(shape: str) -> int:
 def cmt_kernel_shape(shape: str, phase: str) -> Tuple[int, int, int, int, int, int, Tuple[int, int]]:
     """(B, H, Nq, Nk, D, BEV side, image feature (h, w)) of one CMT config and phase."""
     cfg = CMT_SHAPES[shape]
-    return (cfg['batch'], CMT_HEADS, CMT_QUERIES[phase], cmt_num_keys(shape), CMT_HEAD_DIM, cfg['bev'][0],
-            cfg['feat'])
+    return (cfg['batch'], CMT_HEADS, CMT_QUERIES[phase], cmt_num_keys(shape), CMT_HEAD_DIM, cfg['bev'][0], cfg['feat'])
 
 
 # ------------------------------------------------------------------------------------------------
 # Dense reference
 # ------------------------------------------------------------------------------------------------
-def reference_dist2(r: Tensor, o: Tensor, d: Tensor, length_scale: float = 1.0,
+def reference_dist2(r: Tensor,
+                    o: Tensor,
+                    d: Tensor,
+                    length_scale: float = 1.0,
                     dtype: torch.dtype = torch.float64) -> Tensor:
     """(B, Nq, 3), (B|1, Nk, 3) or (Nk, 3) -> (B, Nq, Nk) dist2(r/L, line/L) in ``dtype``."""
     r = r.to(dtype) / length_scale
@@ -66,9 +68,16 @@ def reference_dist2(r: Tensor, o: Tensor, d: Tensor, length_scale: float = 1.0,
     return (w * w).sum(-1) - along * along
 
 
-def reference_attention(q: Tensor, k: Tensor, v: Tensor, r: Optional[Tensor], o: Optional[Tensor],
-                        d: Optional[Tensor], bias_scale: Optional[Tensor], length_scale: float = 1.0,
-                        extra_bias: Optional[Tensor] = None, sm_scale: Optional[float] = None,
+def reference_attention(q: Tensor,
+                        k: Tensor,
+                        v: Tensor,
+                        r: Optional[Tensor],
+                        o: Optional[Tensor],
+                        d: Optional[Tensor],
+                        bias_scale: Optional[Tensor],
+                        length_scale: float = 1.0,
+                        extra_bias: Optional[Tensor] = None,
+                        sm_scale: Optional[float] = None,
                         dtype: torch.dtype = torch.float64) -> Tensor:
     """Dense-softmax attention with the geometric bias, in ``dtype`` (fp64 by default).
 
@@ -98,8 +107,15 @@ def reference_dist2_fp64(r, o, d, length_scale=1.0) -> Tensor:
     return reference_dist2(r, o, d, length_scale)
 
 
-def reference_by_head(q: Tensor, k: Tensor, v: Tensor, r: Tensor, o: Tensor, d: Tensor, bias_scale: Tensor,
-                      grad_out: Optional[Tensor] = None, length_scale: float = 1.0,
+def reference_by_head(q: Tensor,
+                      k: Tensor,
+                      v: Tensor,
+                      r: Tensor,
+                      o: Tensor,
+                      d: Tensor,
+                      bias_scale: Tensor,
+                      grad_out: Optional[Tensor] = None,
+                      length_scale: float = 1.0,
                       dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
     """``reference_attention`` one (b, h) at a time, so the (Nq, Nk) bias of the CMT shapes fits.
 
@@ -109,16 +125,26 @@ def reference_by_head(q: Tensor, k: Tensor, v: Tensor, r: Tensor, o: Tensor, d: 
     B, H = q.shape[:2]
     out = torch.empty((*q.shape[:3], v.shape[-1]), dtype=dtype, device=q.device)
     grads = None if grad_out is None else {
-        n: torch.zeros(t.shape, dtype=dtype, device=q.device) for n, t in zip(GRAD_NAMES, (q, k, v, r, bias_scale))}
+        n: torch.zeros(t.shape, dtype=dtype, device=q.device)
+        for n, t in zip(GRAD_NAMES, (q, k, v, r, bias_scale))
+    }
     for b in range(B):
         bo = 0 if o.shape[0] == 1 else b
         for h in range(H):
             idx = (slice(b, b + 1), slice(h, h + 1))
-            leaves = [t.detach().to(dtype).requires_grad_(grad_out is not None)
-                      for t in (q[idx], k[idx], v[idx], r[b:b + 1], bias_scale[h:h + 1])]
+            leaves = [
+                t.detach().to(dtype).requires_grad_(grad_out is not None)
+                for t in (q[idx], k[idx], v[idx], r[b:b + 1], bias_scale[h:h + 1])
+            ]
             with torch.set_grad_enabled(grad_out is not None):
-                ref = reference_attention(*leaves[:4], o[bo:bo + 1], d[bo:bo + 1], leaves[4], length_scale,
-                                          sm_scale=q.shape[-1] ** -0.5, dtype=dtype)
+                ref = reference_attention(
+                    *leaves[:4],
+                    o[bo:bo + 1],
+                    d[bo:bo + 1],
+                    leaves[4],
+                    length_scale,
+                    sm_scale=q.shape[-1]**-0.5,
+                    dtype=dtype)
             out[idx] = ref.detach()
             if grad_out is not None:
                 ref.backward(grad_out[idx].to(dtype))
@@ -132,8 +158,15 @@ def reference_by_head(q: Tensor, k: Tensor, v: Tensor, r: Tensor, o: Tensor, d: 
 # ------------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------------
-def make_kernel_inputs(B: int, H: int, Nq: int, Nk: int, D: int, dtype: torch.dtype, layout: str,
-                       device='cpu', seed: int = 0):
+def make_kernel_inputs(B: int,
+                       H: int,
+                       Nq: int,
+                       Nk: int,
+                       D: int,
+                       dtype: torch.dtype,
+                       layout: str,
+                       device='cpu',
+                       seed: int = 0):
     """Fresh random inputs of the kernel (coordinates already divided by the length scale):
     q, k, v (dtype), r, o, d, bias_scale (fp32), upstream grad (fp32).
 
@@ -160,7 +193,15 @@ def make_kernel_inputs(B: int, H: int, Nq: int, Nk: int, D: int, dtype: torch.dt
     return q, k, v, r, o, d, bias_scale, grad_out
 
 
-def kernel_relative_errors(q, k, v, r, o, d, bias_scale, grad_out, run: Callable,
+def kernel_relative_errors(q,
+                           k,
+                           v,
+                           r,
+                           o,
+                           d,
+                           bias_scale,
+                           grad_out,
+                           run: Callable,
                            ref_dtype: torch.dtype = torch.float64) -> Dict[str, list]:
     """{name: [max |x - ref|, max |ref|]} of run(q, k, v, r, o, d, bias_scale) and its gradients
     (``GRAD_NAMES``) against ``reference_attention`` in ``ref_dtype`` (length scale 1)."""
@@ -168,8 +209,16 @@ def kernel_relative_errors(q, k, v, r, o, d, bias_scale, grad_out, run: Callable
     out = run(leaves[0], leaves[1], leaves[2], leaves[3], o, d, leaves[4])
     out.backward(grad_out.to(out.dtype))
     ref_leaves = [t.detach().to(ref_dtype).requires_grad_(True) for t in (q, k, v, r, bias_scale)]
-    ref = reference_attention(ref_leaves[0], ref_leaves[1], ref_leaves[2], ref_leaves[3], o, d, ref_leaves[4],
-                              sm_scale=1.0 / math.sqrt(q.shape[-1]), dtype=ref_dtype)
+    ref = reference_attention(
+        ref_leaves[0],
+        ref_leaves[1],
+        ref_leaves[2],
+        ref_leaves[3],
+        o,
+        d,
+        ref_leaves[4],
+        sm_scale=1.0 / math.sqrt(q.shape[-1]),
+        dtype=ref_dtype)
     ref.backward(grad_out.to(ref_dtype))
 
     def err(x, y):
@@ -181,8 +230,17 @@ def kernel_relative_errors(q, k, v, r, o, d, bias_scale, grad_out, run: Callable
     return errs
 
 
-def cmt_kernel_inputs(B: int, H: int, Nq: int, Nk: int, D: int, bev: int, cam_hw: Tuple[int, int],
-                      dtype: torch.dtype, seed: int = 0, dev='cuda', length_scale: float = 10.0):
+def cmt_kernel_inputs(B: int,
+                      H: int,
+                      Nq: int,
+                      Nk: int,
+                      D: int,
+                      bev: int,
+                      cam_hw: Tuple[int, int],
+                      dtype: torch.dtype,
+                      seed: int = 0,
+                      dev='cuda',
+                      length_scale: float = 10.0):
     """Kernel inputs at a CMT shape: q, k, v (dtype), r (B, Nq, 3), o, d (B, Nk, 3, batch stride 0),
     bias_scale (H,), grad_out (dtype).
 
@@ -309,8 +367,8 @@ def install_interpreter_bounds_check() -> None:
     def init_and_record(self, args_dev, kwargs):
         args_hst, kwargs_hst = init(self, args_dev, kwargs)
         extents.clear()
-        extents.extend(extent(a) for a in list(args_hst) + list(kwargs_hst.values())
-                       if hasattr(a, 'data_ptr') and a.numel() > 0)
+        extents.extend(
+            extent(a) for a in list(args_hst) + list(kwargs_hst.values()) if hasattr(a, 'data_ptr') and a.numel() > 0)
         return args_hst, kwargs_hst
 
     def check(ptrs, mask, what):
@@ -342,7 +400,7 @@ def install_interpreter_bounds_check() -> None:
 
 __all__ = [
     'GRAD_NAMES', 'CMT_SHAPES', 'CMT_QUERIES', 'CMT_HEADS', 'CMT_HEAD_DIM', 'CMT_PC_RANGE', 'cmt_num_keys',
-    'cmt_kernel_shape', 'reference_dist2', 'reference_attention', 'reference_attention_fp64',
-    'reference_dist2_fp64', 'reference_by_head', 'make_kernel_inputs', 'kernel_relative_errors',
-    'cmt_kernel_inputs', 'camera_rig', 'sync', 'median_ms', 'peak_mib', 'install_interpreter_bounds_check'
+    'cmt_kernel_shape', 'reference_dist2', 'reference_attention', 'reference_attention_fp64', 'reference_dist2_fp64',
+    'reference_by_head', 'make_kernel_inputs', 'kernel_relative_errors', 'cmt_kernel_inputs', 'camera_rig', 'sync',
+    'median_ms', 'peak_mib', 'install_interpreter_bounds_check'
 ]

@@ -11,13 +11,13 @@ two tools share them, and shared code lives in the package, which both import.
 from . import config_utils, file_checks, transforms
 from .config_utils import retarget_data_root
 from .nuscenes_dataset import CmtNuScenesDataset
-from .transforms import (AddLidar2Img, CustomRandomFlip3D, GlobalRotScaleTransAll,
-                         LoadMultiViewImageFromFilesChecked, LoadPointsFromFileChecked,
-                         LoadPointsFromMultiSweepsChecked, ModalMask3D, ResizeCropFlipImage, UnifiedDataBaseSampler,
-                         UnifiedObjectSample)
+from .transforms import (AddLidar2Img, CustomRandomFlip3D, GlobalRotScaleTransAll, LoadMultiViewImageFromFilesChecked,
+                         LoadPointsFromFileChecked, LoadPointsFromMultiSweepsChecked, ModalMask3D, ResizeCropFlipImage,
+                         UnifiedDataBaseSampler, UnifiedObjectSample)
 
-__all__ = ['config_utils', 'file_checks', 'transforms', 'retarget_data_root',
-           'CmtNuScenesDataset', 'AddLidar2Img', 'CustomRandomFlip3D', 'GlobalRotScaleTransAll',
-           'LoadMultiViewImageFromFilesChecked', 'LoadPointsFromFileChecked',
-           'LoadPointsFromMultiSweepsChecked', 'ModalMask3D', 'ResizeCropFlipImage', 'UnifiedDataBaseSampler',
-           'UnifiedObjectSample']
+__all__ = [
+    'config_utils', 'file_checks', 'transforms', 'retarget_data_root', 'CmtNuScenesDataset', 'AddLidar2Img',
+    'CustomRandomFlip3D', 'GlobalRotScaleTransAll', 'LoadMultiViewImageFromFilesChecked', 'LoadPointsFromFileChecked',
+    'LoadPointsFromMultiSweepsChecked', 'ModalMask3D', 'ResizeCropFlipImage', 'UnifiedDataBaseSampler',
+    'UnifiedObjectSample'
+]

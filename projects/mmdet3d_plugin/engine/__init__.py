@@ -10,8 +10,7 @@ from .signal_checkpoint_hook import SignalCheckpointHook, TrainingInterrupted
 from .sparse_backend import sparse_conv_backend
 
 __all__ = [
-    'GPUMemoryHook', 'IterSeedHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe',
-    'find_bias_attention', 'summarize_bias_mode', 'NonFiniteLossError', 'NonFiniteLossHook',
-    'ObjectSampleSwitchHook', 'find_object_samples', 'ResumableEpochBasedTrainLoop', 'SignalCheckpointHook',
-    'TrainingInterrupted', 'sparse_conv_backend'
+    'GPUMemoryHook', 'IterSeedHook', 'CudaMemoryProbe', 'ProcessRSSProbe', 'make_memory_probe', 'find_bias_attention',
+    'summarize_bias_mode', 'NonFiniteLossError', 'NonFiniteLossHook', 'ObjectSampleSwitchHook', 'find_object_samples',
+    'ResumableEpochBasedTrainLoop', 'SignalCheckpointHook', 'TrainingInterrupted', 'sparse_conv_backend'
 ]

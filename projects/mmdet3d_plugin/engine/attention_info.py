@@ -45,9 +45,5 @@ def summarize_bias_mode(modules: List[Dict]) -> Optional[str]:
     """
     if not modules:
         return None
-    modes = sorted({
-        'none' if m['use_bias'] is False else
-        (m.get('resolved_mode') or m['bias_mode'])
-        for m in modules
-    })
+    modes = sorted({'none' if m['use_bias'] is False else (m.get('resolved_mode') or m['bias_mode']) for m in modules})
     return ','.join(modes)

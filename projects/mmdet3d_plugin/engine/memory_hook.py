@@ -39,7 +39,6 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook, LoggerHook
 
 from mmdet3d.registry import HOOKS
-
 from .attention_info import find_bias_attention, summarize_bias_mode
 from .memory_probe import make_memory_probe
 from .sparse_backend import sparse_conv_backend
@@ -70,8 +69,7 @@ class GPUMemoryHook(Hook):
                  interval: Optional[int] = None,
                  gather_ranks: bool = True,
                  summary_file: str = 'memory_summary.json'):
-        if interval is not None and (not isinstance(interval, int)
-                                     or interval < 1):
+        if interval is not None and (not isinstance(interval, int) or interval < 1):
             raise ValueError('GPUMemoryHook: `interval` must be a positive '
                              f'int or None (use the LoggerHook interval), '
                              f'got {interval!r}')
@@ -100,10 +98,9 @@ class GPUMemoryHook(Hook):
         self._peaks = {}
         self._windows = {}
         self._start_window('train')
-        runner.logger.info(
-            f'GPUMemoryHook: logging {self.probe.description} on '
-            f'{self.probe.device_name!r} every {self._interval} iterations; '
-            f'keys {self._key_names()} (peaks {self.probe.peak_scope})')
+        runner.logger.info(f'GPUMemoryHook: logging {self.probe.description} on '
+                           f'{self.probe.device_name!r} every {self._interval} iterations; '
+                           f'keys {self._key_names()} (peaks {self.probe.peak_scope})')
 
     def _key_names(self) -> List[str]:
         names = list(self.probe.peak_keys) + list(self.probe.current())
@@ -119,21 +116,17 @@ class GPUMemoryHook(Hook):
         self.bias_mode = summarize_bias_mode(self.attention_modules)
         runner.message_hub.update_info('bias_mode', self.bias_mode)
         self.sparse_conv = sparse_conv_backend(runner.model)
-        runner.message_hub.update_info('sparse_conv_backend',
-                                       self.sparse_conv['backend'])
+        runner.message_hub.update_info('sparse_conv_backend', self.sparse_conv['backend'])
 
     def _log_model_paths(self, runner) -> None:
         sc = self.sparse_conv
-        runner.logger.info(
-            f'GPUMemoryHook: sparse-conv backend = {sc["backend"]} '
-            f'({sc["num_sparse_convs"]} sparse convolutions'
-            + (f', e.g. {sc["example"]}' if sc['example'] else '')
-            + f'; mmdet3d IS_SPCONV2_AVAILABLE={sc["import_flag"]})')
-        runner.logger.info(
-            f'GPUMemoryHook: attention bias_mode = {self.bias_mode} '
-            f'({len(self.attention_modules)} bias-attention modules'
-            + (f', e.g. {self.attention_modules[0]["name"]}'
-               if self.attention_modules else '') + ')')
+        runner.logger.info(f'GPUMemoryHook: sparse-conv backend = {sc["backend"]} '
+                           f'({sc["num_sparse_convs"]} sparse convolutions' +
+                           (f', e.g. {sc["example"]}' if sc['example'] else '') +
+                           f'; mmdet3d IS_SPCONV2_AVAILABLE={sc["import_flag"]})')
+        runner.logger.info(f'GPUMemoryHook: attention bias_mode = {self.bias_mode} '
+                           f'({len(self.attention_modules)} bias-attention modules' +
+                           (f', e.g. {self.attention_modules[0]["name"]}' if self.attention_modules else '') + ')')
 
     # ------------------------------------------------------------ windows
     def _start_window(self, phase: str) -> None:
@@ -174,8 +167,7 @@ class GPUMemoryHook(Hook):
         if self._distributed():
             for rank, rank_values in enumerate(all_gather_object(values)):
                 for key, value in rank_values.items():
-                    runner.message_hub.update_scalar(
-                        f'{phase}/{key}_rank{rank}', value)
+                    runner.message_hub.update_scalar(f'{phase}/{key}_rank{rank}', value)
         else:
             for key, value in values.items():
                 runner.message_hub.update_scalar(f'{phase}/{key}', value)
@@ -195,11 +187,7 @@ class GPUMemoryHook(Hook):
             self.probe.reset_peaks()
             self._reset_pending = False
 
-    def after_train_iter(self,
-                         runner,
-                         batch_idx,
-                         data_batch=None,
-                         outputs=None) -> None:
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._read_peaks(runner, 'train', runner.iter + 1)
         if self._is_log_iter(runner, batch_idx):
             self._report(runner, 'train')
@@ -208,8 +196,7 @@ class GPUMemoryHook(Hook):
         """The same condition as LoggerHook.after_train_iter."""
         if self.every_n_inner_iters(batch_idx, self._interval):
             return True
-        return (not self._ignore_last
-                and self.end_of_epoch(runner.train_dataloader, batch_idx))
+        return (not self._ignore_last and self.end_of_epoch(runner.train_dataloader, batch_idx))
 
     def after_train(self, runner) -> None:
         self._in_train = False
@@ -232,18 +219,10 @@ class GPUMemoryHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._start_window('test')
 
-    def after_val_iter(self,
-                       runner,
-                       batch_idx,
-                       data_batch=None,
-                       outputs=None) -> None:
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._read_peaks(runner, 'val', batch_idx + 1)
 
-    def after_test_iter(self,
-                        runner,
-                        batch_idx,
-                        data_batch=None,
-                        outputs=None) -> None:
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._read_peaks(runner, 'test', batch_idx + 1)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
@@ -285,8 +264,7 @@ class GPUMemoryHook(Hook):
                 for key, rec in records.items():
                     best = overall.setdefault(phase, {}).get(key)
                     if best is None or rec['mib'] > best['mib']:
-                        overall[phase][key] = dict(
-                            rec, rank=rank_summary['rank'])
+                        overall[phase][key] = dict(rec, rank=rank_summary['rank'])
         summary = dict(
             device=self.probe.description,
             peak_scope=self.probe.peak_scope,

@@ -59,10 +59,8 @@ class CudaMemoryProbe:
 
     def peaks(self) -> Dict[str, float]:
         return {
-            'mem_peak_alloc_mib':
-            torch.cuda.max_memory_allocated(self.device) / MIB,
-            'mem_peak_reserved_mib':
-            torch.cuda.max_memory_reserved(self.device) / MIB,
+            'mem_peak_alloc_mib': torch.cuda.max_memory_allocated(self.device) / MIB,
+            'mem_peak_reserved_mib': torch.cuda.max_memory_reserved(self.device) / MIB,
         }
 
     def current(self) -> Dict[str, float]:
@@ -89,8 +87,7 @@ class ProcessRSSProbe:
         self.description = 'cpu (process RSS)'
         self.has_proc = os.path.exists(self._status)
         self.can_reset = self.has_proc and self._try_reset()
-        self.peak_scope = ('since last reset (/proc/self/clear_refs)'
-                           if self.can_reset else 'process lifetime')
+        self.peak_scope = ('since last reset (/proc/self/clear_refs)' if self.can_reset else 'process lifetime')
 
     def _try_reset(self) -> bool:
         try:

@@ -75,9 +75,14 @@ class SignalCheckpointHook(Hook):
         # a mid-epoch checkpoint: `epoch` counts completed epochs, as the loops expect on resume
         path = osp.join(runner.work_dir, filename)
         if runner.message_hub.get_info('last_ckpt') != path:  # CheckpointHook did not just save this iteration
-            runner.save_checkpoint(runner.work_dir, filename, save_optimizer=True, save_param_scheduler=True,
-                                   meta=dict(epoch=runner.epoch, iter=iteration), by_epoch=False,
-                                   backend_args=_checkpoint_backend_args(runner))
+            runner.save_checkpoint(
+                runner.work_dir,
+                filename,
+                save_optimizer=True,
+                save_param_scheduler=True,
+                meta=dict(epoch=runner.epoch, iter=iteration),
+                by_epoch=False,
+                backend_args=_checkpoint_backend_args(runner))
         if runner.rank == 0:
             with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
                 f.write(path)

@@ -32,7 +32,8 @@ def package_version(package: str) -> Optional[str]:
     if version:
         return str(version)
     try:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
         try:
             return dist_version(package)
         except PackageNotFoundError:

@@ -9,8 +9,8 @@ version's table directory must still exist, so a version mismatch is not hidden 
 The version is the evaluated dataset's (``metainfo.version``, from its info file); ``version=...`` in the
 evaluator config, if given, must agree with it (``tools/train.py``/``test.py`` check this before the run).
 """
-import os.path as osp
 import logging
+import os.path as osp
 from contextlib import contextmanager
 
 import mmengine
@@ -77,10 +77,12 @@ class NuScenesSplitMetric(NuScenesMetric):
         elif self.expected_version is not None and version != self.expected_version:
             raise ValueError(f'NuScenesSplitMetric: evaluator version={self.expected_version!r} but the evaluated '
                              f'dataset is {version!r} (its metainfo.version); remove the evaluator\'s `version`')
-        split = self.eval_set or VALID_SPLITS.get(version, ('the validation',))[-1]
-        print_log(f'NuScenesSplitMetric: converting the predictions of {len(results)} samples to the nuScenes '
-                  f'results format, then scoring them on the {split!r} split with the official devkit (loads the '
-                  'tables, matches boxes per class at 0.5/1/2/4 m)...', logger='current')
+        split = self.eval_set or VALID_SPLITS.get(version, ('the validation', ))[-1]
+        print_log(
+            f'NuScenesSplitMetric: converting the predictions of {len(results)} samples to the nuScenes '
+            f'results format, then scoring them on the {split!r} split with the official devkit (loads the '
+            'tables, matches boxes per class at 0.5/1/2/4 m)...',
+            logger='current')
         return super().compute_metrics(results)
 
     def _evaluate_single(self, result_path, classes=None, result_name='pred_instances_3d'):
@@ -95,8 +97,10 @@ class NuScenesSplitMetric(NuScenesMetric):
             raise ValueError(f'NuScenesSplitMetric: eval_set={self.eval_set!r} is not a split of the dataset '
                              f'version {self.version!r}; expected one of {valid}')
         if not any(mmengine.load(result_path)['results'].values()):
-            print_log(f'{result_path} holds no predicted box: every AP, mAP and NDS is 0', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'{result_path} holds no predicted box: every AP, mAP and NDS is 0',
+                logger='current',
+                level=logging.WARNING)
             prefix = f'{result_name}_NuScenes'
             zeros = {f'{prefix}/{name}_AP_dist_{d}': 0.0 for name in classes or () for d in (0.5, 1.0, 2.0, 4.0)}
             return dict(zeros, **{f'{prefix}/NDS': 0.0, f'{prefix}/mAP': 0.0})

@@ -7,14 +7,15 @@ import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-
-from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
 from mmengine.structures import InstanceData
 
+from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
 from ..attention.testing import camera_rig  # noqa: F401  (N, 4, 4) lidar2img; re-exported for tests
 
 
-def random_boxes(num: int, pc_range: Sequence[float], generator: Optional[torch.Generator] = None,
+def random_boxes(num: int,
+                 pc_range: Sequence[float],
+                 generator: Optional[torch.Generator] = None,
                  margin: float = 4.0) -> LiDARInstance3DBoxes:
     """``num`` random boxes (bottom centre, with velocity) whose centres lie ``margin`` m inside pc_range."""
     g = generator
@@ -32,14 +33,22 @@ def random_points(num: int, pc_range: Sequence[float], generator: Optional[torch
     """(num, 5) points (x, y, z, intensity, sweep time) uniform inside pc_range."""
     rng = torch.tensor(pc_range, dtype=torch.float32)
     xyz = rng[:3] + (rng[3:] - rng[:3]) * torch.rand(num, 3, generator=generator)
-    return torch.cat([xyz, torch.rand(num, 1, generator=generator) * 255,
-                      torch.rand(num, 1, generator=generator) * 0.5], 1)
+    return torch.cat(
+        [xyz, torch.rand(num, 1, generator=generator) * 255,
+         torch.rand(num, 1, generator=generator) * 0.5], 1)
 
 
-def synthetic_batch(batch_size: int, pc_range: Sequence[float], num_gt: Union[int, Sequence[int]] = 5,
-                    num_classes: int = 10, num_points: int = 2000, num_cams: int = 2,
-                    img_hw: Tuple[int, int] = (64, 160), with_points: bool = True, with_img: bool = True,
-                    seed: int = 0, device: Union[str, torch.device] = 'cpu') -> dict:
+def synthetic_batch(batch_size: int,
+                    pc_range: Sequence[float],
+                    num_gt: Union[int, Sequence[int]] = 5,
+                    num_classes: int = 10,
+                    num_points: int = 2000,
+                    num_cams: int = 2,
+                    img_hw: Tuple[int, int] = (64, 160),
+                    with_points: bool = True,
+                    with_img: bool = True,
+                    seed: int = 0,
+                    device: Union[str, torch.device] = 'cpu') -> dict:
     """A random batch. ``num_gt`` per sample (int or list, 0 allowed); images are 0..255 floats."""
     g = torch.Generator().manual_seed(seed)
     counts = [num_gt] * batch_size if isinstance(num_gt, int) else list(num_gt)

@@ -7,7 +7,8 @@ from .data_check import DataFileError, check_dataset_files
 from .sample_files_check import check_sample_files
 from .version_check import DatasetVersionError, check_dataset_versions
 
-__all__ = ['AtomicLocalBackend', 'register_atomic_local_backend', 'CfgOptionsAction', 'apply_cfg_options',
-           'load_config',
-           'CheckpointFileError', 'check_checkpoint_file', 'checkpoint_seed', 'DataFileError', 'check_dataset_files',
-           'check_sample_files', 'DatasetVersionError', 'check_dataset_versions']
+__all__ = [
+    'AtomicLocalBackend', 'register_atomic_local_backend', 'CfgOptionsAction', 'apply_cfg_options', 'load_config',
+    'CheckpointFileError', 'check_checkpoint_file', 'checkpoint_seed', 'DataFileError', 'check_dataset_files',
+    'check_sample_files', 'DatasetVersionError', 'check_dataset_versions'
+]

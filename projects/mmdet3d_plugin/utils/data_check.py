@@ -6,10 +6,9 @@ this turns it into one message naming the config key, the path and the command t
 import os.path as osp
 from typing import Iterator, Tuple
 
-CREATE_HINT = (
-    'Create it with `python tools/create_data.py nuscenes --root-path {root} --out-dir {root} '
-    '--version v1.0-trainval` (real nuScenes), or generate a synthetic nuScenes-format set with '
-    '`python tools/create_data.py synthetic --out {root}`.')
+CREATE_HINT = ('Create it with `python tools/create_data.py nuscenes --root-path {root} --out-dir {root} '
+               '--version v1.0-trainval` (real nuScenes), or generate a synthetic nuScenes-format set with '
+               '`python tools/create_data.py synthetic --out {root}`.')
 
 
 class DataFileError(FileNotFoundError):
@@ -41,13 +40,11 @@ def check_dataset_files(cfg, loaders=('train_dataloader', 'val_dataloader', 'tes
         for key, ds in _iter_datasets(loader.get('dataset'), loader_key + '.dataset'):
             root = ds.get('data_root')
             if root is not None and not osp.isdir(root):
-                raise DataFileError(
-                    f'Data root {root!r} (config key `{key}.data_root`) does not exist. '
-                    + CREATE_HINT.format(root=root))
+                raise DataFileError(f'Data root {root!r} (config key `{key}.data_root`) does not exist. ' +
+                                    CREATE_HINT.format(root=root))
             ann = ds.get('ann_file')
             if ann:
                 path = ann if osp.isabs(ann) or root is None else osp.join(root, ann)
                 if not osp.isfile(path):
-                    raise DataFileError(
-                        f'Annotation file {path!r} (config key `{key}.ann_file`) does not exist. '
-                        + CREATE_HINT.format(root=root or osp.dirname(path)))
+                    raise DataFileError(f'Annotation file {path!r} (config key `{key}.ann_file`) does not exist. ' +
+                                        CREATE_HINT.format(root=root or osp.dirname(path)))

@@ -22,8 +22,13 @@ def loss_ends(scalars_path: str, window: int = 10) -> Dict:
         raise ValueError(f'{scalars_path} has no training record with a "loss" (JSON lines with "iter" and "loss")')
     n = max(1, min(window, len(rows) // 2 or 1))
     mean = lambda recs: sum(r['loss'] for r in recs) / len(recs)  # noqa: E731
-    return dict(first_iter=rows[0]['iter'], last_iter=rows[-1]['iter'], start=mean(rows[:n]), end=mean(rows[-n:]),
-                window=n, records=len(rows))
+    return dict(
+        first_iter=rows[0]['iter'],
+        last_iter=rows[-1]['iter'],
+        start=mean(rows[:n]),
+        end=mean(rows[-n:]),
+        window=n,
+        records=len(rows))
 
 
 def peak_memory(summary_path: str, phase: str = 'train') -> Tuple[str, Optional[float]]:
@@ -75,6 +80,7 @@ def step_peak_memory(model_cfg, batch, modes: Sequence[str] = ('sdpa', 'triton')
 
     Returns [dict(mode, ran, peak_mib, loss)] in ``modes`` order. CUDA only."""
     import torch
+
     from mmdet3d.registry import MODELS
     if not torch.cuda.is_available():
         raise RuntimeError('step_peak_memory measures CUDA memory; no CUDA device is visible')
@@ -95,11 +101,15 @@ def step_peak_memory(model_cfg, batch, modes: Sequence[str] = ('sdpa', 'triton')
                 torch.cuda.reset_peak_memory_stats()
             data = model.data_preprocessor(batch, training=True)
             losses = model(**data, mode='loss')
-            loss, _ = model.parse_losses(losses)   # mmengine BaseModel: the sum of every 'loss' entry
+            loss, _ = model.parse_losses(losses)  # mmengine BaseModel: the sum of every 'loss' entry
             loss.backward()
             torch.cuda.synchronize()
-        out.append(dict(mode=mode, ran=ran_attention_path(model), peak_mib=torch.cuda.max_memory_allocated() / 2**20,
-                        loss=float(loss.detach())))
+        out.append(
+            dict(
+                mode=mode,
+                ran=ran_attention_path(model),
+                peak_mib=torch.cuda.max_memory_allocated() / 2**20,
+                loss=float(loss.detach())))
         del model, data, losses, loss
         gc.collect()
         torch.cuda.empty_cache()

@@ -24,8 +24,9 @@ class ResultFileError(ValueError):
 
 def build_info_dataset(cfg, split: str = 'test'):
     """The config's ``{split}_dataloader`` dataset (CBGS wrappers removed) without its pipeline, to read infos."""
-    from mmdet3d.registry import DATASETS
     from mmengine.registry import init_default_scope
+
+    from mmdet3d.registry import DATASETS
     init_default_scope('mmdet3d')
     loader = cfg.get(f'{split}_dataloader')
     if loader is None:
@@ -69,12 +70,20 @@ def sample_view(dataset, index: int) -> dict:
         gt_labels = np.asarray(ann['gt_labels_3d'])
         keep = gt_labels >= 0
         gt_boxes, gt_labels = gt_boxes[keep], gt_labels[keep]
-    cams = {name: dict(img_path=cam['img_path'], lidar2img=lidar2img_of(cam))
-            for name, cam in (info.get('images') or {}).items() if 'img_path' in cam and 'cam2img' in cam}
-    return dict(token=info.get('token'), sample_idx=info.get('sample_idx', index), points=points, gt_boxes=gt_boxes,
-                gt_labels=gt_labels, classes=list(dataset.metainfo['classes']), cams=cams,
-                ego2global=np.asarray(info['ego2global'], np.float64),
-                lidar2ego=np.asarray(lidar['lidar2ego'], np.float64))
+    cams = {
+        name: dict(img_path=cam['img_path'], lidar2img=lidar2img_of(cam))
+        for name, cam in (info.get('images') or {}).items() if 'img_path' in cam and 'cam2img' in cam
+    }
+    return dict(
+        token=info.get('token'),
+        sample_idx=info.get('sample_idx', index),
+        points=points,
+        gt_boxes=gt_boxes,
+        gt_labels=gt_labels,
+        classes=list(dataset.metainfo['classes']),
+        cams=cams,
+        ego2global=np.asarray(info['ego2global'], np.float64),
+        lidar2ego=np.asarray(lidar['lidar2ego'], np.float64))
 
 
 def nusc_boxes_to_lidar(boxes: List[dict], ego2global: np.ndarray, lidar2ego: np.ndarray, classes: List[str]):
@@ -126,9 +135,10 @@ def load_results(path: str) -> Dict:
                 raise ResultFileError(f'{path}: entry {i} has no pred_instances_3d.bboxes_3d (keys {sorted(d)})')
             boxes = pred['bboxes_3d']
             boxes = boxes.tensor if hasattr(boxes, 'tensor') else boxes
-            entry = dict(boxes=np.asarray(boxes.cpu() if hasattr(boxes, 'cpu') else boxes, np.float64)[:, :7],
-                         scores=np.asarray(_cpu(pred.get('scores_3d', np.ones(len(boxes)))), np.float64),
-                         labels=np.asarray(_cpu(pred.get('labels_3d', np.zeros(len(boxes)))), int))
+            entry = dict(
+                boxes=np.asarray(boxes.cpu() if hasattr(boxes, 'cpu') else boxes, np.float64)[:, :7],
+                scores=np.asarray(_cpu(pred.get('scores_3d', np.ones(len(boxes)))), np.float64),
+                labels=np.asarray(_cpu(pred.get('labels_3d', np.zeros(len(boxes)))), int))
             if d.get('token') is not None:
                 by_token[d['token']] = entry
             if d.get('sample_idx') is not None:
@@ -158,5 +168,9 @@ def predictions_for(results: Dict, view: dict, score_thr: float = 0.0) -> Option
     else:
         boxes, scores, labels = entry['boxes'], entry['scores'], entry['labels']
     keep = scores >= score_thr
-    return dict(boxes=boxes[keep], scores=scores[keep], labels=labels[keep], total=len(scores),
-                max_score=float(scores.max()) if len(scores) else None)
+    return dict(
+        boxes=boxes[keep],
+        scores=scores[keep],
+        labels=labels[keep],
+        total=len(scores),
+        max_score=float(scores.max()) if len(scores) else None)

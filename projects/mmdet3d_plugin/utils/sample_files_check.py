@@ -58,8 +58,10 @@ def sample_paths(ds: dict, info: dict) -> List[Tuple[str, str, int]]:
     'sweeps'), without building the dataset, which would load the info file once more
     (``test_sample_paths_match_the_dataset`` checks they agree)."""
     root = ds.get('data_root') or ''
-    prefix = {k: (v if osp.isabs(v) or not root else osp.join(root, v)) for k, v in
-              (ds.get('data_prefix') or {}).items()}
+    prefix = {
+        k: (v if osp.isabs(v) or not root else osp.join(root, v))
+        for k, v in (ds.get('data_prefix') or {}).items()
+    }
     modality = ds.get('modality') or {}
     out = []
     if modality.get('use_lidar', True) and 'lidar_points' in info:
@@ -67,8 +69,9 @@ def sample_paths(ds: dict, info: dict) -> List[Tuple[str, str, int]]:
         out.append(('LiDAR', osp.join(prefix.get('pts', ''), info['lidar_points']['lidar_path']), dim))
         for sweep in info.get('lidar_sweeps', []):
             raw = sweep['lidar_points']['lidar_path']
-            out.append(('LiDAR sweep', osp.join(prefix['pts'] if 'samples' in raw else prefix.get('sweeps', ''),
-                                                raw.split(os.sep)[-1]), dim))
+            out.append(('LiDAR sweep',
+                        osp.join(prefix['pts'] if 'samples' in raw else prefix.get('sweeps', ''),
+                                 raw.split(os.sep)[-1]), dim))
     if modality.get('use_camera', False):
         for cam, img in info.get('images', {}).items():
             if img.get('img_path'):

@@ -27,12 +27,10 @@ def find_scalar_files(path: str, all_runs: bool = False) -> List[str]:
     if osp.isfile(own):  # a run folder
         return [own]
     pattern = osp.join(path, '*', 'vis_data', 'scalars.json')
-    files = sorted(f for f in glob(pattern)
-                   if RUN_DIR.match(osp.basename(osp.dirname(osp.dirname(f)))))
+    files = sorted(f for f in glob(pattern) if RUN_DIR.match(osp.basename(osp.dirname(osp.dirname(f)))))
     if not files:
-        raise FileNotFoundError(
-            f'no scalars in {path}: searched {own} and {pattern} '
-            '(mmengine LocalVisBackend output of a training run)')
+        raise FileNotFoundError(f'no scalars in {path}: searched {own} and {pattern} '
+                                '(mmengine LocalVisBackend output of a training run)')
     return files if all_runs else files[-1:]
 
 
@@ -67,9 +65,7 @@ def series(records: Sequence[Dict], key: str) -> Dict[str, tuple]:
     return out
 
 
-def load_runs(work_dirs: Sequence[str],
-              labels: Optional[Sequence[str]] = None,
-              all_runs: bool = False) -> List[tuple]:
+def load_runs(work_dirs: Sequence[str], labels: Optional[Sequence[str]] = None, all_runs: bool = False) -> List[tuple]:
     """``[(label, records)]``, one entry per run."""
     if labels is not None and len(labels) != len(work_dirs):
         raise ValueError(f'--labels: got {len(labels)} labels for '
@@ -77,8 +73,7 @@ def load_runs(work_dirs: Sequence[str],
     runs = []
     for i, work_dir in enumerate(work_dirs):
         files = find_scalar_files(work_dir, all_runs)
-        base = labels[i] if labels else osp.basename(
-            osp.normpath(work_dir)) or work_dir
+        base = labels[i] if labels else osp.basename(osp.normpath(work_dir)) or work_dir
         for path in files:
             run_name = osp.basename(osp.dirname(osp.dirname(path)))
             label = f'{base} {run_name}' if len(files) > 1 else base
@@ -107,18 +102,18 @@ def plot(runs: Sequence[tuple], keys: Optional[Sequence[str]], out: str):
         raise ValueError(f'none of the default keys {list(DEFAULT_KEYS)} is '
                          f'in the runs; pass --keys from {available}')
 
-    fig, axes = plt.subplots(
-        len(present), 1, figsize=(8, 3 * len(present)), sharex=True,
-        squeeze=False)
+    fig, axes = plt.subplots(len(present), 1, figsize=(8, 3 * len(present)), sharex=True, squeeze=False)
     styles = ('-', '--', ':', '-.')
     for ax, key in zip(axes[:, 0], present):
         for i, (label, records) in enumerate(runs):
             # one colour per run, one line style per rank
-            for j, (suffix, (xs, ys)) in enumerate(
-                    sorted(series(records, key).items())):
-                ax.plot(xs, ys, color=f'C{i % 10}',
-                        linestyle=styles[j % len(styles)],
-                        label=f'{label}{suffix.replace("_", " ")}')
+            for j, (suffix, (xs, ys)) in enumerate(sorted(series(records, key).items())):
+                ax.plot(
+                    xs,
+                    ys,
+                    color=f'C{i % 10}',
+                    linestyle=styles[j % len(styles)],
+                    label=f'{label}{suffix.replace("_", " ")}')
         ax.set_title(key)
         ax.set_ylabel('MiB' if key.endswith('_mib') else key)
         ax.grid(alpha=0.3)

@@ -21,9 +21,9 @@ import numpy as np
 
 from ..datasets.transforms.camera_geometry import NEAR, project_points
 
-GT_COLOR = (0, 170, 0)           # RGB, box outlines and heading of ground truth
-GT_FILL_ALPHA = 0.3              # GT boxes are filled with GT_COLOR at this opacity
-PRED_COLOR = (230, 40, 40)       # RGB, predicted boxes
+GT_COLOR = (0, 170, 0)  # RGB, box outlines and heading of ground truth
+GT_FILL_ALPHA = 0.3  # GT boxes are filled with GT_COLOR at this opacity
+PRED_COLOR = (230, 40, 40)  # RGB, predicted boxes
 BEV_BACKGROUND = (255, 255, 255)
 POINT_COLOR = (110, 110, 110)
 GRID_COLOR = (215, 215, 215)
@@ -66,9 +66,12 @@ def bev_corners(boxes) -> np.ndarray:
     b = _boxes_array(boxes)
     c, s = np.cos(b[:, 6]), np.sin(b[:, 6])
     hx, hy = b[:, 3] / 2, b[:, 4] / 2
-    local = np.stack([np.stack([hx, hy], -1), np.stack([-hx, hy], -1), np.stack([-hx, -hy], -1),
-                      np.stack([hx, -hy], -1)], 1)                       # (N, 4, 2)
-    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], 1)   # (N, 2, 2)
+    local = np.stack(
+        [np.stack([hx, hy], -1),
+         np.stack([-hx, hy], -1),
+         np.stack([-hx, -hy], -1),
+         np.stack([hx, -hy], -1)], 1)  # (N, 4, 2)
+    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], 1)  # (N, 2, 2)
     return np.einsum('nij,nkj->nki', rot, local) + b[:, None, :2]
 
 
@@ -82,18 +85,26 @@ def bev_pixel_coords(xy: np.ndarray, extent: float, size_px: int) -> np.ndarray:
 
 def _quiet(fn):
     """mmengine's Visualizer warns for every shape reaching past the image border; clipping is what we want."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', UserWarning)
             return fn(*args, **kwargs)
+
     return wrapper
 
 
 @_quiet
-def render_bev(points: Optional[np.ndarray] = None, gt_boxes=None, pred_boxes=None,
-               pred_scores: Optional[Sequence[float]] = None, extent: float = 51.2, size_px: int = 800,
-               title: Optional[str] = None, max_points: int = 40000, grid: bool = True) -> np.ndarray:
+def render_bev(points: Optional[np.ndarray] = None,
+               gt_boxes=None,
+               pred_boxes=None,
+               pred_scores: Optional[Sequence[float]] = None,
+               extent: float = 51.2,
+               size_px: int = 800,
+               title: Optional[str] = None,
+               max_points: int = 40000,
+               grid: bool = True) -> np.ndarray:
     """A BEV picture (``size_px``, ``size_px``, 3) uint8 RGB.
 
     Args:
@@ -131,16 +142,24 @@ def render_bev(points: Optional[np.ndarray] = None, gt_boxes=None, pred_boxes=No
         vis.draw_polygons(polys, edge_colors=color, line_widths=1.5 if fill else 1.2)
         centre = bev_pixel_coords(b[:, :2], extent, size_px)
         front = bev_pixel_coords(bev_corners(b)[:, [0, 3]].mean(1), extent, size_px)
-        vis.draw_lines(np.stack([centre[:, 0], front[:, 0]], -1), np.stack([centre[:, 1], front[:, 1]], -1),
-                       colors=color, line_widths=1.2)
+        vis.draw_lines(
+            np.stack([centre[:, 0], front[:, 0]], -1),
+            np.stack([centre[:, 1], front[:, 1]], -1),
+            colors=color,
+            line_widths=1.2)
     if pred_scores is not None and len(_boxes_array(pred_boxes)):
         pos = bev_pixel_coords(bev_corners(pred_boxes)[:, 0], extent, size_px)
         vis.draw_texts([f'{s:.2f}' for s in pred_scores], pos, colors=PRED_COLOR, font_sizes=8)
     ego = bev_pixel_coords(np.zeros(2), extent, size_px)
     vis.draw_points(ego[None], colors=(0, 0, 0), marker='+', sizes=np.array([60.0]))
     if title:
-        vis.draw_texts(title, np.array([6, 6]), colors=(0, 0, 0), font_sizes=9, vertical_alignments='top',
-                       bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
+        vis.draw_texts(
+            title,
+            np.array([6, 6]),
+            colors=(0, 0, 0),
+            font_sizes=9,
+            vertical_alignments='top',
+            bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
     return _image_of(vis, (size_px, size_px))
 
 
@@ -179,7 +198,10 @@ def projected_edges(boxes, lidar2img: np.ndarray, img_hw) -> np.ndarray:
 
 
 @_quiet
-def render_camera(image_rgb: np.ndarray, lidar2img: np.ndarray, gt_boxes=None, pred_boxes=None,
+def render_camera(image_rgb: np.ndarray,
+                  lidar2img: np.ndarray,
+                  gt_boxes=None,
+                  pred_boxes=None,
                   title: Optional[str] = None) -> np.ndarray:
     """``image_rgb`` (H, W, 3) uint8 with GT (green) and predicted (red) LiDAR boxes projected through
     ``lidar2img`` (4, 4) (``camera_geometry`` convention); boxes partly behind the camera are skipped."""
@@ -191,8 +213,13 @@ def render_camera(image_rgb: np.ndarray, lidar2img: np.ndarray, gt_boxes=None, p
         if len(segs):
             vis.draw_lines(segs[:, :, 0], segs[:, :, 1], colors=color, line_widths=1.5)
     if title:
-        vis.draw_texts(title, np.array([6, 6]), colors=(0, 0, 0), font_sizes=10, vertical_alignments='top',
-                       bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
+        vis.draw_texts(
+            title,
+            np.array([6, 6]),
+            colors=(0, 0, 0),
+            font_sizes=10,
+            vertical_alignments='top',
+            bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
     return _image_of(vis, image_rgb.shape)
 
 

@@ -17,11 +17,9 @@ factors appended to q/k), ``triton.py`` (the fused kernel of
 from .exact import clear_key_factor_cache, exact_bias_attention
 from .sdpa import dense_geometric_bias, sdpa_bias_attention
 from .svd import svd_bias_attention
-from .triton import (load_triton_module, triton_is_available,
-                     triton_path_attention)
+from .triton import load_triton_module, triton_is_available, triton_path_attention
 
 __all__ = [
-    'clear_key_factor_cache', 'exact_bias_attention', 'dense_geometric_bias',
-    'sdpa_bias_attention', 'svd_bias_attention', 'load_triton_module',
-    'triton_is_available', 'triton_path_attention'
+    'clear_key_factor_cache', 'exact_bias_attention', 'dense_geometric_bias', 'sdpa_bias_attention',
+    'svd_bias_attention', 'load_triton_module', 'triton_is_available', 'triton_path_attention'
 ]

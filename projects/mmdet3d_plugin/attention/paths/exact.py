@@ -10,12 +10,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..factored_sdpa import (default_compensated, key_factor_tail,
-                             low_rank_bias_attention)
+from ..factored_sdpa import default_compensated, key_factor_tail, low_rank_bias_attention
 from ..geometry import key_factors, query_factors
 from ..key_factor_cache import KeyFactorCache
-from ..path_inputs import (check_dense, check_geometry, check_qkv,
-                           no_autocast, normalise, to_key_frame, work_dtype)
+from ..path_inputs import check_dense, check_geometry, check_qkv, no_autocast, normalise, to_key_frame, work_dtype
 
 _key_tail_cache = KeyFactorCache()
 
@@ -25,8 +23,8 @@ def clear_key_factor_cache() -> None:
     _key_tail_cache.clear()
 
 
-def _key_tail(o: Tensor, d: Tensor, o3: Tensor, d3: Tensor, length_scale,
-              dtype: torch.dtype, compensated: bool, head_dim: int):
+def _key_tail(o: Tensor, d: Tensor, o3: Tensor, d3: Tensor, length_scale, dtype: torch.dtype, compensated: bool,
+              head_dim: int):
     """Cached (tail (Bk, 1, Nk, T), centre (Bk, 1, 3)) for lines (o, d).
 
     ``o``/``d`` are the caller's tensors (cache identity), ``o3``/``d3``
@@ -37,8 +35,7 @@ def _key_tail(o: Tensor, d: Tensor, o3: Tensor, d3: Tensor, length_scale,
 
     def build():
         with torch.no_grad():
-            _, o_n, dd, centre = normalise(None, o3, d3, length_scale,
-                                           work_dtype(o3, d3))
+            _, o_n, dd, centre = normalise(None, o3, d3, length_scale, work_dtype(o3, d3))
             o_n = o_n - (o_n * dd).sum(-1, keepdim=True) * dd
             psi = key_factors(o_n, dd)[:, None]  # (Bk, 1, Nk, 10)
             return key_factor_tail(psi, head_dim, dtype, compensated), centre
@@ -85,11 +82,8 @@ def exact_bias_attention(q: Tensor,
     comp = default_compensated(q.dtype) if compensated is None \
         else bool(compensated)
     with no_autocast(q.device):
-        tail, centre = _key_tail(o, d, o3, d3, length_scale, q.dtype, comp,
-                                 head_dim)
+        tail, centre = _key_tail(o, d, o3, d3, length_scale, q.dtype, comp, head_dim)
         wdtype = centre.dtype
         phi = query_factors(to_key_frame(r.to(wdtype), centre, length_scale))
-        a = phi[:, None] * (bias_scale.to(wdtype) *
-                            (-math.sqrt(head_dim)))[None, :, None, None]
-    return low_rank_bias_attention(q, k, v, a, tail, comp, attn_mask,
-                                   dropout_p, pad_v)
+        a = phi[:, None] * (bias_scale.to(wdtype) * (-math.sqrt(head_dim)))[None, :, None, None]
+    return low_rank_bias_attention(q, k, v, a, tail, comp, attn_mask, dropout_p, pad_v)

@@ -8,12 +8,10 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..path_inputs import (additive, check_dense, check_geometry, check_qkv,
-                           geometric_dist2, no_autocast, work_dtype)
+from ..path_inputs import additive, check_dense, check_geometry, check_qkv, geometric_dist2, no_autocast, work_dtype
 
 
-def dense_geometric_bias(r: Tensor, o: Tensor, d: Tensor, bias_scale: Tensor,
-                         length_scale: float) -> Tensor:
+def dense_geometric_bias(r: Tensor, o: Tensor, d: Tensor, bias_scale: Tensor, length_scale: float) -> Tensor:
     """(B, H, Nq, Nk) ``-bias_scale[h] * dist2(r/L, line/L)`` in fp32."""
     dist2 = geometric_dist2(r, o, d, length_scale)
     scale = bias_scale.to(dist2.dtype)
@@ -56,5 +54,4 @@ def sdpa_bias_attention(q: Tensor,
             bias = bias + mask
         bias = bias.to(q.dtype)
     return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=bias, dropout_p=dropout_p,
-        scale=1.0 / math.sqrt(q.shape[-1]))
+        q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=1.0 / math.sqrt(q.shape[-1]))

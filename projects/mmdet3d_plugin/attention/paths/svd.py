@@ -20,11 +20,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..factored_sdpa import (default_compensated, key_factor_tail,
-                             low_rank_bias_attention)
+from ..factored_sdpa import default_compensated, key_factor_tail, low_rank_bias_attention
 from ..geometry import FACTOR_RANK
-from ..path_inputs import (check_dense, check_geometry, check_qkv,
-                           geometric_dist2, no_autocast, work_dtype)
+from ..path_inputs import check_dense, check_geometry, check_qkv, geometric_dist2, no_autocast, work_dtype
 
 SVD_ERROR_WARN = 1e-2  # relative Frobenius error above which we warn
 SVD_OVERSAMPLE = 6
@@ -73,8 +71,7 @@ def _balanced(m: Tensor, v: Tensor, s: Tensor) -> Tuple[Tensor, Tensor]:
     return (m @ v) / root[..., None, :], v * root[..., None, :]
 
 
-def low_rank_factors(m: Tensor, rank: int,
-                     check_error: bool = False) -> Tuple[Tensor, Tensor]:
+def low_rank_factors(m: Tensor, rank: int, check_error: bool = False) -> Tuple[Tensor, Tensor]:
     """(..., Nq, Nk) -> q-side (..., Nq, R'), k-side (..., Nk, R'), R' <= rank.
 
     Differentiable in ``m`` (see the module docstring).
@@ -141,10 +138,8 @@ def svd_bias_attention(q: Tensor,
         else:
             full = dense_bias.to(work_dtype(dense_bias)).expand(b, h, nq, nk)
             if r is not None:
-                full = full + dist2[:, None] * (
-                    -bias_scale.to(dist2.dtype))[None, :, None, None]
+                full = full + dist2[:, None] * (-bias_scale.to(dist2.dtype))[None, :, None, None]
             qf, kf = low_rank_factors(full, rank, check_error)
             a = qf * math.sqrt(head_dim)
         tail = key_factor_tail(kf, head_dim, q.dtype, comp)
-    return low_rank_bias_attention(q, k, v, a, tail, comp, attn_mask,
-                                   dropout_p, pad_v)
+    return low_rank_bias_attention(q, k, v, a, tail, comp, attn_mask, dropout_p, pad_v)

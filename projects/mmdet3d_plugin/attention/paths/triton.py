@@ -13,8 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..path_inputs import (check_geometry, check_qkv, key_centre,
-                           no_autocast, to_key_frame)
+from ..path_inputs import check_geometry, check_qkv, key_centre, no_autocast, to_key_frame
 
 KERNEL_MODULE = __package__ + '.triton_kernels'
 KERNEL_FILE = 'projects/mmdet3d_plugin/attention/paths/triton_kernels.py'
@@ -48,10 +47,9 @@ def load_triton_module(required: bool):
     except ImportError as err:
         if not required:
             return None
-        raise RuntimeError(
-            f"bias_mode='triton' needs {KERNEL_FILE} (and the triton "
-            f'package), which failed to import: {err!r}. Use '
-            "bias_mode='exact' or 'auto'.") from err
+        raise RuntimeError(f"bias_mode='triton' needs {KERNEL_FILE} (and the triton "
+                           f'package), which failed to import: {err!r}. Use '
+                           "bias_mode='exact' or 'auto'.") from err
 
 
 def triton_path_attention(q: Tensor,
@@ -89,5 +87,4 @@ def triton_path_attention(q: Tensor,
         o_n = to_key_frame(o3, centre, length_scale).expand(b, nk, 3)
         d_n = d3.detach().float().expand(b, nk, 3)
         scale = bias_scale.float()
-    return mod.fused_attention(q, k, v, r_n, o_n, d_n, scale,
-                               1.0 / math.sqrt(q.shape[-1]))
+    return mod.fused_attention(q, k, v, r_n, o_n, d_n, scale, 1.0 / math.sqrt(q.shape[-1]))

@@ -36,9 +36,10 @@ import triton.language as tl
 from ..geometry import FACTOR_RANK
 from .triton import interpreting, triton_is_available
 
-__all__ = ['triton_bias_attention', 'fused_attention', 'check_kernel_limits', 'autotune_winners',
-           'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK']
-
+__all__ = [
+    'triton_bias_attention', 'fused_attention', 'check_kernel_limits', 'autotune_winners', 'kernel_configs',
+    'forced_config', 'widen_configs', 'KERNEL_RANK'
+]
 
 
 def _backport_interpreter_scalar_index() -> None:
@@ -119,21 +120,34 @@ def _query_phi(x, y, z, RANK: tl.constexpr):
     x = x[:, None]
     y = y[:, None]
     z = z[:, None]
-    return tl.where(c == 0, x, tl.where(c == 1, y, tl.where(c == 2, z, tl.where(
-        c == 3, 1.0, tl.where(c == 4, x * x, tl.where(c == 5, y * y, tl.where(c == 6, z * z, tl.where(
-            c == 7, x * y, tl.where(c == 8, x * z, tl.where(c == 9, y * z, 0.0))))))))))
+    return tl.where(
+        c == 0, x,
+        tl.where(
+            c == 1, y,
+            tl.where(
+                c == 2, z,
+                tl.where(
+                    c == 3, 1.0,
+                    tl.where(
+                        c == 4, x * x,
+                        tl.where(
+                            c == 5, y * y,
+                            tl.where(c == 6, z * z,
+                                     tl.where(c == 7, x * y, tl.where(c == 8, x * z, tl.where(c == 9, y * z,
+                                                                                              0.0))))))))))
 
 
 @triton.jit
-def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
-                   RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale, RANK: tl.constexpr,
+                   SPLIT: tl.constexpr, BLOCK: tl.constexpr):
     """a = coef_scale * bias_scale[h] * phi(r[b, i]) into A (B, H, Nq, W) for query block pid:
     SPLIT: W = 2 RANK, bf16 [a_lo | a_hi]; else W = RANK, fp32 a."""
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N_Q
     base = R + b * stride_rb + offs * stride_rm
-    phi = _query_phi(tl.load(base, mask=ok, other=0.0), tl.load(base + stride_rc, mask=ok, other=0.0),
-                     tl.load(base + 2 * stride_rc, mask=ok, other=0.0), RANK)
+    phi = _query_phi(
+        tl.load(base, mask=ok, other=0.0), tl.load(base + stride_rc, mask=ok, other=0.0),
+        tl.load(base + 2 * stride_rc, mask=ok, other=0.0), RANK)
     c = tl.arange(0, RANK)[None, :]
     for h in range(H):
         a = phi * (tl.load(BS + h) * coef_scale)
@@ -147,8 +161,8 @@ def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, co
 
 
 @triton.jit
-def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
-                 stride_dc, N_K, RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn, stride_dc, N_K,
+                 RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
     """psi(o, d) with phi(r).psi(o, d) = |r - o|^2 - ((r - o).d)^2 and psi[..., ONES_COLUMN] = 1
     (phi is 0 there: bias unchanged, see the dq kernel) into P (Bp, Nk, W) for key block pid:
     SPLIT: W = 2 RANK, bf16 [psi_hi | psi_lo]; else W = RANK, fp32 psi."""
@@ -164,11 +178,25 @@ def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, 
     dz = tl.load(db + 2 * stride_dc, mask=ok, other=0.0)[:, None]
     od = ox * dx + oy * dy + oz * dz
     c = tl.arange(0, RANK)[None, :]
-    psi = tl.where(c == 0, 2.0 * (od * dx - ox), tl.where(c == 1, 2.0 * (od * dy - oy), tl.where(
-        c == 2, 2.0 * (od * dz - oz), tl.where(c == 3, ox * ox + oy * oy + oz * oz - od * od, tl.where(
-            c == 4, 1.0 - dx * dx, tl.where(c == 5, 1.0 - dy * dy, tl.where(c == 6, 1.0 - dz * dz, tl.where(
-                c == 7, -2.0 * dx * dy, tl.where(c == 8, -2.0 * dx * dz, tl.where(
-                    c == 9, -2.0 * dy * dz, tl.where(c == ONES_COLUMN, 1.0, 0.0)))))))))))
+    psi = tl.where(
+        c == 0, 2.0 * (od * dx - ox),
+        tl.where(
+            c == 1, 2.0 * (od * dy - oy),
+            tl.where(
+                c == 2, 2.0 * (od * dz - oz),
+                tl.where(
+                    c == 3, ox * ox + oy * oy + oz * oz - od * od,
+                    tl.where(
+                        c == 4, 1.0 - dx * dx,
+                        tl.where(
+                            c == 5, 1.0 - dy * dy,
+                            tl.where(
+                                c == 6, 1.0 - dz * dz,
+                                tl.where(
+                                    c == 7, -2.0 * dx * dy,
+                                    tl.where(c == 8, -2.0 * dx * dz,
+                                             tl.where(c == 9, -2.0 * dy * dz, tl.where(c == ONES_COLUMN, 1.0,
+                                                                                       0.0)))))))))))
     if SPLIT:
         off = (b * N_K + offs[:, None]) * (2 * RANK) + c
         hi = psi.to(tl.bfloat16)
@@ -179,24 +207,23 @@ def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, 
 
 
 @triton.jit
-def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_ob, stride_on, stride_oc,
-                   stride_db, stride_dn, stride_dc, H, N_Q, N_K, BP, coef_scale,
-                   RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_ob, stride_on, stride_oc, stride_db,
+                   stride_dn, stride_dc, H, N_Q, N_K, BP, coef_scale, RANK: tl.constexpr, SPLIT: tl.constexpr,
+                   BLOCK: tl.constexpr):
     """Both factor sets in one launch, grid (cdiv(max(Nq, Nk), BLOCK), B): program (pid, b)
     writes query block pid of batch b (if any) and key block pid of line batch b < BP (if any)."""
     pid = tl.program_id(0)
     b = tl.program_id(1)
     if pid * BLOCK < N_Q:
-        _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
-                       RANK, SPLIT, BLOCK)
+        _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale, RANK, SPLIT, BLOCK)
     if (pid * BLOCK < N_K) & (b < BP):
-        _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn,
-                     stride_dc, N_K, RANK, SPLIT, BLOCK)
+        _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn, stride_dc, N_K, RANK,
+                     SPLIT, BLOCK)
 
 
 @triton.jit
-def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, H, N_Q,
-                             coef_scale, RANK: tl.constexpr, BLOCK: tl.constexpr):
+def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
+                             RANK: tl.constexpr, BLOCK: tl.constexpr):
     """From dA (B, H, Nq, RANK): dr (B, Nq, 3) summed over heads, and per-(b, block) partial
     d bias_scale (B, n_blocks, H) (summed in torch: deterministic, no atomics)."""
     pid = tl.program_id(0)
@@ -231,8 +258,8 @@ def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stri
 
 
 @triton.jit
-def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H, N_Q,
-                  HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
+def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, HEAD_DIM: tl.constexpr,
+                  BLOCK: tl.constexpr):
     """delta (B, H, Nq) = rowsum(dO * O) with O the fp32 output (contiguous)."""
     pid = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -242,9 +269,12 @@ def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H,
     ok = offs < N_Q
     offs_d = tl.arange(0, HEAD_DIM)
     o = tl.load(O32 + (pid_bh * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
-    do = tl.load(DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
-                 mask=ok[:, None], other=0.0)
+    do = tl.load(
+        DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
+        mask=ok[:, None],
+        other=0.0)
     tl.store(DELTA + pid_bh * N_Q + offs, tl.sum(o * do.to(tl.float32), 1), mask=ok)
+
 
 # Factor layout: A (B, H, Nq, FW) and psi (Bp, Nk, FW) are contiguous; SPLIT: FW = 2 RANK with
 # A rows [a_lo | a_hi] and psi rows [psi_hi | psi_lo] (bf16), else FW = RANK (fp32).
@@ -262,8 +292,8 @@ def _load_tile(ptrs, ok, other, MASK: tl.constexpr):
 
 
 @triton.jit
-def _factor_tiles(base, offs, ok, HI: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
-                  SPLIT: tl.constexpr, MASK: tl.constexpr, TRANS: tl.constexpr):
+def _factor_tiles(base, offs, ok, HI: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+                  MASK: tl.constexpr, TRANS: tl.constexpr):
     """Factor tiles of rows ``offs`` (valid where ``ok``) of a contiguous (rows, FW) factor matrix at
     ``base``: hi = columns HI .. HI + RANK, x = the whole row when SPLIT (else x = hi); shaped
     (rows, width), or (width, rows) when TRANS."""
@@ -284,11 +314,10 @@ def _factor_tiles(base, offs, ok, HI: tl.constexpr, RANK: tl.constexpr, FW: tl.c
 
 
 @triton.jit
-def _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
-              stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
-              HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr):
+def _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn, stride_vd, start_n,
+              N_K, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+              MASK: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     n_ok = offs_n < N_K
@@ -316,17 +345,15 @@ def _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
 def _cfg(bm, bn, warps, stages):
     return triton.Config({'BLOCK_M': bm, 'BLOCK_N': bn}, num_warps=warps, num_stages=stages)
 
+
 # Register use per thread measured by compiling for sm_90 offline (bf16, D=32, bf16x3): every
 # config below compiles to wgmma without register spills (dq 64x128 w4, 128x128 and
 # dk/dv 128x64 spilled).
-_FWD_CONFIGS = [_cfg(128, 64, 4, 3), _cfg(128, 128, 8, 3), _cfg(64, 64, 4, 3),
-                _cfg(128, 32, 4, 3), _cfg(128, 64, 8, 2)]
+_FWD_CONFIGS = [_cfg(128, 64, 4, 3), _cfg(128, 128, 8, 3), _cfg(64, 64, 4, 3), _cfg(128, 32, 4, 3), _cfg(128, 64, 8, 2)]
 # dk/dv: BLOCK_N keys stay on chip, BLOCK_M queries stream.
-_DKDV_CONFIGS = [_cfg(64, 64, 4, 3), _cfg(64, 128, 8, 3), _cfg(32, 64, 4, 3),
-                 _cfg(32, 128, 8, 3), _cfg(64, 64, 8, 3)]
+_DKDV_CONFIGS = [_cfg(64, 64, 4, 3), _cfg(64, 128, 8, 3), _cfg(32, 64, 4, 3), _cfg(32, 128, 8, 3), _cfg(64, 64, 8, 3)]
 # dq: BLOCK_M queries stay on chip, BLOCK_N keys stream.
-_DQ_CONFIGS = [_cfg(64, 64, 4, 3), _cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3),
-               _cfg(128, 32, 8, 3), _cfg(64, 128, 8, 3)]
+_DQ_CONFIGS = [_cfg(64, 64, 4, 3), _cfg(128, 64, 8, 3), _cfg(64, 32, 4, 3), _cfg(128, 32, 8, 3), _cfg(64, 128, 8, 3)]
 _TUNE_KEY = ['HEAD_DIM', 'FW', 'SPLIT', 'DOT_PREC', 'FACT_PREC']
 _INTERPRET_META = dict(BLOCK_M=16, BLOCK_N=16)
 
@@ -340,15 +367,11 @@ def _dq_fp32_safe(cfg) -> bool:
 
 @triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY)
 @triton.jit
-def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE,
-              stride_qb, stride_qh, stride_qm, stride_qd,
-              stride_kb, stride_kh, stride_kn, stride_kd,
-              stride_vb, stride_vh, stride_vn, stride_vd,
-              stride_ob, stride_oh, stride_om, stride_od, stride_pb,
-              H, N_Q, N_K, qk_scale,
-              HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
+              stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
+              stride_od, stride_pb, H, N_Q, N_K, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
+              SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr,
+              BLOCK_N: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -356,8 +379,10 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE,
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     m_ok = offs_m < N_Q
-    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm
-                + offs_d[None, :] * stride_qd, mask=m_ok[:, None], other=0.0)
+    q = tl.load(
+        Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+        mask=m_ok[:, None],
+        other=0.0)
     a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
@@ -367,27 +392,28 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE,
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     n_full = (N_K // BLOCK_N) * BLOCK_N
     for start_n in range(0, n_full, BLOCK_N):
-        acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
-                                  stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
-                                  HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, False)
+        acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
+                                  stride_vd, start_n, N_K, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
+                                  BLOCK_M, BLOCK_N, False)
     if n_full < N_K:
-        acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base,
-                                  stride_kn, stride_kd, stride_vn, stride_vd, n_full, N_K, qk_scale,
-                                  HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
+        acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
+                                  stride_vd, n_full, N_K, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
+                                  BLOCK_M, BLOCK_N, True)
     acc = acc / l_i[:, None]
-    tl.store(Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om
-             + offs_d[None, :] * stride_od, acc.to(Out.dtype.element_ty), mask=m_ok[:, None])
+    tl.store(
+        Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
+        acc.to(Out.dtype.element_ty),
+        mask=m_ok[:, None])
     # fp32 copy (B, H, Nq, D) for delta: a 16-bit O would put its rounding into every dS
     tl.store(Out32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
     tl.store(LSE + pid_bh * N_Q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
 
 
 @triton.jit
-def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
-               stride_qm, stride_qd, stride_om, stride_od, start_m, N_Q, qk_scale,
-               HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-               DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr):
+def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b, stride_qm, stride_qd, stride_om,
+               stride_od, start_m, N_Q, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
+               SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr,
+               BLOCK_N: tl.constexpr, MASK: tl.constexpr):
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     m_ok = offs_m < N_Q
@@ -409,15 +435,11 @@ def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
 
 @triton.autotune(configs=_DKDV_CONFIGS, key=_TUNE_KEY)
 @triton.jit
-def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV,
-                   stride_qb, stride_qh, stride_qm, stride_qd,
-                   stride_kb, stride_kh, stride_kn, stride_kd,
-                   stride_vb, stride_vh, stride_vn, stride_vd,
-                   stride_ob, stride_oh, stride_om, stride_od, stride_pb,
-                   H, N_Q, N_K, qk_scale, sm_scale,
-                   HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-                   DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
+                   stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
+                   stride_om, stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr,
+                   RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr,
+                   FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (key block, b*h); dk, dv outputs are contiguous (B, H, Nk, D)."""
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -426,10 +448,14 @@ def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV,
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     n_ok = offs_n < N_K
-    k = tl.load(K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kn
-                + offs_d[None, :] * stride_kd, mask=n_ok[:, None], other=0.0)
-    v = tl.load(V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vn
-                + offs_d[None, :] * stride_vd, mask=n_ok[:, None], other=0.0)
+    k = tl.load(
+        K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd,
+        mask=n_ok[:, None],
+        other=0.0)
+    v = tl.load(
+        V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd,
+        mask=n_ok[:, None],
+        other=0.0)
     p_x, p_hi = _factor_tiles(P + b * stride_pb, offs_n, n_ok, 0, RANK, FW, SPLIT, True, False)
     q_base = Q + b * stride_qb + h * stride_qh
     do_base = DO + b * stride_ob + h * stride_oh
@@ -440,24 +466,23 @@ def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV,
     dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     m_full = (N_Q // BLOCK_M) * BLOCK_M
     for start_m in range(0, m_full, BLOCK_M):
-        dk, dv = _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
-                            stride_qm, stride_qd, stride_om, stride_od, start_m, N_Q, qk_scale,
-                            HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, False)
+        dk, dv = _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b, stride_qm, stride_qd,
+                            stride_om, stride_od, start_m, N_Q, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC,
+                            FACT_PREC, BLOCK_M, BLOCK_N, False)
     if m_full < N_Q:
-        dk, dv = _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
-                            stride_qm, stride_qd, stride_om, stride_od, m_full, N_Q, qk_scale,
-                            HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
+        dk, dv = _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b, stride_qm, stride_qd,
+                            stride_om, stride_od, m_full, N_Q, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
+                            BLOCK_M, BLOCK_N, True)
     out_off = (pid_bh * N_K + offs_n[:, None]) * HEAD_DIM + offs_d[None, :]
     tl.store(DK + out_off, (dk * sm_scale).to(DK.dtype.element_ty), mask=n_ok[:, None])
     tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=n_ok[:, None])
 
 
 @triton.jit
-def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
-             stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
-             HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-             DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr):
+def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
+             stride_vd, start_n, N_K, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
+             SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr,
+             BLOCK_N: tl.constexpr, MASK: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     n_ok = offs_n < N_K
@@ -500,15 +525,11 @@ def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
 
 @triton.autotune(configs=_DQ_CONFIGS, key=_TUNE_KEY)
 @triton.jit
-def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA,
-                 stride_qb, stride_qh, stride_qm, stride_qd,
-                 stride_kb, stride_kh, stride_kn, stride_kd,
-                 stride_vb, stride_vh, stride_vn, stride_vd,
-                 stride_ob, stride_oh, stride_om, stride_od, stride_pb,
-                 H, N_Q, N_K, qk_scale, sm_scale,
-                 HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-                 DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
+                 stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
+                 stride_om, stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr,
+                 RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr,
+                 FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (query block, b*h); writes dq (B, H, Nq, D) and dA (B, H, Nq, RANK) fp32."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -518,10 +539,14 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA,
     offs_d = tl.arange(0, HEAD_DIM)
     offs_r = tl.arange(0, RANK)
     m_ok = offs_m < N_Q
-    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm
-                + offs_d[None, :] * stride_qd, mask=m_ok[:, None], other=0.0)
-    do = tl.load(DO + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om
-                 + offs_d[None, :] * stride_od, mask=m_ok[:, None], other=0.0)
+    q = tl.load(
+        Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
+        mask=m_ok[:, None],
+        other=0.0)
+    do = tl.load(
+        DO + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
+        mask=m_ok[:, None],
+        other=0.0)
     a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
     lse = tl.load(LSE + pid_bh * N_Q + offs_m, mask=m_ok, other=float('inf'))
     delta = tl.load(DELTA + pid_bh * N_Q + offs_m, mask=m_ok, other=0.0)
@@ -537,13 +562,13 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA,
         pbar = tl.zeros([BLOCK_M, 2 * RANK], dtype=tl.float32)
     n_full = (N_K // BLOCK_N) * BLOCK_N
     for start_n in range(0, n_full, BLOCK_N):
-        dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
-                               stride_kn, stride_kd, stride_vn, stride_vd, start_n, N_K, qk_scale,
-                               HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, False)
+        dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base, stride_kn, stride_kd,
+                               stride_vn, stride_vd, start_n, N_K, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC,
+                               FACT_PREC, BLOCK_M, BLOCK_N, False)
     if n_full < N_K:
-        dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base,
-                               stride_kn, stride_kd, stride_vn, stride_vd, n_full, N_K, qk_scale,
-                               HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC, BLOCK_M, BLOCK_N, True)
+        dq, g, pbar = _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base, stride_kn, stride_kd,
+                               stride_vn, stride_vd, n_full, N_K, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC,
+                               FACT_PREC, BLOCK_M, BLOCK_N, True)
     g = tl.sum(tl.reshape(g, (BLOCK_M, 2, RANK)), 1)  # psi_hi part + psi_lo part (or + 0)
     if not SPLIT:
         pbar = tl.sum(tl.reshape(pbar, (BLOCK_M, 2, RANK)), 1)
@@ -561,9 +586,9 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA,
 
 
 # the same dq kernel, autotuned over the configs that suit fp32 factors
-_attn_bwd_dq_fp32 = triton.autotune(configs=[c for c in _DQ_CONFIGS if _dq_fp32_safe(c)],
-                                    key=_TUNE_KEY)(_attn_bwd_dq.fn)
-
+_attn_bwd_dq_fp32 = triton.autotune(
+    configs=[c for c in _DQ_CONFIGS if _dq_fp32_safe(c)], key=_TUNE_KEY)(
+        _attn_bwd_dq.fn)
 
 # ----------------------------------------------------------------------------------------------
 # Launching: autotuned, forced (tests, tools/benchmarks/check_triton_configs.py) or interpreted
@@ -626,8 +651,13 @@ def forced_config(name: str, config):
 def autotune_winners() -> dict:
     """Best configs chosen so far per autotuned kernel (for the tuning script); empty before the first
     call."""
-    return {name: {str(k): str(v) for k, v in tuner.cache.items()}
-            for name, tuner in _TUNERS.items() if getattr(tuner, 'cache', None)}
+    return {
+        name: {
+            str(k): str(v)
+            for k, v in tuner.cache.items()
+        }
+        for name, tuner in _TUNERS.items() if getattr(tuner, 'cache', None)
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -650,8 +680,7 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec='tf32x3'):
         with _on_device(q):
-            return _GeoBiasFlashAttention._forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split,
-                                                   fact_prec)
+            return _GeoBiasFlashAttention._forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec)
 
     @staticmethod
     def backward(ctx, dout):
@@ -672,17 +701,33 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         a = torch.empty((B, H, Nq, fw), dtype=fac_dtype, device=dev)
         bp = 1 if (o.stride(0) == 0 and d.stride(0) == 0) else B  # key lines shared by the batch
         psi = torch.empty((bp, Nk, fw), dtype=fac_dtype, device=dev)
-        _factor_kernel[(triton.cdiv(max(Nq, Nk), blk), B)](
-            r, bias_scale, a, o, d, psi, *r.stride(), *o.stride(), *d.stride(), H, Nq, Nk, bp, coef_scale,
-            RANK=KERNEL_RANK, SPLIT=split, BLOCK=blk, num_warps=4)
+        _factor_kernel[(triton.cdiv(max(Nq, Nk), blk),
+                        B)](r,
+                            bias_scale,
+                            a,
+                            o,
+                            d,
+                            psi,
+                            *r.stride(),
+                            *o.stride(),
+                            *d.stride(),
+                            H,
+                            Nq,
+                            Nk,
+                            bp,
+                            coef_scale,
+                            RANK=KERNEL_RANK,
+                            SPLIT=split,
+                            BLOCK=blk,
+                            num_warps=4)
         stride_pb = 0 if bp == 1 else Nk * fw
 
         out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
         out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
         lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
         grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H)  # noqa: E731
-        _launch('fwd', grid, (q, k, v, a, psi, out, out32, lse, *q.stride(), *k.stride(), *v.stride(),
-                              *out.stride(), stride_pb, H, Nq, Nk, sm_scale * _LOG2E),
+        _launch('fwd', grid, (q, k, v, a, psi, out, out32, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+                              stride_pb, H, Nq, Nk, sm_scale * _LOG2E),
                 dict(HEAD_DIM=D, RANK=KERNEL_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec))
         ctx.save_for_backward(q, k, v, r, bias_scale, a, psi, out32, lse)
         ctx.consts = (sm_scale, split, fw, stride_pb, dot_prec, fact_prec)
@@ -698,14 +743,14 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         blk = _aux_block()
         dout = dout.to(q.dtype)
         delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
-        _delta_kernel[(triton.cdiv(Nq, blk), B * H)](out32, dout, delta, *dout.stride(), H, Nq,
-                                                     HEAD_DIM=D, BLOCK=blk, num_warps=4)
+        _delta_kernel[(triton.cdiv(Nq, blk), B * H)](
+            out32, dout, delta, *dout.stride(), H, Nq, HEAD_DIM=D, BLOCK=blk, num_warps=4)
         dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
         dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
         dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
         da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
-        common = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), stride_pb,
-                  H, Nq, Nk, sm_scale * _LOG2E, sm_scale)
+        common = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), stride_pb, H, Nq, Nk, sm_scale * _LOG2E,
+                  sm_scale)
         consts = dict(HEAD_DIM=D, RANK=KERNEL_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec)
         _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H),
                 (q, k, v, a, psi, dout, lse, delta, dk, dv, *common), consts)
@@ -715,8 +760,19 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         n_blk = triton.cdiv(Nq, blk)
         dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
         dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
-        _query_factor_bwd_kernel[(n_blk, B)](r, bias_scale, da, dr, dbs_part, *r.stride(), H, Nq,
-                                             -1.0 / sm_scale, RANK=KERNEL_RANK, BLOCK=blk, num_warps=4)
+        _query_factor_bwd_kernel[(n_blk,
+                                  B)](r,
+                                      bias_scale,
+                                      da,
+                                      dr,
+                                      dbs_part,
+                                      *r.stride(),
+                                      H,
+                                      Nq,
+                                      -1.0 / sm_scale,
+                                      RANK=KERNEL_RANK,
+                                      BLOCK=blk,
+                                      num_warps=4)
         return dq, dk, dv, dr, None, None, dbs_part.sum(dim=(0, 1)), None, None, None
 
 
@@ -741,8 +797,10 @@ def check_kernel_limits(q, k, v):
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError('triton_bias_attention: q, k, v must share one dtype among float16, bfloat16, '
                          f'float32; got {q.dtype}, {k.dtype}, {v.dtype}')
-    if max(B * H * max(Nq, Nk) * max(D, KERNEL_RANK), max(t.storage_offset() + 1 + sum(
-            (n - 1) * abs(st) for n, st in zip(t.shape, t.stride())) for t in (q, k, v))) >= 2 ** 31:
+    if max(
+            B * H * max(Nq, Nk) * max(D, KERNEL_RANK),
+            max(t.storage_offset() + 1 + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()))
+                for t in (q, k, v))) >= 2**31:
         raise ValueError('triton_bias_attention: tensors must have < 2**31 elements (int32 offsets); got '
                          f'B={B}, H={H}, Nq={Nq}, Nk={Nk}, D={D}')
 
@@ -762,7 +820,7 @@ def _check_inputs(q, k, v, r, o, d, bias_scale):
         if t.requires_grad:
             raise ValueError(f'triton_bias_attention: no gradient is computed for key line `{name}`; '
                              'pass it detached')
-    if bias_scale.shape != (H,):
+    if bias_scale.shape != (H, ):
         raise ValueError(f'triton_bias_attention: bias_scale must be (H={H},); got {tuple(bias_scale.shape)}')
     for name, t in (('r', r), ('o', o), ('d', d), ('bias_scale', bias_scale)):
         if t.dtype != torch.float32:

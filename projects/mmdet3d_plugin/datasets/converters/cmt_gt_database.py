@@ -14,8 +14,8 @@ import pickle
 import cv2
 import mmengine
 import numpy as np
-from mmdet3d.structures.ops import box_np_ops
 
+from mmdet3d.structures.ops import box_np_ops
 from ..nuscenes_layout import CAMERA_NAMES, DETECTION_CLASSES
 from ..transforms.camera_geometry import project_points, projected_boxes_2d
 from .errors import DataPrepError
@@ -35,16 +35,28 @@ def _build_dataset(data_root, info_file, sweeps):
     init_default_scope('mmdet3d')
     pipeline = [
         dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
-        dict(type='LoadPointsFromMultiSweeps', sweeps_num=sweeps, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
-             remove_close=True),
+        dict(
+            type='LoadPointsFromMultiSweeps',
+            sweeps_num=sweeps,
+            use_dim=[0, 1, 2, 3, 4],
+            pad_empty_sweeps=True,
+            remove_close=True),
         dict(type='LoadMultiViewImageFromFiles', to_float32=False, num_views=len(CAMERA_NAMES)),
         dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
         dict(type='AddLidar2Img'),
     ]
-    return DATASETS.build(dict(type='NuScenesDataset', data_root=data_root, ann_file=osp.abspath(info_file),
-                               data_prefix=nuscenes_data_prefix(), use_valid_flag=True, test_mode=False,
-                               filter_empty_gt=False, modality=dict(use_lidar=True, use_camera=True),
-                               metainfo=dict(classes=DETECTION_CLASSES), pipeline=pipeline))
+    return DATASETS.build(
+        dict(
+            type='NuScenesDataset',
+            data_root=data_root,
+            ann_file=osp.abspath(info_file),
+            data_prefix=nuscenes_data_prefix(),
+            use_valid_flag=True,
+            test_mode=False,
+            filter_empty_gt=False,
+            modality=dict(use_lidar=True, use_camera=True),
+            metainfo=dict(classes=DETECTION_CLASSES),
+            pipeline=pipeline))
 
 
 def _check_point_files(info: dict, num_feats: int = 5) -> None:
@@ -75,8 +87,12 @@ def _best_crop(img_list, lidar2img, corners, centres):
     return best
 
 
-def create_cmt_gt_database(data_root: str, info_file: str, info_prefix: str = 'nuscenes', sweeps: int = 10,
-                           db_dir: str = None, db_info_path: str = None) -> str:
+def create_cmt_gt_database(data_root: str,
+                           info_file: str,
+                           info_prefix: str = 'nuscenes',
+                           sweeps: int = 10,
+                           db_dir: str = None,
+                           db_info_path: str = None) -> str:
     """Write the database files and ``{info_prefix}_dbinfos_train.pkl`` under ``data_root``; return its path.
 
     Args:
@@ -108,7 +124,8 @@ def create_cmt_gt_database(data_root: str, info_file: str, info_prefix: str = 'n
         sample_idx = example['sample_idx']
         cam_keys = list(info['images'])
         in_box = box_np_ops.points_in_rbbox(points, box_np)
-        crops = _best_crop(example['img'], example['lidar2img'], boxes.corners.numpy().astype(np.float64),
+        crops = _best_crop(example['img'], example['lidar2img'],
+                           boxes.corners.numpy().astype(np.float64),
                            boxes.gravity_center.numpy().astype(np.float64))
         for i in range(len(box_np)):
             if labels[i] < 0:
@@ -118,16 +135,28 @@ def create_cmt_gt_database(data_root: str, info_file: str, info_prefix: str = 'n
             obj_points = points[in_box[:, i]]
             obj_points[:, :3] -= box_np[i, :3]
             obj_points.astype(np.float32).tofile(osp.join(db_dir, stem + '.bin'))
-            record = dict(name=name, path=osp.join(db_rel, stem + '.bin'), image_idx=sample_idx, gt_idx=i,
-                          box3d_lidar=box_np[i], num_points_in_gt=int(obj_points.shape[0]), difficulty=0,
-                          group_id=group_counter, image_path=None, image_crop_key=None, image_crop_depth=None,
-                          image_crop_box=None)
+            record = dict(
+                name=name,
+                path=osp.join(db_rel, stem + '.bin'),
+                image_idx=sample_idx,
+                gt_idx=i,
+                box3d_lidar=box_np[i],
+                num_points_in_gt=int(obj_points.shape[0]),
+                difficulty=0,
+                group_id=group_counter,
+                image_path=None,
+                image_crop_key=None,
+                image_crop_depth=None,
+                image_crop_box=None)
             group_counter += 1
             if crops[i] is not None:
                 v, (x0, y0, x1, y1), depth = crops[i]
                 cv2.imwrite(osp.join(db_dir, stem + '.png'), example['img'][v][y0:y1, x0:x1])
-                record.update(image_path=osp.join(db_rel, stem + '.png'), image_crop_key=cam_keys[v],
-                              image_crop_depth=depth, image_crop_box=[int(x0), int(y0), int(x1), int(y1)])
+                record.update(
+                    image_path=osp.join(db_rel, stem + '.png'),
+                    image_crop_key=cam_keys[v],
+                    image_crop_depth=depth,
+                    image_crop_box=[int(x0), int(y0), int(x1), int(y1)])
             all_db_infos.setdefault(name, []).append(record)
     for name, recs in all_db_infos.items():
         print(f'load {len(recs)} {name} database infos')

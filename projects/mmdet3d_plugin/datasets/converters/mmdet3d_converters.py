@@ -44,7 +44,10 @@ def check_nuscenes_root(root_path: str, version: str) -> None:
             raise DataPrepError(f'nuScenes table {path!r} is missing. {hint_for(root_path, version)}')
 
 
-def create_nuscenes_infos_v2(root_path: str, out_dir: str, version: str, info_prefix: str = 'nuscenes',
+def create_nuscenes_infos_v2(root_path: str,
+                             out_dir: str,
+                             version: str,
+                             info_prefix: str = 'nuscenes',
                              max_sweeps: int = 10) -> List[str]:
     """Run mmdet3d's ``create_nuscenes_infos`` then ``update_pkl_infos`` (to the v2 / 1.x info format).
 
@@ -58,7 +61,7 @@ def create_nuscenes_infos_v2(root_path: str, out_dir: str, version: str, info_pr
     upd = load_mmdet3d_converter('update_infos_to_v2')
     try:
         conv.create_nuscenes_infos(root_path, info_prefix, version=version, max_sweeps=max_sweeps)
-    except FileNotFoundError as e:   # mmengine.check_file_exist on a LIDAR_TOP file
+    except FileNotFoundError as e:  # mmengine.check_file_exist on a LIDAR_TOP file
         raise DataPrepError(f'{e}. A sensor file listed in {osp.join(root_path, version)}/sample_data.json is '
                             f'missing. {hint_for(root_path, version)}') from e
 

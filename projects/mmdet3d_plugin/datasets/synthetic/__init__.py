@@ -3,5 +3,6 @@ from .build import MARKER, build_synthetic_dataset
 from .generator import TABLES, generate_synthetic_nuscenes
 from .splits import default_version, scene_names
 
-__all__ = ['build_synthetic_dataset', 'MARKER', 'generate_synthetic_nuscenes', 'scene_names', 'default_version',
-           'TABLES']
+__all__ = [
+    'build_synthetic_dataset', 'MARKER', 'generate_synthetic_nuscenes', 'scene_names', 'default_version', 'TABLES'
+]

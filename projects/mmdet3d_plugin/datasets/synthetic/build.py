@@ -23,14 +23,29 @@ def _generated_entries(out: str, extra_tag: str):
             yield osp.join(out, name)
 
 
-def build_synthetic_dataset(out: str, num_scenes: int, seed: int = 0, samples_per_scene: int = 8,
-                            version: str = None, num_val_scenes: int = None, sweeps_per_keyframe: int = 9,
-                            azimuth_steps: int = 1080, with_infos: bool = True, extra_tag: str = 'nuscenes',
-                            overwrite: bool = False, progress: bool = True) -> dict:
+def build_synthetic_dataset(out: str,
+                            num_scenes: int,
+                            seed: int = 0,
+                            samples_per_scene: int = 8,
+                            version: str = None,
+                            num_val_scenes: int = None,
+                            sweeps_per_keyframe: int = 9,
+                            azimuth_steps: int = 1080,
+                            with_infos: bool = True,
+                            extra_tag: str = 'nuscenes',
+                            overwrite: bool = False,
+                            progress: bool = True) -> dict:
     """Generate (if needed) and return the marker contents: ``args``, ``summary``, ``seconds``."""
-    args = dict(num_scenes=num_scenes, seed=seed, samples_per_scene=samples_per_scene, version=version,
-                num_val_scenes=num_val_scenes, sweeps_per_keyframe=sweeps_per_keyframe,
-                azimuth_steps=azimuth_steps, with_infos=with_infos, extra_tag=extra_tag)
+    args = dict(
+        num_scenes=num_scenes,
+        seed=seed,
+        samples_per_scene=samples_per_scene,
+        version=version,
+        num_val_scenes=num_val_scenes,
+        sweeps_per_keyframe=sweeps_per_keyframe,
+        azimuth_steps=azimuth_steps,
+        with_infos=with_infos,
+        extra_tag=extra_tag)
     marker = osp.join(out, MARKER)
     if osp.isdir(out) and os.listdir(out):
         if osp.isfile(marker) and not overwrite:
@@ -49,12 +64,20 @@ def build_synthetic_dataset(out: str, num_scenes: int, seed: int = 0, samples_pe
             shutil.rmtree(path) if osp.isdir(path) else os.remove(path)
     start = time.time()
     if progress:
-        print(f'generating {num_scenes} synthetic scenes x {samples_per_scene} key frames in {out} '
-              '(tables, LiDAR sweeps, six camera images per sample)', flush=True)
-    summary = generate_synthetic_nuscenes(out, num_scenes, seed=seed, samples_per_scene=samples_per_scene,
-                                          version=version, num_val_scenes=num_val_scenes,
-                                          sweeps_per_keyframe=sweeps_per_keyframe, azimuth_steps=azimuth_steps,
-                                          progress=progress)
+        print(
+            f'generating {num_scenes} synthetic scenes x {samples_per_scene} key frames in {out} '
+            '(tables, LiDAR sweeps, six camera images per sample)',
+            flush=True)
+    summary = generate_synthetic_nuscenes(
+        out,
+        num_scenes,
+        seed=seed,
+        samples_per_scene=samples_per_scene,
+        version=version,
+        num_val_scenes=num_val_scenes,
+        sweeps_per_keyframe=sweeps_per_keyframe,
+        azimuth_steps=azimuth_steps,
+        progress=progress)
     gen_seconds = time.time() - start
     if with_infos:
         from ..converters import prepare_nuscenes
@@ -62,9 +85,16 @@ def build_synthetic_dataset(out: str, num_scenes: int, seed: int = 0, samples_pe
         summary['files'] = prepare_nuscenes(out, out, summary['version'], extra_tag=extra_tag, seconds=prep_seconds)
     else:
         prep_seconds = {}
-    done = dict(args=args, summary=summary, seconds=dict(generate=round(gen_seconds, 2),
-                                                         **{k: round(v, 2) for k, v in prep_seconds.items()},
-                                                         total=round(time.time() - start, 2)))
+    done = dict(
+        args=args,
+        summary=summary,
+        seconds=dict(
+            generate=round(gen_seconds, 2),
+            **{
+                k: round(v, 2)
+                for k, v in prep_seconds.items()
+            },
+            total=round(time.time() - start, 2)))
     with open(marker, 'w') as f:
         json.dump(done, f, indent=1)
     return done

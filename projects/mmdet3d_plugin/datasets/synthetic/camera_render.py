@@ -48,7 +48,7 @@ def _camera_setups(width: int, height: int) -> dict:
 
 def _background(rot, trans, k, u, v):
     """Sky/ground image (H, W, 3) uint8 of a camera on flat ground: grey ground darkening with distance."""
-    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(k).T @ rot.T    # (H, W, 3) ego frame
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(k).T @ rot.T  # (H, W, 3) ego frame
     dz = rays[..., 2]
     with np.errstate(divide='ignore', invalid='ignore'):
         t = np.where(dz < -1e-6, -trans[2] / dz, np.inf)
@@ -78,10 +78,10 @@ class CameraRenderer:
         if len(centres_ego) == 0:
             return img
         rot_c2e, t_c2e, k = cam['rot'], cam['trans'], cam['K']
-        corners = box_corners(centres_ego, wlh, yaw_rots_ego)                      # (M, 8, 3) ego
-        corners_cam = (corners - t_c2e) @ rot_c2e                                   # (M, 8, 3) camera
-        normals_cam = np.einsum('ji,mjk,fk->mfi', rot_c2e, yaw_rots_ego,
-                                np.array([f[1] for f in BOX_FACES], np.float64))    # (M, 6, 3)
+        corners = box_corners(centres_ego, wlh, yaw_rots_ego)  # (M, 8, 3) ego
+        corners_cam = (corners - t_c2e) @ rot_c2e  # (M, 8, 3) camera
+        normals_cam = np.einsum('ji,mjk,fk->mfi', rot_c2e, yaw_rots_ego, np.array([f[1] for f in BOX_FACES],
+                                                                                  np.float64))  # (M, 6, 3)
         normals_ego = np.einsum('mjk,fk->mfj', yaw_rots_ego, np.array([f[1] for f in BOX_FACES], np.float64))
         depth = corners_cam[..., 2].mean(1)
         for i in np.argsort(-depth):
@@ -90,7 +90,7 @@ class CameraRenderer:
             colour = np.array(CLASS_COLOR_BGR[DETECTION_CLASSES[labels[i]]], np.float64)
             for f, (idx, _) in enumerate(BOX_FACES):
                 poly = corners_cam[i, list(idx)]
-                if np.dot(normals_cam[i, f], poly.mean(0)) >= 0:     # back face
+                if np.dot(normals_cam[i, f], poly.mean(0)) >= 0:  # back face
                     continue
                 poly = _clip_near(poly)
                 if len(poly) < 3:
@@ -103,6 +103,5 @@ class CameraRenderer:
                 nz = normals_ego[i, f, 2]
                 shade = 1.0 if nz > 0.5 else 0.62 + 0.3 * abs(normals_ego[i, f, 0])
                 pts = np.round(np.clip(uv, -1e5, 1e5) * (1 << _SHIFT)).astype(np.int32)
-                cv2.fillPoly(img, [pts], tuple(float(c) for c in colour * shade), lineType=cv2.LINE_8,
-                             shift=_SHIFT)
+                cv2.fillPoly(img, [pts], tuple(float(c) for c in colour * shade), lineType=cv2.LINE_8, shift=_SHIFT)
         return img

@@ -27,9 +27,9 @@ from .lidar_sim import LidarSimulator
 from .scene_sampler import frame_times, sample_scene
 from .splits import scene_names
 
-TABLES = ('category', 'attribute', 'visibility', 'instance', 'sensor', 'calibrated_sensor', 'ego_pose', 'log',
-          'scene', 'sample', 'sample_data', 'sample_annotation', 'map')
-_T0_US = 1532402927000000   # first scene start (a 2018 nuScenes-like timestamp), microseconds
+TABLES = ('category', 'attribute', 'visibility', 'instance', 'sensor', 'calibrated_sensor', 'ego_pose', 'log', 'scene',
+          'sample', 'sample_data', 'sample_annotation', 'map')
+_T0_US = 1532402927000000  # first scene start (a 2018 nuScenes-like timestamp), microseconds
 _LOCATION = 'singapore-onenorth'
 
 
@@ -67,20 +67,24 @@ class _TableBuilder:
         for token, level in VISIBILITY_LEVELS:
             self.t['visibility'].append(dict(token=token, level=level, description=f'visibility {level}'))
         self.calib = {}
-        for channel in (LIDAR_NAME,) + CAMERA_NAMES:
+        for channel in (LIDAR_NAME, ) + CAMERA_NAMES:
             sensor = dict(token=tok(), channel=channel, modality='lidar' if channel == LIDAR_NAME else 'camera')
             self.t['sensor'].append(sensor)
             if channel == LIDAR_NAME:
                 trans, rot, intr = LIDAR_CALIB[0], LIDAR_CALIB[1], []
             else:
                 trans, rot, intr = CAMERA_CALIB[channel]
-            rec = dict(token=tok(), sensor_token=sensor['token'], translation=list(trans), rotation=list(rot),
-                       camera_intrinsic=[list(r) for r in intr])
+            rec = dict(
+                token=tok(),
+                sensor_token=sensor['token'],
+                translation=list(trans),
+                rotation=list(rot),
+                camera_intrinsic=[list(r) for r in intr])
             self.t['calibrated_sensor'].append(rec)
             self.calib[channel] = rec['token']
         self.map_token = tok()
-        self.t['map'].append(dict(token=self.map_token, log_tokens=[], category='semantic_prior',
-                                  filename=f'maps/{self.map_token}.png'))
+        self.t['map'].append(
+            dict(token=self.map_token, log_tokens=[], category='semantic_prior', filename=f'maps/{self.map_token}.png'))
 
     def ego_pose(self, ts: int, x: float, y: float, yaw: float) -> str:
         rec = dict(token=self.tok(), timestamp=ts, rotation=yaw_quat(yaw), translation=[float(x), float(y), 0.0])
@@ -93,8 +97,8 @@ class _TableBuilder:
             a['next'], b['prev'] = b['token'], a['token']
 
 
-def _write_scene(out, tb: _TableBuilder, name: str, index: int, seed: int, num_keyframes: int,
-                 sweeps_per_keyframe: int, lidar: LidarSimulator, renderer: CameraRenderer):
+def _write_scene(out, tb: _TableBuilder, name: str, index: int, seed: int, num_keyframes: int, sweeps_per_keyframe: int,
+                 lidar: LidarSimulator, renderer: CameraRenderer):
     """Simulate one scene and append its records to ``tb``; writes its sensor files under ``out``."""
     rng = np.random.default_rng([seed, index])
     tok = tb.tok
@@ -103,17 +107,25 @@ def _write_scene(out, tb: _TableBuilder, name: str, index: int, seed: int, num_k
     log = dict(token=tok(), logfile=logfile, vehicle='n015', date_captured=logfile[5:15], location=_LOCATION)
     tb.t['log'].append(log)
     tb.t['map'][0]['log_tokens'].append(log['token'])
-    scene_rec = dict(token=tok(), log_token=log['token'], nbr_samples=num_keyframes, name=name,
-                     description=f'synthetic scene {index} (seed {seed})')
+    scene_rec = dict(
+        token=tok(),
+        log_token=log['token'],
+        nbr_samples=num_keyframes,
+        name=name,
+        description=f'synthetic scene {index} (seed {seed})')
     t0 = _T0_US + index * 100_000_000
     times, is_key = frame_times(num_keyframes, sweeps_per_keyframe)
     l2e_rot, l2e_trans = quat_to_matrix(LIDAR_CALIB[1]), np.asarray(LIDAR_CALIB[0])
     intensity = np.array([CLASS_INTENSITY[c] for c in DETECTION_CLASSES], np.float64)
 
-    samples = [dict(token=tok(), timestamp=int(t0 + round(t * 1e6)), prev='', next='', scene_token=scene_rec['token'])
-               for t in times[is_key]]
-    instances = [dict(token=tok(), category_token=tb.category[DETECTION_CLASSES[c]], nbr_annotations=num_keyframes)
-                 for c in scene.labels]
+    samples = [
+        dict(token=tok(), timestamp=int(t0 + round(t * 1e6)), prev='', next='', scene_token=scene_rec['token'])
+        for t in times[is_key]
+    ]
+    instances = [
+        dict(token=tok(), category_token=tb.category[DETECTION_CLASSES[c]], nbr_annotations=num_keyframes)
+        for c in scene.labels
+    ]
     anns = [[None] * num_keyframes for _ in instances]
     lidar_sds, cam_sds = [], {c: [] for c in CAMERA_NAMES}
     key_idx = 0
@@ -129,9 +141,19 @@ def _write_scene(out, tb: _TableBuilder, name: str, index: int, seed: int, num_k
         folder = 'samples' if key else 'sweeps'
         fname = f'{folder}/{LIDAR_NAME}/{logfile}__{LIDAR_NAME}__{ts}.pcd.bin'
         points.tofile(osp.join(out, fname))
-        sd = dict(token=tok(), sample_token=sample['token'], ego_pose_token=tb.ego_pose(ts, ex, ey, eyaw),
-                  calibrated_sensor_token=tb.calib[LIDAR_NAME], timestamp=ts, fileformat='pcd', is_key_frame=bool(key),
-                  height=0, width=0, filename=fname, prev='', next='')
+        sd = dict(
+            token=tok(),
+            sample_token=sample['token'],
+            ego_pose_token=tb.ego_pose(ts, ex, ey, eyaw),
+            calibrated_sensor_token=tb.calib[LIDAR_NAME],
+            timestamp=ts,
+            fileformat='pcd',
+            is_key_frame=bool(key),
+            height=0,
+            width=0,
+            filename=fname,
+            prev='',
+            next='')
         lidar_sds.append(sd)
         if not key:
             continue
@@ -139,22 +161,37 @@ def _write_scene(out, tb: _TableBuilder, name: str, index: int, seed: int, num_k
             cname = f'samples/{cam}/{logfile}__{cam}__{ts}.jpg'
             img = renderer.render(cam, centres_e, wlh, rots_e, scene.labels)
             cv2.imwrite(osp.join(out, cname), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            cam_sds[cam].append(dict(token=tok(), sample_token=sample['token'],
-                                     ego_pose_token=tb.ego_pose(ts, ex, ey, eyaw),
-                                     calibrated_sensor_token=tb.calib[cam],
-                                     timestamp=ts, fileformat='jpg', is_key_frame=True, height=IMAGE_H, width=IMAGE_W,
-                                     filename=cname, prev='', next=''))
+            cam_sds[cam].append(
+                dict(
+                    token=tok(),
+                    sample_token=sample['token'],
+                    ego_pose_token=tb.ego_pose(ts, ex, ey, eyaw),
+                    calibrated_sensor_token=tb.calib[cam],
+                    timestamp=ts,
+                    fileformat='jpg',
+                    is_key_frame=True,
+                    height=IMAGE_H,
+                    width=IMAGE_W,
+                    filename=cname,
+                    prev='',
+                    next=''))
         xy = scene.object_xy(t)
         for m in range(len(instances)):
             speed = float(np.linalg.norm(scene.vel[m]))
             attr = attribute_for(DETECTION_CLASSES[scene.labels[m]], speed)
             anns[m][key_idx] = dict(
-                token=tok(), sample_token=sample['token'], instance_token=instances[m]['token'],
+                token=tok(),
+                sample_token=sample['token'],
+                instance_token=instances[m]['token'],
                 visibility_token=_visibility_token(int(hits[m]), int(crossings[m])),
                 attribute_tokens=[tb.attribute[attr]] if attr else [],
                 translation=[float(xy[m, 0]), float(xy[m, 1]), float(scene.z[m])],
-                size=[float(v) for v in scene.wlh[m]], rotation=yaw_quat(float(scene.yaw[m])),
-                prev='', next='', num_lidar_pts=int(hits[m]), num_radar_pts=0)
+                size=[float(v) for v in scene.wlh[m]],
+                rotation=yaw_quat(float(scene.yaw[m])),
+                prev='',
+                next='',
+                num_lidar_pts=int(hits[m]),
+                num_radar_pts=0)
         key_idx += 1
 
     tb.link(samples)
@@ -176,9 +213,14 @@ def _write_scene(out, tb: _TableBuilder, name: str, index: int, seed: int, num_k
     return len(instances)
 
 
-def generate_synthetic_nuscenes(out: str, num_scenes: int, seed: int = 0, samples_per_scene: int = 8,
-                                version: Optional[str] = None, num_val_scenes: Optional[int] = None,
-                                sweeps_per_keyframe: int = 9, azimuth_steps: int = 1080,
+def generate_synthetic_nuscenes(out: str,
+                                num_scenes: int,
+                                seed: int = 0,
+                                samples_per_scene: int = 8,
+                                version: Optional[str] = None,
+                                num_val_scenes: Optional[int] = None,
+                                sweeps_per_keyframe: int = 9,
+                                azimuth_steps: int = 1080,
                                 progress: bool = True) -> dict:
     """Write ``num_scenes`` synthetic scenes (``samples_per_scene`` keyframes each) under ``out``.
 
@@ -190,8 +232,8 @@ def generate_synthetic_nuscenes(out: str, num_scenes: int, seed: int = 0, sample
         raise ValueError(f'--samples-per-scene must be >= 2 (velocities need two keyframes), got {samples_per_scene}')
     version = version or default_version(num_scenes)
     train_names, val_names = scene_names(num_scenes, version, num_val_scenes)
-    subdirs = [version, 'maps', f'samples/{LIDAR_NAME}', f'sweeps/{LIDAR_NAME}'] + [
-        f'samples/{c}' for c in CAMERA_NAMES]
+    subdirs = [version, 'maps', f'samples/{LIDAR_NAME}', f'sweeps/{LIDAR_NAME}'
+               ] + [f'samples/{c}' for c in CAMERA_NAMES]
     for sub in subdirs:
         os.makedirs(osp.join(out, sub), exist_ok=True)
     tb = _TableBuilder(_Tokens(seed))
@@ -209,5 +251,11 @@ def generate_synthetic_nuscenes(out: str, num_scenes: int, seed: int = 0, sample
     for name in TABLES:
         with open(osp.join(out, version, f'{name}.json'), 'w') as f:
             json.dump(tb.t[name], f)
-    return dict(version=version, train_scenes=train_names, val_scenes=val_names, samples=len(tb.t['sample']),
-                annotations=len(tb.t['sample_annotation']), instances=num_objects, seed=seed)
+    return dict(
+        version=version,
+        train_scenes=train_names,
+        val_scenes=val_names,
+        samples=len(tb.t['sample']),
+        annotations=len(tb.t['sample_annotation']),
+        instances=num_objects,
+        seed=seed)

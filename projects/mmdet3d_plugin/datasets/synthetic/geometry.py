@@ -34,7 +34,7 @@ def box_corners(centres, wlh, rots) -> np.ndarray:
     its length l, y its width w) and box->frame rotations ``rots`` (M, 3, 3)."""
     centres, wlh, rots = (np.asarray(a, np.float64) for a in (centres, wlh, rots))
     lwh = wlh[:, [1, 0, 2]]
-    local = _UNIT_CORNERS[None] * lwh[:, None]                       # (M, 8, 3)
+    local = _UNIT_CORNERS[None] * lwh[:, None]  # (M, 8, 3)
     return np.einsum('mij,mkj->mki', rots, local) + centres[:, None]
 
 

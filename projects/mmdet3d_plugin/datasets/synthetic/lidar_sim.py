@@ -27,9 +27,11 @@ class LidarSimulator:
         self.az = -np.pi + 2 * np.pi * np.arange(self.azimuth_steps) / self.azimuth_steps
         self.el = el
         # ray directions in the LiDAR frame, (B, A, 3)
-        self.dirs = np.stack([np.cos(el)[:, None] * np.cos(self.az)[None],
-                              np.cos(el)[:, None] * np.sin(self.az)[None],
-                              np.broadcast_to(np.sin(el)[:, None], (len(el), self.azimuth_steps))], -1)
+        self.dirs = np.stack([
+            np.cos(el)[:, None] * np.cos(self.az)[None],
+            np.cos(el)[:, None] * np.sin(self.az)[None],
+            np.broadcast_to(np.sin(el)[:, None], (len(el), self.azimuth_steps))
+        ], -1)
         # ground plane ego z = 0 in LiDAR coordinates: n . p + h = 0
         normal = self.rot.T @ np.array([0.0, 0.0, 1.0])
         denom = self.dirs @ normal
@@ -43,7 +45,7 @@ class LidarSimulator:
         n_az = self.azimuth_steps
         dstep = 2 * np.pi / n_az
         for i in range(len(centres)):
-            corners = box_corners(centres[i:i + 1], wlh[i:i + 1], rots[i:i + 1])[0]   # (8, 3) LiDAR frame
+            corners = box_corners(centres[i:i + 1], wlh[i:i + 1], rots[i:i + 1])[0]  # (8, 3) LiDAR frame
             rng_c = np.linalg.norm(corners, axis=1)
             if rng_c.min() > self.max_range:
                 continue
@@ -58,11 +60,11 @@ class LidarSimulator:
             if len(b_idx) == 0 or len(az_idx) == 0:
                 continue
             rays = (b_idx[:, None] * n_az + az_idx[None]).reshape(-1)
-            d = self.dirs.reshape(-1, 3)[rays]                                   # (R, 3)
+            d = self.dirs.reshape(-1, 3)[rays]  # (R, 3)
             rot = rots[i]
-            o_local = rot.T @ (-centres[i])                                      # ray origin in box frame
-            d_local = d @ rot                                                    # (R, 3)
-            half = np.array([wlh[i, 1], wlh[i, 0], wlh[i, 2]]) / 2.0             # (l, w, h) / 2
+            o_local = rot.T @ (-centres[i])  # ray origin in box frame
+            d_local = d @ rot  # (R, 3)
+            half = np.array([wlh[i, 1], wlh[i, 0], wlh[i, 2]]) / 2.0  # (l, w, h) / 2
             with np.errstate(divide='ignore', invalid='ignore'):
                 t1 = (-half - o_local) / d_local
                 t2 = (half - o_local) / d_local

@@ -10,12 +10,31 @@ import numpy as np
 from ..nuscenes_layout import CLASS_MOTION, CLASS_SIZE_WLH, DETECTION_CLASSES, KEYFRAME_HZ
 
 # objects per class per scene (before +-1 jitter); eval radius per class minus a margin (devkit class_range)
-_CLASS_COUNT = {'car': 5, 'truck': 2, 'trailer': 1, 'bus': 1, 'construction_vehicle': 1, 'bicycle': 2,
-                'motorcycle': 2, 'pedestrian': 4, 'traffic_cone': 3, 'barrier': 3}
-_CLASS_MAX_RADIUS = {'car': 46.0, 'truck': 46.0, 'trailer': 46.0, 'bus': 46.0, 'construction_vehicle': 46.0,
-                     'bicycle': 36.0, 'motorcycle': 36.0, 'pedestrian': 36.0, 'traffic_cone': 27.0,
-                     'barrier': 27.0}
-MIN_RADIUS = 6.0            # m from the ego at every keyframe
+_CLASS_COUNT = {
+    'car': 5,
+    'truck': 2,
+    'trailer': 1,
+    'bus': 1,
+    'construction_vehicle': 1,
+    'bicycle': 2,
+    'motorcycle': 2,
+    'pedestrian': 4,
+    'traffic_cone': 3,
+    'barrier': 3
+}
+_CLASS_MAX_RADIUS = {
+    'car': 46.0,
+    'truck': 46.0,
+    'trailer': 46.0,
+    'bus': 46.0,
+    'construction_vehicle': 46.0,
+    'bicycle': 36.0,
+    'motorcycle': 36.0,
+    'pedestrian': 36.0,
+    'traffic_cone': 27.0,
+    'barrier': 27.0
+}
+MIN_RADIUS = 6.0  # m from the ego at every keyframe
 SAME_CLASS_MIN_DIST = 10.0  # m between objects of one class at every keyframe (so a 5 m shift never matches)
 
 
@@ -76,17 +95,24 @@ def sample_scene(rng: np.random.Generator, num_keyframes: int) -> SceneContent:
     """Draw one scene: ego path plus non-overlapping objects of every class, deterministic given ``rng``."""
     key_t = np.arange(num_keyframes) / KEYFRAME_HZ
     ego_speed = float(rng.choice([0.0, rng.uniform(2.0, 10.0)], p=[0.25, 0.75]))
-    scene = SceneContent(ego_xy0=rng.uniform(300.0, 1800.0, size=2), ego_yaw0=float(rng.uniform(-np.pi, np.pi)),
-                         ego_speed=ego_speed, ego_yaw_rate=float(rng.uniform(-0.08, 0.08)),
-                         labels=np.zeros(0, np.int64), wlh=np.zeros((0, 3)), xy0=np.zeros((0, 2)),
-                         z=np.zeros(0), yaw=np.zeros(0), vel=np.zeros((0, 2)))
+    scene = SceneContent(
+        ego_xy0=rng.uniform(300.0, 1800.0, size=2),
+        ego_yaw0=float(rng.uniform(-np.pi, np.pi)),
+        ego_speed=ego_speed,
+        ego_yaw_rate=float(rng.uniform(-0.08, 0.08)),
+        labels=np.zeros(0, np.int64),
+        wlh=np.zeros((0, 3)),
+        xy0=np.zeros((0, 2)),
+        z=np.zeros(0),
+        yaw=np.zeros(0),
+        vel=np.zeros((0, 2)))
     ex, ey, eyaw = scene.ego_pose(key_t)
-    ego_xy = np.stack([ex, ey], 1)                       # (K, 2)
+    ego_xy = np.stack([ex, ey], 1)  # (K, 2)
     mid = ego_xy[len(key_t) // 2]
     mid_yaw = eyaw[len(key_t) // 2]
 
     labels, wlh, xy0, yaw, vel = [], [], [], [], []
-    tracks = np.zeros((0, len(key_t), 2))               # accepted objects' positions at keyframes
+    tracks = np.zeros((0, len(key_t), 2))  # accepted objects' positions at keyframes
     radii = np.zeros(0)
     for name in DETECTION_CLASSES:
         cls = DETECTION_CLASSES.index(name)
@@ -96,17 +122,17 @@ def sample_scene(rng: np.random.Generator, num_keyframes: int) -> SceneContent:
             radius = 0.5 * np.hypot(size[0], size[1])
             p_move, (v_lo, v_hi) = CLASS_MOTION[name]
             for _attempt in range(100):
-                r = np.sqrt(rng.uniform(MIN_RADIUS ** 2, _CLASS_MAX_RADIUS[name] ** 2))
+                r = np.sqrt(rng.uniform(MIN_RADIUS**2, _CLASS_MAX_RADIUS[name]**2))
                 ang = rng.uniform(-np.pi, np.pi) + mid_yaw
                 heading = rng.uniform(-np.pi, np.pi)
                 speed = rng.uniform(v_lo, v_hi) if rng.random() < p_move else 0.0
                 v = speed * np.array([np.cos(heading), np.sin(heading)])
                 centre_mid = mid + r * np.array([np.cos(ang), np.sin(ang)])
-                track = centre_mid + (key_t - key_t[len(key_t) // 2])[:, None] * v   # (K, 2)
+                track = centre_mid + (key_t - key_t[len(key_t) // 2])[:, None] * v  # (K, 2)
                 if np.min(np.linalg.norm(track - ego_xy, axis=1)) < MIN_RADIUS + radius:
                     continue
                 if len(radii):
-                    dist = np.linalg.norm(tracks - track[None], axis=2).min(axis=1)   # (M,)
+                    dist = np.linalg.norm(tracks - track[None], axis=2).min(axis=1)  # (M,)
                     need = radii + radius + 0.5
                     same = np.asarray(labels) == cls
                     need[same] = np.maximum(need[same], SAME_CLASS_MIN_DIST)

@@ -32,7 +32,6 @@ def scene_names(num_scenes: int, version: str, num_val: Optional[int] = None) ->
     num_train = num_scenes - num_val
     train_pool, val_pool = pools[version]
     if not 0 <= num_val <= len(val_pool) or not 0 <= num_train <= len(train_pool):
-        raise ValueError(
-            f'{version} has {len(train_pool)} train and {len(val_pool)} val scene names; cannot place '
-            f'{num_train} train + {num_val} val scenes (use --version v1.0-trainval or --val-scenes)')
+        raise ValueError(f'{version} has {len(train_pool)} train and {len(val_pool)} val scene names; cannot place '
+                         f'{num_train} train + {num_val} val scenes (use --version v1.0-trainval or --val-scenes)')
     return list(train_pool[:num_train]), list(val_pool[:num_val])

@@ -7,6 +7,8 @@ from .modal_mask_3d import ModalMask3D
 from .resize_crop_flip_image import ResizeCropFlipImage
 from .unified_object_sample import UnifiedDataBaseSampler, UnifiedObjectSample
 
-__all__ = ['AddLidar2Img', 'LoadMultiViewImageFromFilesChecked', 'LoadPointsFromFileChecked',
-           'LoadPointsFromMultiSweepsChecked', 'CustomRandomFlip3D', 'GlobalRotScaleTransAll', 'ModalMask3D',
-           'ResizeCropFlipImage', 'UnifiedDataBaseSampler', 'UnifiedObjectSample']
+__all__ = [
+    'AddLidar2Img', 'LoadMultiViewImageFromFilesChecked', 'LoadPointsFromFileChecked',
+    'LoadPointsFromMultiSweepsChecked', 'CustomRandomFlip3D', 'GlobalRotScaleTransAll', 'ModalMask3D',
+    'ResizeCropFlipImage', 'UnifiedDataBaseSampler', 'UnifiedObjectSample'
+]

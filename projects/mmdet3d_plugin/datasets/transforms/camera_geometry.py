@@ -39,7 +39,7 @@ def right_multiply_lidar_matrices(results: dict, mat: np.ndarray) -> None:
 
 def project_points(points: np.ndarray, lidar2img: np.ndarray):
     """Project (..., 3) LiDAR points with a (4, 4) matrix -> pixels (..., 2) and depths (...,)."""
-    pts = np.concatenate([points, np.ones(points.shape[:-1] + (1,))], -1) @ np.asarray(lidar2img).T
+    pts = np.concatenate([points, np.ones(points.shape[:-1] + (1, ))], -1) @ np.asarray(lidar2img).T
     depth = pts[..., 2]
     uv = pts[..., :2] / np.where(np.abs(depth) < 1e-9, 1e-9, depth)[..., None]
     return uv, depth
@@ -58,7 +58,11 @@ def projected_boxes_2d(corners: np.ndarray, lidar2img: np.ndarray, img_hw):
     uv, depth = project_points(corners, lidar2img)
     full = np.concatenate([uv.min(1), uv.max(1)], -1)
     h, w = img_hw
-    clipped = np.stack([np.clip(np.floor(full[:, 0]), 0, w), np.clip(np.floor(full[:, 1]), 0, h),
-                        np.clip(np.ceil(full[:, 2]), 0, w), np.clip(np.ceil(full[:, 3]), 0, h)], -1).astype(int)
+    clipped = np.stack([
+        np.clip(np.floor(full[:, 0]), 0, w),
+        np.clip(np.floor(full[:, 1]), 0, h),
+        np.clip(np.ceil(full[:, 2]), 0, w),
+        np.clip(np.ceil(full[:, 3]), 0, h)
+    ], -1).astype(int)
     valid = (depth > NEAR).all(1) & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     return full, clipped, valid

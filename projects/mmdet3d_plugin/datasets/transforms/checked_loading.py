@@ -6,7 +6,6 @@ The checks cost one ``stat`` per file (and, for JPEGs, reading their last bytes)
 """
 from mmdet3d.datasets.transforms import LoadMultiViewImageFromFiles, LoadPointsFromFile, LoadPointsFromMultiSweeps
 from mmdet3d.registry import TRANSFORMS
-
 from ..file_checks import (RECREATE_HINT, SampleFileError, jpeg_file_problem, points_file_problem,
                            raise_sample_file_error, sample_label)
 

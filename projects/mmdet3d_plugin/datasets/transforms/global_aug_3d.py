@@ -21,7 +21,7 @@ class GlobalRotScaleTransAll(GlobalRotScaleTrans):
     def transform(self, input_dict: dict) -> dict:
         require_lidar2img(input_dict, type(self).__name__)
         input_dict = super().transform(input_dict)
-        rot = np.asarray(input_dict['pcd_rotation'], np.float64).T       # points are rows: p' = p @ rot_T
+        rot = np.asarray(input_dict['pcd_rotation'], np.float64).T  # points are rows: p' = p @ rot_T
         affine = np.eye(4)
         affine[:3, :3] = float(input_dict['pcd_scale_factor']) * rot
         affine[:3, 3] = np.asarray(input_dict['pcd_trans'], np.float64)
@@ -41,12 +41,14 @@ class CustomRandomFlip3D(RandomFlip3D):
         flip_ratio_bev_horizontal (float), flip_ratio_bev_vertical (float): probabilities.
     """
 
-    def __init__(self, flip_ratio_bev_horizontal: float = 0.0, flip_ratio_bev_vertical: float = 0.0,
-                 **kwargs) -> None:
+    def __init__(self, flip_ratio_bev_horizontal: float = 0.0, flip_ratio_bev_vertical: float = 0.0, **kwargs) -> None:
         if kwargs.pop('sync_2d', False):
             raise ValueError('CustomRandomFlip3D never flips images; sync_2d must be False')
-        super().__init__(sync_2d=False, flip_ratio_bev_horizontal=flip_ratio_bev_horizontal,
-                         flip_ratio_bev_vertical=flip_ratio_bev_vertical, **kwargs)
+        super().__init__(
+            sync_2d=False,
+            flip_ratio_bev_horizontal=flip_ratio_bev_horizontal,
+            flip_ratio_bev_vertical=flip_ratio_bev_vertical,
+            **kwargs)
 
     def transform(self, input_dict: dict) -> dict:
         require_lidar2img(input_dict, type(self).__name__)

@@ -28,7 +28,10 @@ class ModalMask3D(BaseTransform):
         img_drop_prob (float), points_drop_prob (float): train-mode probabilities.
     """
 
-    def __init__(self, mode: str = 'train', mask_modal=None, img_drop_prob: float = 0.25,
+    def __init__(self,
+                 mode: str = 'train',
+                 mask_modal=None,
+                 img_drop_prob: float = 0.25,
                  points_drop_prob: float = 0.25) -> None:
         if mode not in ('train', 'test'):
             raise ValueError(f"ModalMask3D.mode must be 'train' or 'test', got {mode!r}")

@@ -66,8 +66,9 @@ class ResizeCropFlipImage(BaseTransform):
             cx, cy = (fw - 1) / 2, (fh - 1) / 2
             a = np.deg2rad(rot)
             rmat = np.array([[np.cos(a), np.sin(a), 0], [-np.sin(a), np.cos(a), 0], [0, 0, 1]])
-            mat = (np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]]) @ rmat
-                   @ np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]]) @ mat)
+            mat = (
+                np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]]) @ rmat @ np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]])
+                @ mat)
         return mat
 
     def transform(self, results: dict) -> dict:
@@ -79,8 +80,14 @@ class ResizeCropFlipImage(BaseTransform):
                              f'but the loaded images are {h}x{w}')
         fh, fw = self.conf['final_dim']
         mat = self._pixel_affine(*self._sample_aug())
-        results['img'] = [cv2.warpAffine(np.ascontiguousarray(img), mat[:2], (fw, fh), flags=cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) for img in imgs]
+        results['img'] = [
+            cv2.warpAffine(
+                np.ascontiguousarray(img),
+                mat[:2], (fw, fh),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0) for img in imgs
+        ]
         mat4 = np.eye(4)
         mat4[:3, :3] = mat
         results['cam2img'] = [mat4 @ np.asarray(k, np.float64) for k in results['cam2img']]

@@ -51,8 +51,12 @@ class UnifiedObjectSample(ObjectSample):
     Modified keys: points, gt_bboxes_3d, gt_labels_3d, img.
     """
 
-    def __init__(self, db_sampler: dict, sample_2d: bool = True, mixup_rate: float = 0.5,
-                 use_ground_plane: bool = False, max_paste_area_ratio: float = 16.0) -> None:
+    def __init__(self,
+                 db_sampler: dict,
+                 sample_2d: bool = True,
+                 mixup_rate: float = 0.5,
+                 use_ground_plane: bool = False,
+                 max_paste_area_ratio: float = 16.0) -> None:
         db_sampler = dict(db_sampler)
         db_sampler.setdefault('type', 'UnifiedDataBaseSampler')
         super().__init__(db_sampler, sample_2d=False, use_ground_plane=use_ground_plane)
@@ -77,8 +81,8 @@ class UnifiedObjectSample(ObjectSample):
         return crop
 
     def _paste_images(self, imgs, lidar2img, boxes, num_ori, db_infos):
-        corners = boxes.corners.numpy().astype(np.float64)                     # (M, 8, 3)
-        centres = boxes.gravity_center.numpy().astype(np.float64)              # (M, 3)
+        corners = boxes.corners.numpy().astype(np.float64)  # (M, 8, 3)
+        centres = boxes.gravity_center.numpy().astype(np.float64)  # (M, 3)
         crops = [self._load_crop(info) for info in db_infos]
         out = []
         for img, l2i in zip(imgs, lidar2img):
@@ -112,8 +116,7 @@ class UnifiedObjectSample(ObjectSample):
         gt_bboxes_3d = input_dict['gt_bboxes_3d']
         gt_labels_3d = input_dict['gt_labels_3d']
         ground_plane = input_dict.get('plane', None) if self.use_ground_plane else None
-        sampled = self.db_sampler.sample_all(gt_bboxes_3d.numpy(), gt_labels_3d, img=None,
-                                             ground_plane=ground_plane)
+        sampled = self.db_sampler.sample_all(gt_bboxes_3d.numpy(), gt_labels_3d, img=None, ground_plane=ground_plane)
         if sampled is not None:
             num_ori = len(gt_bboxes_3d)
             gt_labels_3d = np.concatenate([gt_labels_3d, sampled['gt_labels_3d']], axis=0)

@@ -33,7 +33,6 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet3d.registry import MODELS
-
 from ..utils.pretrained import check_pretrained_path
 
 STAGE_NAMES = ('stage2', 'stage3', 'stage4', 'stage5')
@@ -60,49 +59,44 @@ class VoVNetSpec:
     ese: bool = True
 
 
-_SLIM = dict(stage_mid_channels=(64, 80, 96, 112),
-             stage_out_channels=(112, 256, 384, 512))
-_WIDE = dict(stage_mid_channels=(128, 160, 192, 224),
-             stage_out_channels=(256, 512, 768, 1024))
+_SLIM = dict(stage_mid_channels=(64, 80, 96, 112), stage_out_channels=(112, 256, 384, 512))
+_WIDE = dict(stage_mid_channels=(128, 160, 192, 224), stage_out_channels=(256, 512, 768, 1024))
 
 VOVNET_SPECS: Dict[str, VoVNetSpec] = {
-    'V-19-slim-dw-eSE': VoVNetSpec((64, 64, 64), **_SLIM, layers_per_block=3,
-                                   blocks_per_stage=(1, 1, 1, 1), depthwise=True),
-    'V-19-dw-eSE': VoVNetSpec((64, 64, 64), **_WIDE, layers_per_block=3,
-                              blocks_per_stage=(1, 1, 1, 1), depthwise=True),
-    'V-19-slim-eSE': VoVNetSpec((64, 64, 128), **_SLIM, layers_per_block=3,
-                                blocks_per_stage=(1, 1, 1, 1), depthwise=False),
-    'V-19-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=3,
-                           blocks_per_stage=(1, 1, 1, 1), depthwise=False),
-    'V-39-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=5,
-                           blocks_per_stage=(1, 1, 2, 2), depthwise=False),
-    'V-57-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=5,
-                           blocks_per_stage=(1, 1, 4, 3), depthwise=False),
-    'V-99-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=5,
-                           blocks_per_stage=(1, 3, 9, 3), depthwise=False),
+    'V-19-slim-dw-eSE': VoVNetSpec((64, 64, 64),
+                                   **_SLIM,
+                                   layers_per_block=3,
+                                   blocks_per_stage=(1, 1, 1, 1),
+                                   depthwise=True),
+    'V-19-dw-eSE': VoVNetSpec((64, 64, 64), **_WIDE, layers_per_block=3, blocks_per_stage=(1, 1, 1, 1), depthwise=True),
+    'V-19-slim-eSE': VoVNetSpec((64, 64, 128),
+                                **_SLIM,
+                                layers_per_block=3,
+                                blocks_per_stage=(1, 1, 1, 1),
+                                depthwise=False),
+    'V-19-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=3, blocks_per_stage=(1, 1, 1, 1), depthwise=False),
+    'V-39-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=5, blocks_per_stage=(1, 1, 2, 2), depthwise=False),
+    'V-57-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=5, blocks_per_stage=(1, 1, 4, 3), depthwise=False),
+    'V-99-eSE': VoVNetSpec((64, 64, 128), **_WIDE, layers_per_block=5, blocks_per_stage=(1, 3, 9, 3), depthwise=False),
 }
 
 
-def _conv_norm_relu(name: str, in_ch: int, out_ch: int, kernel_size: int,
-                    stride: int, norm_cfg: dict) -> List[tuple]:
+def _conv_norm_relu(name: str, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm_cfg: dict) -> List[tuple]:
     """``{name}/conv`` (no bias) -> ``{name}/norm`` -> ``{name}/relu``."""
     return [
-        (f'{name}/conv', nn.Conv2d(in_ch, out_ch, kernel_size, stride,
-                                   kernel_size // 2, bias=False)),
+        (f'{name}/conv', nn.Conv2d(in_ch, out_ch, kernel_size, stride, kernel_size // 2, bias=False)),
         (f'{name}/norm', build_norm_layer(norm_cfg, out_ch)[1]),
         (f'{name}/relu', nn.ReLU(inplace=True)),
     ]
 
 
-def _dw_sep_norm_relu(name: str, in_ch: int, out_ch: int, stride: int,
-                      norm_cfg: dict) -> List[tuple]:
+def _dw_sep_norm_relu(name: str, in_ch: int, out_ch: int, stride: int, norm_cfg: dict) -> List[tuple]:
     """Depthwise 3x3 -> pointwise 1x1 -> norm -> ReLU (in_ch == out_ch)."""
     if in_ch != out_ch:
         raise ValueError(f'{name}: depthwise-separable conv needs equal in/out '
                          f'channels, got {in_ch} -> {out_ch}')
     return [
-        (f'{name}/dw_conv3x3', nn.Conv2d(in_ch, out_ch, 3, stride, 1,
-                                         groups=out_ch, bias=False)),
+        (f'{name}/dw_conv3x3', nn.Conv2d(in_ch, out_ch, 3, stride, 1, groups=out_ch, bias=False)),
         (f'{name}/pw_conv1x1', nn.Conv2d(in_ch, out_ch, 1, bias=False)),
         (f'{name}/pw_norm', build_norm_layer(norm_cfg, out_ch)[1]),
         (f'{name}/pw_relu', nn.ReLU(inplace=True)),
@@ -133,9 +127,17 @@ class OSABlock(nn.Module):
         with_cp: recompute the block in backward (activation checkpointing).
     """
 
-    def __init__(self, name: str, in_ch: int, mid_ch: int, out_ch: int,
-                 num_layers: int, identity: bool, depthwise: bool, ese: bool,
-                 norm_cfg: dict, with_cp: bool = False):
+    def __init__(self,
+                 name: str,
+                 in_ch: int,
+                 mid_ch: int,
+                 out_ch: int,
+                 num_layers: int,
+                 identity: bool,
+                 depthwise: bool,
+                 ese: bool,
+                 norm_cfg: dict,
+                 with_cp: bool = False):
         super().__init__()
         if identity and in_ch != out_ch:
             raise ValueError(f'{name}: identity residual needs in_ch == out_ch, '
@@ -145,22 +147,19 @@ class OSABlock(nn.Module):
         self.conv_reduction = None
         conv_in = in_ch
         if depthwise and in_ch != mid_ch:
-            self.conv_reduction = nn.Sequential(OrderedDict(_conv_norm_relu(
-                f'{name}_reduction_0', in_ch, mid_ch, 1, 1, norm_cfg)))
+            self.conv_reduction = nn.Sequential(
+                OrderedDict(_conv_norm_relu(f'{name}_reduction_0', in_ch, mid_ch, 1, 1, norm_cfg)))
             conv_in = mid_ch
         self.layers = nn.ModuleList()
         for i in range(num_layers):
             if depthwise:
-                layer = _dw_sep_norm_relu(f'{name}_{i}', mid_ch, mid_ch, 1,
-                                          norm_cfg)
+                layer = _dw_sep_norm_relu(f'{name}_{i}', mid_ch, mid_ch, 1, norm_cfg)
             else:
-                layer = _conv_norm_relu(f'{name}_{i}', conv_in, mid_ch, 3, 1,
-                                        norm_cfg)
+                layer = _conv_norm_relu(f'{name}_{i}', conv_in, mid_ch, 3, 1, norm_cfg)
             self.layers.append(nn.Sequential(OrderedDict(layer)))
             conv_in = mid_ch
-        self.concat = nn.Sequential(OrderedDict(_conv_norm_relu(
-            f'{name}_concat', in_ch + num_layers * mid_ch, out_ch, 1, 1,
-            norm_cfg)))
+        self.concat = nn.Sequential(
+            OrderedDict(_conv_norm_relu(f'{name}_concat', in_ch + num_layers * mid_ch, out_ch, 1, 1, norm_cfg)))
         self.ese = ESEModule(out_ch) if ese else None
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,21 +179,26 @@ class OSABlock(nn.Module):
         return self._forward(x)
 
 
-def _build_stage(stage_num: int, in_ch: int, mid_ch: int, out_ch: int,
-                 num_blocks: int, spec: VoVNetSpec, norm_cfg: dict,
-                 with_cp: bool) -> nn.Sequential:
+def _build_stage(stage_num: int, in_ch: int, mid_ch: int, out_ch: int, num_blocks: int, spec: VoVNetSpec,
+                 norm_cfg: dict, with_cp: bool) -> nn.Sequential:
     """``stage{n}``: [``Pooling`` (3x3/2 max-pool, ceil) unless n == 2] +
     ``OSA{n}_1 .. OSA{n}_{num_blocks}`` (identity residual from block 2 on)."""
     modules = OrderedDict()
     if stage_num != 2:
-        modules['Pooling'] = nn.MaxPool2d(kernel_size=3, stride=2,
-                                          ceil_mode=True)
+        modules['Pooling'] = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
     for b in range(num_blocks):
         name = f'OSA{stage_num}_{b + 1}'
         modules[name] = OSABlock(
-            name, in_ch if b == 0 else out_ch, mid_ch, out_ch,
-            spec.layers_per_block, identity=b > 0, depthwise=spec.depthwise,
-            ese=spec.ese, norm_cfg=norm_cfg, with_cp=with_cp)
+            name,
+            in_ch if b == 0 else out_ch,
+            mid_ch,
+            out_ch,
+            spec.layers_per_block,
+            identity=b > 0,
+            depthwise=spec.depthwise,
+            ese=spec.ese,
+            norm_cfg=norm_cfg,
+            with_cp=with_cp)
     return nn.Sequential(modules)
 
 
@@ -271,9 +275,10 @@ class VoVNet(BaseModule):
         in_ch, stride = s2, 4
         for i, name in enumerate(STAGE_NAMES):
             out_ch = spec.stage_out_channels[i]
-            self.add_module(name, _build_stage(
-                i + 2, in_ch, spec.stage_mid_channels[i], out_ch,
-                spec.blocks_per_stage[i], spec, norm_cfg, with_cp))
+            self.add_module(
+                name,
+                _build_stage(i + 2, in_ch, spec.stage_mid_channels[i], out_ch, spec.blocks_per_stage[i], spec, norm_cfg,
+                             with_cp))
             stride = stride if i == 0 else stride * 2
             channels[name], strides[name] = out_ch, stride
             in_ch = out_ch
@@ -300,8 +305,7 @@ class VoVNet(BaseModule):
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
             return []
-        return [self.stem] + [getattr(self, STAGE_NAMES[i])
-                              for i in range(self.frozen_stages)]
+        return [self.stem] + [getattr(self, STAGE_NAMES[i]) for i in range(self.frozen_stages)]
 
     def _freeze_stages(self):
         for m in self._frozen_modules():

@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from mmdet3d.models.data_preprocessors import Det3DDataPreprocessor
 from mmdet3d.registry import MODELS
-
 from .scatter_voxelization import ScatterHardVoxelization
 
 VOXEL_IMPLS = ('scatter', 'mmcv')
@@ -53,7 +52,9 @@ class CmtDataPreprocessor(Det3DDataPreprocessor):
             if voxel_impl == 'scatter':
                 mmcv_layer = self.voxel_layer  # VoxelizationByGridShape built from voxel_layer by the base class
                 self.voxel_layer = ScatterHardVoxelization(
-                    point_cloud_range=mmcv_layer.point_cloud_range, max_num_points=mmcv_layer.max_num_points,
-                    voxel_size=list(mmcv_layer.voxel_size), max_voxels=tuple(mmcv_layer.max_voxels))
+                    point_cloud_range=mmcv_layer.point_cloud_range,
+                    max_num_points=mmcv_layer.max_num_points,
+                    voxel_size=list(mmcv_layer.voxel_size),
+                    max_voxels=tuple(mmcv_layer.max_voxels))
             else:
                 self.voxel_layer = EmptySafeVoxelization(self.voxel_layer)

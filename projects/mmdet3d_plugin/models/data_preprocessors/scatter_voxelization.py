@@ -98,5 +98,4 @@ class ScatterHardVoxelization(VoxelizationByGridShape):
     def forward(self, points: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """points (N, C) -> voxels (M, max_num_points, C), coors (M, 3) int32 zyx, num_points (M,) int32."""
         max_voxels = self.max_voxels[0] if self.training else self.max_voxels[1]
-        return scatter_hard_voxelize(points, self.voxel_size, self.point_cloud_range, self.max_num_points,
-                                     max_voxels)
+        return scatter_hard_voxelize(points, self.voxel_size, self.point_cloud_range, self.max_num_points, max_voxels)

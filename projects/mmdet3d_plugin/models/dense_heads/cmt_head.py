@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from ...attention.geometry import bev_key_lines, camera_key_lines
-from ..layers.cmt_position_encoding import (denormalize_points, depth_bins, lift_pixels, lidar2img_from_metas,
+from ..layers.cmt_position_encoding import (denormalize_points, depth_bins, lidar2img_from_metas, lift_pixels,
                                             normalize_points, pixel_centres, pos2embed, project_points)
 from ..task_modules.box_codec import encode_boxes, gravity_center_boxes
 from .query_denoising import DNQueries, build_dn_queries
@@ -97,15 +97,14 @@ class CmtHead(BaseModule):
                  use_bev: bool = True,
                  use_img: bool = True,
                  transformer: dict = None,
-                 separate_head: dict = dict(head_conv=64, final_kernel=1, init_bias=-2.19,
-                                            init_mode='torch_default'),
+                 separate_head: dict = dict(head_conv=64, final_kernel=1, init_bias=-2.19, init_mode='torch_default'),
                  common_heads: dict = dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
                  num_cls_convs: int = 2,
                  with_dn: bool = True,
                  dn_cfg: dict = dict(scalar=10, noise_scale=1.0, noise_trans=0.0, split=0.75, dn_weight=1.0),
                  bbox_coder: dict = None,
-                 loss_cls: dict = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                                       loss_weight=2.0),
+                 loss_cls: dict = dict(
+                     type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
                  loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=0.25),
                  code_weights: Sequence[float] = (2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2),
                  bg_cls_weight: float = 0.1,
@@ -125,14 +124,18 @@ class CmtHead(BaseModule):
         self.num_classes, self.num_query, self.hidden_dim = num_classes, num_query, hidden_dim
         self.use_bev, self.use_img, self.with_dn = use_bev, use_img, with_dn
         self.register_buffer('pc_range', torch.tensor(pc_range, dtype=torch.float32), persistent=False)
-        self.register_buffer('bev_range', torch.tensor(bev_range if bev_range is not None else pc_range,
-                                                       dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            'bev_range',
+            torch.tensor(bev_range if bev_range is not None else pc_range, dtype=torch.float32),
+            persistent=False)
         if bev_encoding_range is not None and len(bev_encoding_range) != 6:
             raise ValueError(f'bev_encoding_range must be [x_min, y_min, z_min, x_max, y_max, z_max] or None, got '
                              f'{bev_encoding_range}')
-        self.register_buffer('bev_encoding_range', torch.tensor(
-            bev_encoding_range if bev_encoding_range is not None else self.bev_range.tolist(), dtype=torch.float32),
-                             persistent=False)
+        self.register_buffer(
+            'bev_encoding_range',
+            torch.tensor(
+                bev_encoding_range if bev_encoding_range is not None else self.bev_range.tolist(), dtype=torch.float32),
+            persistent=False)
         if img_token_pixel not in _PIXEL_OFFSETS:
             raise ValueError(f"img_token_pixel must be 'centre' or 'corner', got {img_token_pixel!r}")
         self.img_token_pixel = img_token_pixel
@@ -147,24 +150,30 @@ class CmtHead(BaseModule):
             if value is None:
                 continue
             if key in cross_cfg and cross_cfg[key] != value:
-                print_log(f'CmtHead: model.pts_bbox_head.{key}={value!r} replaces cross_attn_cfg.{key}='
-                          f'{cross_cfg[key]!r} of every decoder layer (set the path on the head only)',
-                          logger='current', level=logging.WARNING)
+                print_log(
+                    f'CmtHead: model.pts_bbox_head.{key}={value!r} replaces cross_attn_cfg.{key}='
+                    f'{cross_cfg[key]!r} of every decoder layer (set the path on the head only)',
+                    logger='current',
+                    level=logging.WARNING)
             cross_cfg[key] = value
         self.transformer = MODELS.build(transformer)
         self.num_layers = len(self.transformer.decoder.layers)
 
         if use_bev:
-            self.shared_conv = ConvModule(in_channels, hidden_dim, 3, padding=1, conv_cfg=dict(type='Conv2d'),
-                                          norm_cfg=dict(type='BN2d'))
+            self.shared_conv = ConvModule(
+                in_channels, hidden_dim, 3, padding=1, conv_cfg=dict(type='Conv2d'), norm_cfg=dict(type='BN2d'))
         if use_img:
             self.rv_embedding = _mlp(depth_num * 3, hidden_dim * 4, hidden_dim)
         self.bev_embedding = _mlp(hidden_dim * 2, hidden_dim, hidden_dim)
         self.reference_points = nn.Embedding(num_query, 3)
         heads = dict(common_heads, cls_logits=(num_classes, num_cls_convs))
         self.task_head = MODELS.build(
-            dict(type='CmtSeparateTaskHead', **separate_head, in_channels=hidden_dim, heads=heads,
-                 groups=self.num_layers))
+            dict(
+                type='CmtSeparateTaskHead',
+                **separate_head,
+                in_channels=hidden_dim,
+                heads=heads,
+                groups=self.num_layers))
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
         self.bbox_coder = TASK_UTILS.build(bbox_coder)
@@ -214,8 +223,12 @@ class CmtHead(BaseModule):
         return pos + (rv * valid[..., None]).sum(1)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, bev_feat: Optional[Tensor], img_feat: Optional[Tensor], batch_input_metas: List[dict],
-                img_hw: Optional[Tuple[int, int]] = None, dn: Optional[DNQueries] = None) -> Dict[str, Tensor]:
+    def forward(self,
+                bev_feat: Optional[Tensor],
+                img_feat: Optional[Tensor],
+                batch_input_metas: List[dict],
+                img_hw: Optional[Tuple[int, int]] = None,
+                dn: Optional[DNQueries] = None) -> Dict[str, Tensor]:
         """bev_feat (B, Cin, H, W) or None; img_feat (B*N, C, h, w) or None; img_hw (H, W) of the padded input
         images. Returns ``cls_scores`` (L, B, Nq, num_classes), ``bbox_preds`` (L, B, Nq, 10) and, with DN,
         ``dn_cls_scores`` / ``dn_bbox_preds`` (L, B, P, .). Runs in fp32 (autocast off) except the attention
@@ -337,10 +350,10 @@ class CmtHead(BaseModule):
         pos_avg = cls.new_tensor(num_pos)
         if self.sync_avg_factor:
             cls_avg, pos_avg = reduce_mean(cls_avg), reduce_mean(pos_avg)
-        loss_cls = self.loss_cls(cls.flatten(0, 1), labels.flatten(), torch.ones_like(labels.flatten()),
-                                 avg_factor=max(cls_avg.item(), 1.0))
-        loss_bbox = self._box_loss(bbox.flatten(0, 1), targets.flatten(0, 1), weights.flatten(0, 1),
-                                   max(pos_avg.item(), 1.0))
+        loss_cls = self.loss_cls(
+            cls.flatten(0, 1), labels.flatten(), torch.ones_like(labels.flatten()), avg_factor=max(cls_avg.item(), 1.0))
+        loss_bbox = self._box_loss(
+            bbox.flatten(0, 1), targets.flatten(0, 1), weights.flatten(0, 1), max(pos_avg.item(), 1.0))
         return loss_cls, loss_bbox
 
     def _dn_loss(self, cls: Tensor, bbox: Tensor, dn: DNQueries) -> Tuple[Tensor, Tensor]:

@@ -43,8 +43,14 @@ def dn_attn_mask(pad_size: int, num_query: int, groups: int, device=None) -> Ten
     return mask
 
 
-def build_dn_queries(gt_boxes: List[Tensor], gt_labels: List[Tensor], num_query: int, pc_range: Tensor,
-                     num_classes: int, max_groups: int = 10, noise_scale: float = 1.0, noise_trans: float = 0.0,
+def build_dn_queries(gt_boxes: List[Tensor],
+                     gt_labels: List[Tensor],
+                     num_query: int,
+                     pc_range: Tensor,
+                     num_classes: int,
+                     max_groups: int = 10,
+                     noise_scale: float = 1.0,
+                     noise_trans: float = 0.0,
                      split: float = 0.75) -> Optional[DNQueries]:
     """gt_boxes: B x (n_b, 7|9) gravity-centre boxes (metres); gt_labels: B x (n_b,).
 

@@ -51,8 +51,14 @@ class CmtSeparateTaskHead(BaseModule):
             'kaiming_prior' applies the init CMT's ``SeparateTaskHead`` defines (Kaiming + class prior bias).
     """
 
-    def __init__(self, in_channels: int, heads: Dict[str, Tuple[int, int]], groups: int, head_conv: int = 64,
-                 final_kernel: int = 1, init_bias: float = -2.19, init_mode: str = 'torch_default',
+    def __init__(self,
+                 in_channels: int,
+                 heads: Dict[str, Tuple[int, int]],
+                 groups: int,
+                 head_conv: int = 64,
+                 final_kernel: int = 1,
+                 init_bias: float = -2.19,
+                 init_mode: str = 'torch_default',
                  init_cfg=None) -> None:
         super().__init__(init_cfg)
         if init_mode not in INIT_MODES:
@@ -65,8 +71,7 @@ class CmtSeparateTaskHead(BaseModule):
             layers, c_in = [], in_channels
             for _ in range(num_conv - 1):
                 layers += [
-                    nn.Conv1d(c_in * groups, head_conv * groups, final_kernel, padding=pad, groups=groups,
-                              bias=False),
+                    nn.Conv1d(c_in * groups, head_conv * groups, final_kernel, padding=pad, groups=groups, bias=False),
                     GroupLayerNorm1d(head_conv * groups, groups),
                     nn.ReLU(inplace=True)
                 ]

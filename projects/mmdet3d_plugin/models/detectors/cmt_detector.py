@@ -34,8 +34,8 @@ class CmtDetector(MVXTwoStageDetector):
     def init_weights(self) -> None:
         """Checks every ``Pretrained`` init_cfg path first, so a missing file names its config key."""
         for name, module in self.named_modules():
-            check_pretrained_path(getattr(module, 'init_cfg', None),
-                                  f'model.{name}.init_cfg' if name else 'model.init_cfg')
+            check_pretrained_path(
+                getattr(module, 'init_cfg', None), f'model.{name}.init_cfg' if name else 'model.init_cfg')
         super().init_weights()
 
     # ------------------------------------------------------------------ features

@@ -36,8 +36,13 @@ class CmtDecoderLayer(BaseModule):
             (the attention core's precision); None / 'float32' keeps it in fp32.
     """
 
-    def __init__(self, self_attn_cfg: dict, cross_attn_cfg: dict, ffn_cfg: dict, norm_cfg: dict = dict(type='LN'),
-                 cross_attn_dtype: Optional[str] = None, init_cfg=None) -> None:
+    def __init__(self,
+                 self_attn_cfg: dict,
+                 cross_attn_cfg: dict,
+                 ffn_cfg: dict,
+                 norm_cfg: dict = dict(type='LN'),
+                 cross_attn_dtype: Optional[str] = None,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg)
         if cross_attn_dtype not in _AMP_DTYPES:
             raise ValueError(f'cross_attn_dtype must be one of {list(_AMP_DTYPES)}, got {cross_attn_dtype!r}')
@@ -48,16 +53,26 @@ class CmtDecoderLayer(BaseModule):
         self.embed_dims = self.self_attn.embed_dims
         self.norms = ModuleList([build_norm_layer(norm_cfg, self.embed_dims)[1] for _ in range(3)])
 
-    def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
-                ref_points: Tensor, key_lines: Tuple[Tensor, Tensor],
+    def forward(self,
+                query: Tensor,
+                query_pos: Tensor,
+                memory: Tensor,
+                memory_pos: Tensor,
+                ref_points: Tensor,
+                key_lines: Tuple[Tensor, Tensor],
                 self_attn_mask: Optional[Tensor] = None) -> Tensor:
-        query = self.norms[0](self.self_attn(query, query_pos=query_pos, key_pos=query_pos,
-                                             attn_mask=self_attn_mask))
+        query = self.norms[0](self.self_attn(query, query_pos=query_pos, key_pos=query_pos, attn_mask=self_attn_mask))
         dtype = self.cross_attn_dtype
         amp = nullcontext() if dtype is None else torch.autocast(query.device.type, dtype=dtype)
         with amp:
-            query = self.cross_attn(query, key=memory, value=memory, query_pos=query_pos, key_pos=memory_pos,
-                                    ref_points=ref_points, key_lines=key_lines)
+            query = self.cross_attn(
+                query,
+                key=memory,
+                value=memory,
+                query_pos=query_pos,
+                key_pos=memory_pos,
+                ref_points=ref_points,
+                key_lines=key_lines)
         query = self.norms[1](query.float())
         return self.norms[2](self.ffn(query))
 
@@ -73,16 +88,26 @@ class CmtTransformerDecoder(BaseModule):
         with_cp (bool): gradient checkpointing per layer.
     """
 
-    def __init__(self, num_layers: int, layer_cfg: dict, post_norm_cfg: dict = dict(type='LN'),
-                 with_cp: bool = False, init_cfg=None) -> None:
+    def __init__(self,
+                 num_layers: int,
+                 layer_cfg: dict,
+                 post_norm_cfg: dict = dict(type='LN'),
+                 with_cp: bool = False,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg)
         self.layers = ModuleList([CmtDecoderLayer(**copy.deepcopy(layer_cfg)) for _ in range(num_layers)])
         self.embed_dims = self.layers[0].embed_dims
         self.post_norm = build_norm_layer(post_norm_cfg, self.embed_dims)[1]
         self.with_cp = with_cp
 
-    def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor, ref_points: Tensor,
-                key_lines: Tuple[Tensor, Tensor], self_attn_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self,
+                query: Tensor,
+                query_pos: Tensor,
+                memory: Tensor,
+                memory_pos: Tensor,
+                ref_points: Tensor,
+                key_lines: Tuple[Tensor, Tensor],
+                self_attn_mask: Optional[Tensor] = None) -> Tensor:
         """Returns (num_layers, B, Nq, C) post-normed outputs of every layer."""
         outs = []
         for layer in self.layers:
@@ -123,8 +148,13 @@ class CmtTransformer(BaseModule):
             if isinstance(weight, torch.Tensor) and weight.dim() > 1 and isinstance(bias, torch.Tensor):
                 torch.nn.init.zeros_(bias)
 
-    def forward(self, memory: Tensor, memory_pos: Tensor, query_pos: Tensor, ref_points: Tensor,
-                key_lines: Tuple[Tensor, Tensor], self_attn_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self,
+                memory: Tensor,
+                memory_pos: Tensor,
+                query_pos: Tensor,
+                ref_points: Tensor,
+                key_lines: Tuple[Tensor, Tensor],
+                self_attn_mask: Optional[Tensor] = None) -> Tensor:
         """memory/memory_pos (B, Nk, C), query_pos (B, Nq, C), ref_points (B, Nq, 3) metres ->
         (num_layers, B, Nq, C)."""
         query = torch.zeros_like(query_pos)

@@ -46,8 +46,7 @@ class CPFPN(BaseModule):
                  act_cfg: Optional[dict] = None,
                  no_norm_on_lateral: bool = False,
                  upsample_cfg: dict = dict(mode='nearest'),
-                 init_cfg: Optional[dict] = dict(
-                     type='Xavier', layer='Conv2d', distribution='uniform')):
+                 init_cfg: Optional[dict] = dict(type='Xavier', layer='Conv2d', distribution='uniform')):
         super().__init__(init_cfg)
         if not isinstance(in_channels, (list, tuple)) or not in_channels:
             raise ValueError(f'CPFPN: in_channels must be a non-empty list of '
@@ -60,30 +59,37 @@ class CPFPN(BaseModule):
         self.num_outs = num_outs
         self.upsample_cfg = dict(upsample_cfg)
         self.lateral_convs = nn.ModuleList(
-            ConvModule(c, out_channels, 1, conv_cfg=conv_cfg,
-                       norm_cfg=None if no_norm_on_lateral else norm_cfg,
-                       act_cfg=act_cfg, inplace=False)
-            for c in self.in_channels)
+            ConvModule(
+                c,
+                out_channels,
+                1,
+                conv_cfg=conv_cfg,
+                norm_cfg=None if no_norm_on_lateral else norm_cfg,
+                act_cfg=act_cfg,
+                inplace=False) for c in self.in_channels)
         self.fpn_convs = nn.ModuleList([
-            ConvModule(out_channels, out_channels, 3, padding=1,
-                       conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                       inplace=False)
+            ConvModule(
+                out_channels,
+                out_channels,
+                3,
+                padding=1,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg,
+                inplace=False)
         ])
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
         if len(inputs) != len(self.in_channels):
-            raise ValueError(
-                f'CPFPN: got {len(inputs)} input levels with shapes '
-                f'{[tuple(x.shape) for x in inputs]}, expected '
-                f'{len(self.in_channels)} with channels {self.in_channels}')
-        laterals: List[torch.Tensor] = [
-            conv(x) for conv, x in zip(self.lateral_convs, inputs)]
+            raise ValueError(f'CPFPN: got {len(inputs)} input levels with shapes '
+                             f'{[tuple(x.shape) for x in inputs]}, expected '
+                             f'{len(self.in_channels)} with channels {self.in_channels}')
+        laterals: List[torch.Tensor] = [conv(x) for conv, x in zip(self.lateral_convs, inputs)]
         for i in range(len(laterals) - 1, 0, -1):
             if 'scale_factor' in self.upsample_cfg:
                 up = F.interpolate(laterals[i], **self.upsample_cfg)
             else:
-                up = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:],
-                                   **self.upsample_cfg)
+                up = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], **self.upsample_cfg)
             laterals[i - 1] = laterals[i - 1] + up
         outs = [self.fpn_convs[0](laterals[0])] + laterals[1:]
         while len(outs) < self.num_outs:

@@ -21,9 +21,10 @@ def encode_boxes(boxes: Tensor) -> Tensor:
                          f'got {tuple(boxes.shape)}')
     vel = boxes[..., 7:9] if boxes.shape[-1] == 9 else boxes.new_zeros(boxes.shape[:-1] + (2, ))
     return torch.cat([
-        boxes[..., 0:2], boxes[..., 3:5].log(), boxes[..., 2:3], boxes[..., 5:6].log(),
-        boxes[..., 6:7].sin(), boxes[..., 6:7].cos(), vel
-    ], dim=-1)
+        boxes[..., 0:2], boxes[..., 3:5].log(), boxes[..., 2:3], boxes[..., 5:6].log(), boxes[..., 6:7].sin(),
+        boxes[..., 6:7].cos(), vel
+    ],
+                     dim=-1)
 
 
 def decode_boxes(codes: Tensor) -> Tensor:
@@ -34,7 +35,8 @@ def decode_boxes(codes: Tensor) -> Tensor:
     return torch.cat([
         codes[..., CX:CY + 1], codes[..., CZ:CZ + 1], codes[..., LOG_DX:LOG_DY + 1].exp(),
         codes[..., LOG_DZ:LOG_DZ + 1].exp(), yaw, codes[..., VX:VY + 1]
-    ], dim=-1)
+    ],
+                     dim=-1)
 
 
 def gravity_center_boxes(boxes) -> Tensor:

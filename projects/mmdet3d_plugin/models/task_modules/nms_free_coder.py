@@ -19,8 +19,11 @@ class CmtNMSFreeCoder:
         num_classes (int): number of classes.
     """
 
-    def __init__(self, post_center_range: Optional[Sequence[float]] = None, max_num: int = 300,
-                 score_threshold: Optional[float] = None, num_classes: int = 10) -> None:
+    def __init__(self,
+                 post_center_range: Optional[Sequence[float]] = None,
+                 max_num: int = 300,
+                 score_threshold: Optional[float] = None,
+                 num_classes: int = 10) -> None:
         self.post_center_range = post_center_range
         self.max_num = max_num
         self.score_threshold = score_threshold

@@ -24,8 +24,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .sparse_conv_layout import (convert_sparse_layout, installed_backend_layout, model_sparse_layout,
-                                 sparse_conv_specs)
+from .sparse_conv_layout import convert_sparse_layout, installed_backend_layout, model_sparse_layout, sparse_conv_specs
 
 # (pattern, replacement) applied in order to every CMT key (after a leading 'module.' is removed).
 CMT_KEY_RENAMES: Tuple[Tuple[str, str], ...] = (
@@ -35,8 +34,8 @@ CMT_KEY_RENAMES: Tuple[Tuple[str, str], ...] = (
     (r'(\.decoder\.layers\.\d+\.)ffns\.0\.', r'\1ffn.'),
 )
 # Parameters of this model that CMT has no counterpart for, with the value given to them.
-_SYNTHESISED = (
-    (re.compile(r'\.cross_attn\.bias_scale$'), "zeros: the geometric bias starts switched off (CMT's attention)"), )
+_SYNTHESISED = ((re.compile(r'\.cross_attn\.bias_scale$'),
+                 "zeros: the geometric bias starts switched off (CMT's attention)"), )
 
 
 class CmtConversion(NamedTuple):
@@ -75,7 +74,8 @@ def _summary(keys, limit: int = 12) -> str:
     return ', '.join(keys[:limit]) + more
 
 
-def convert_cmt_state_dict(cmt_state_dict: Mapping[str, Tensor], model: nn.Module,
+def convert_cmt_state_dict(cmt_state_dict: Mapping[str, Tensor],
+                           model: nn.Module,
                            sparse_src_layout: Optional[str] = None,
                            sparse_dst_layout: Optional[str] = None) -> CmtConversion:
     """CMT state dict -> a state dict that ``model`` loads with ``strict=True``.
@@ -128,8 +128,10 @@ def convert_cmt_state_dict(cmt_state_dict: Mapping[str, Tensor], model: nn.Modul
     missing = [k for k in target if k not in converted]
     if missing:
         raise ValueError(f'{len(missing)} model keys are not in the checkpoint: {_summary(missing)}')
-    mismatched = [f'{k}: checkpoint {tuple(converted[k].shape)} vs model {tuple(v.shape)}'
-                  for k, v in target.items() if k not in specs and tuple(converted[k].shape) != tuple(v.shape)]
+    mismatched = [
+        f'{k}: checkpoint {tuple(converted[k].shape)} vs model {tuple(v.shape)}' for k, v in target.items()
+        if k not in specs and tuple(converted[k].shape) != tuple(v.shape)
+    ]
     if mismatched:
         raise ValueError(f'{len(mismatched)} shape mismatches (wrong config?): {"; ".join(mismatched[:8])}')
     # model key order (readable checkpoints), keeping the sparse-layout metadata
@@ -152,8 +154,9 @@ def check_backend_layout(model: nn.Module) -> str:
 def build_model(config: str) -> nn.Module:
     """The model of the config file ``config``, built on the CPU without weights (the converters check keys and
     shapes against it)."""
+    from mmengine.config import Config
+
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
-    from mmengine.config import Config
     register_all_modules(init_default_scope=True)
     return MODELS.build(Config.fromfile(config).model)

@@ -39,9 +39,14 @@ class GridMask(nn.Module):
         prob: probability of masking a batch (train mode only).
     """
 
-    def __init__(self, use_h: bool = True, use_w: bool = True,
-                 rotate: int = 1, offset: bool = False, ratio: float = 0.5,
-                 mode: int = 0, prob: float = 1.0):
+    def __init__(self,
+                 use_h: bool = True,
+                 use_w: bool = True,
+                 rotate: int = 1,
+                 offset: bool = False,
+                 ratio: float = 0.5,
+                 mode: int = 0,
+                 prob: float = 1.0):
         super().__init__()
         if mode not in (0, 1):
             raise ValueError(f'GridMask: mode must be 0 or 1, got {mode!r}')
@@ -65,8 +70,7 @@ class GridMask(nn.Module):
         """Linear warm-up of the probability: prob = st_prob * epoch / max."""
         self.prob = self.st_prob * epoch / max_epoch
 
-    def make_mask(self, h: int, w: int, d: int, st_h: int, st_w: int,
-                  angle: float = 0.0, device=None) -> torch.Tensor:
+    def make_mask(self, h: int, w: int, d: int, st_h: int, st_w: int, angle: float = 0.0, device=None) -> torch.Tensor:
         """The (h, w) float keep-mask (1 keep, 0 drop) for one grid draw."""
         hh, ww = int(1.5 * h), int(1.5 * w)
         width = min(max(int(d * self.ratio + 0.5), 1), d - 1)
@@ -112,10 +116,7 @@ def _rotate_nearest(img: torch.Tensor, angle: float) -> torch.Tensor:
     cos, sin = math.cos(a), math.sin(a)
     # Inverse map in pixel units, then back to grid_sample's [-1, 1] coords:
     # x_src = cos x - sin y * (h/w), y_src = sin x * (w/h) + cos y.
-    theta = torch.tensor([[cos, -sin * h / w, 0.0],
-                          [sin * w / h, cos, 0.0]],
-                         dtype=img.dtype, device=img.device)
+    theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]], dtype=img.dtype, device=img.device)
     grid = F.affine_grid(theta[None], (1, 1, h, w), align_corners=False)
-    out = F.grid_sample(img[None, None], grid, mode='nearest',
-                        padding_mode='zeros', align_corners=False)
+    out = F.grid_sample(img[None, None], grid, mode='nearest', padding_mode='zeros', align_corners=False)
     return out[0, 0]

@@ -18,15 +18,13 @@ def require_checkpoint_file(path: str, key: str) -> None:
     path = str(path)
     if '://' in path or osp.isfile(path):
         return
-    raise FileNotFoundError(
-        f'Pretrained checkpoint not found: {path!r} (config key {key!r}; '
-        f'resolved to {osp.abspath(path)!r} from working directory '
-        f'{os.getcwd()!r}). Put the file there, point {key!r} at it, or set '
-        f'it to None to start from random weights.')
+    raise FileNotFoundError(f'Pretrained checkpoint not found: {path!r} (config key {key!r}; '
+                            f'resolved to {osp.abspath(path)!r} from working directory '
+                            f'{os.getcwd()!r}). Put the file there, point {key!r} at it, or set '
+                            f'it to None to start from random weights.')
 
 
-def check_pretrained_path(init_cfg: Optional[Union[dict, Sequence[dict]]],
-                          key: str = 'init_cfg') -> List[str]:
+def check_pretrained_path(init_cfg: Optional[Union[dict, Sequence[dict]]], key: str = 'init_cfg') -> List[str]:
     """Check every ``type='Pretrained'`` entry of an mmengine ``init_cfg``.
 
     Args:

@@ -90,8 +90,10 @@ def layouts_matching(shape: Sequence[int], spec: SparseConvSpec, layouts: Iterab
     return {lay for lay in layouts if layout_shape(spec, lay) == tuple(shape)}
 
 
-def detect_sparse_layout(state_dict: Mapping[str, Tensor], specs: Mapping[str, SparseConvSpec],
-                         candidates: Sequence[str] = SPARSE_LAYOUTS, what: str = 'checkpoint') -> str:
+def detect_sparse_layout(state_dict: Mapping[str, Tensor],
+                         specs: Mapping[str, SparseConvSpec],
+                         candidates: Sequence[str] = SPARSE_LAYOUTS,
+                         what: str = 'checkpoint') -> str:
     """The one layout in ``candidates`` that explains the shapes of every sparse-conv kernel of ``state_dict``.
 
     A state dict is in one layout throughout, so kernels whose shape fits several layouts (C_in == C_out) are
@@ -127,8 +129,7 @@ def installed_backend_layout() -> str:
     return 'spconv2' if IS_SPCONV2_AVAILABLE else 'mmcv'
 
 
-def set_sparse_layout_metadata(state_dict: Dict[str, Tensor], specs: Mapping[str, SparseConvSpec],
-                               layout: str) -> None:
+def set_sparse_layout_metadata(state_dict: Dict[str, Tensor], specs: Mapping[str, SparseConvSpec], layout: str) -> None:
     """Record ``layout`` in ``state_dict._metadata`` for mmdet3d's spconv-2 loader.
 
     ``'spconv2'``: each sparse-conv module gets ``version = 2`` (loaded without permutation); ``'mmcv'``: the
@@ -151,7 +152,9 @@ def set_sparse_layout_metadata(state_dict: Dict[str, Tensor], specs: Mapping[str
     state_dict._metadata = meta
 
 
-def convert_sparse_layout(state_dict: Mapping[str, Tensor], specs: Mapping[str, SparseConvSpec], dst: str,
+def convert_sparse_layout(state_dict: Mapping[str, Tensor],
+                          specs: Mapping[str, SparseConvSpec],
+                          dst: str,
                           src: Optional[str] = None) -> Tuple['OrderedDict[str, Tensor]', str]:
     """Copy of ``state_dict`` with every sparse-conv kernel in layout ``dst`` (and the matching ``_metadata``).
 
