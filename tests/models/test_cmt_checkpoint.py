@@ -283,7 +283,7 @@ def test_image_token_encoding_pixel(pixel):
     l2i = torch.as_tensor(camera_rig(N, img_hw), dtype=torch.float32)[None]
     feat = torch.randn(N, head.hidden_dim, h, w)
     with torch.no_grad():
-        _, pos, (ray_o, ray_d) = head._img_tokens(feat, l2i, img_hw)
+        _, pos, (ray_o, ray_d) = head._img_tokens(feat, l2i, torch.inverse(l2i), img_hw)
         pc = [float(v) for v in head.pc_range]
         D = head.depths.numel()
         inv = np.linalg.inv(l2i[0].double().numpy())

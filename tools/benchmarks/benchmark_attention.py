@@ -34,7 +34,7 @@ from projects.mmdet3d_plugin.attention import (bev_key_lines, bias_attention, ca
                                                svd_bias_attention, triton_is_available, triton_path_attention)
 from projects.mmdet3d_plugin.attention.paths.triton import load_triton_module
 from projects.mmdet3d_plugin.attention.testing import (CMT_PC_RANGE, CMT_QUERIES, CMT_SHAPES, camera_rig, median_ms,
-                                                       peak_mib, reference_by_head, sync)
+                                                       median_wall_ms, peak_mib, reference_by_head, sync)
 
 PC_RANGE = CMT_PC_RANGE
 SHAPES = dict(CMT_SHAPES, quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
@@ -238,7 +238,9 @@ def measure_row(fn, case, train, ref, args):
             torch.autograd.grad(out, inputs, g, allow_unused=True)
 
         res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
+        res['fwd_wall_ms'] = median_wall_ms(fwd, dev, args.iters)
         res['fwd_bwd_ms'] = median_ms(fwd_bwd, dev, args.warmup, args.iters, args.slow_ms)
+        res['fwd_bwd_wall_ms'] = median_wall_ms(fwd_bwd, dev, args.iters)
         res['peak_mib'] = peak_mib(fwd_bwd, dev)
         if ref is not None:
             out = fn(q, k, v, r, s)
@@ -253,6 +255,7 @@ def measure_row(fn, case, train, ref, args):
                 return fn(q, k, v, r, s)
 
         res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
+        res['fwd_wall_ms'] = median_wall_ms(fwd, dev, args.iters)
         res['peak_mib'] = peak_mib(fwd, dev)
         if ref is not None:
             res['out_err'] = rel_err(fwd(), ref['out'])
@@ -283,7 +286,8 @@ def markdown(results, env):
         f"{env['warmup']} warm-ups; peak = extra memory of one call; "
         'errors are relative Frobenius norms vs an fp64 dense '
         'reference on the same inputs; x = ratio to bias-free SDPA '
-        '(head dim 32).', ''
+        '(head dim 32); ms: CUDA events; wall: wall clock of one synchronised call (host overhead included), '
+        'ratio to bias-free in brackets.', ''
     ]
     groups = {}
     for res in results:
@@ -294,20 +298,21 @@ def markdown(results, env):
         m = rows[0]['meta']
         lines += [
             f"## {shape} {phase} {dtype}: B={m['B']} H={m['H']} "
-            f"Nq={m['Nq']} Nk={m['Nk']} D={m['D']}", '', '| row | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | peak MiB'
-            ' | mem x | out err | grad bias_scale err | grad r err | '
-            'grad q err | note |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
+            f"Nq={m['Nq']} Nk={m['Nk']} D={m['D']}", '', '| row | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | fwd wall '
+            'ms (x) | fwd+bwd wall ms (x) | peak MiB | mem x | out err | grad bias_scale err | grad r err | '
+            'grad q err | note |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
             '---: | ---: | ---: | --- |'
         ]
         for res in rows:
             if 'skipped' in res:
-                lines.append(f"| {res['row']} | | | | | | | | | | | "
+                lines.append(f"| {res['row']} | | | | | | | | | | | | | "
                              f"skipped: {res['skipped']} |")
                 continue
             lines.append(f"| {res['row']} | {fmt(res.get('fwd_ms'), '.3f')} | "
                          f"{fmt(res.get('fwd_x'), '.2f')} | "
                          f"{fmt(res.get('fwd_bwd_ms'), '.3f')} | "
                          f"{fmt(res.get('fwd_bwd_x'), '.2f')} | "
+                         f"{wall(res, 'fwd')} | {wall(res, 'fwd_bwd')} | "
                          f"{fmt(res.get('peak_mib'), '.1f')} | "
                          f"{fmt(res.get('mem_x'), '.2f')} | "
                          f"{fmt(res.get('out_err'), '.1e')} | "
@@ -318,12 +323,19 @@ def markdown(results, env):
     return '\n'.join(lines)
 
 
+def wall(res, key):
+    """'1.234 (1.56)': the wall clock of one call and its ratio to bias-free; '-' when not measured."""
+    ms = res.get(f'{key}_wall_ms')
+    return '-' if ms is None else f"{ms:.3f} ({fmt(res.get(f'{key}_wall_x'), '.2f')})"
+
+
 def add_ratios(rows):
     base = next((r for r in rows if r['row'] == 'nobias' and 'skipped' not in r), None)
     if base is None:
         return
     for res in rows:
-        for key, out in (('fwd_ms', 'fwd_x'), ('fwd_bwd_ms', 'fwd_bwd_x'), ('peak_mib', 'mem_x')):
+        for key, out in (('fwd_ms', 'fwd_x'), ('fwd_bwd_ms', 'fwd_bwd_x'), ('peak_mib', 'mem_x'),
+                         ('fwd_wall_ms', 'fwd_wall_x'), ('fwd_bwd_wall_ms', 'fwd_bwd_wall_x')):
             if res.get(key) is not None and base.get(key):
                 res[out] = res[key] / base[key]
 

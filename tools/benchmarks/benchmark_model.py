@@ -81,7 +81,20 @@ def parse_args(argv=None):
     p.add_argument('--img-hw', type=int, nargs=2, default=[320, 800])
     p.add_argument('--points', type=int, default=300000, help='points per sample (random, 5 features)')
     p.add_argument('--num-gt', type=int, default=40, help='GT boxes per sample (drives the DN query count)')
-    p.add_argument('--amp', action='store_true', help='bf16 autocast over the step (fp32 islands inside)')
+    p.add_argument(
+        '--amp',
+        nargs='?',
+        const='bf16',
+        default=None,
+        choices=['bf16', 'config'],
+        help="training: 'bf16' (bare --amp): bf16 autocast over the step (fp32 islands inside), AdamW; 'config': "
+        "the config's own optim_wrapper (e.g. AmpOptimWrapper fp16 with dynamic loss scale, gradient clipping)")
+    p.add_argument(
+        '--cuda-graph',
+        nargs='+',
+        default=['off'],
+        choices=['off', 'on'],
+        help='--inference: runs without / with the head\'s CUDA graph (model.pts_bbox_head.cuda_graph)')
     p.add_argument(
         '--attn-dtype',
         default=None,
@@ -220,7 +233,15 @@ def run_mode(args, mode):
     torch.manual_seed(0)
     model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, args.cfg_options)
     head = model.pts_bbox_head
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+    if args.amp == 'config':  # the config's optimizer wrapper: its AMP dtype, loss scaling, clipping, groups
+        from mmengine.optim import build_optim_wrapper
+        from projects.mmdet3d_plugin.utils import load_config
+        optim_wrapper = build_optim_wrapper(model, load_config(args.config, args.cfg_options).optim_wrapper)
+        amp = optim_wrapper.optim_context(model)
+    else:
+        optim_wrapper = None
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+        amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == 'bf16' else nullcontext()
     batch = synthetic_batch(
         args.batch,
         head.pc_range.tolist(),
@@ -233,7 +254,6 @@ def run_mode(args, mode):
         with_points=head.use_bev,
         with_img=head.use_img)
     timer = ModuleTimer(model, device)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else nullcontext()
     times, parts, losses = [], [], []
     for step in range(args.warmup + args.steps):
         if step == args.warmup and cuda:
@@ -246,10 +266,13 @@ def run_mode(args, mode):
             data = model.data_preprocessor(batch, training=True)
             loss_dict = model(**data, mode='loss')
         loss = sum(v for v in loss_dict.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
-        opt.step()
+        if optim_wrapper is not None:
+            optim_wrapper.update_params(loss)
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
+            opt.step()
         _sync(device)
         if step >= args.warmup:
             times.append((time.perf_counter() - t0) * 1000)
@@ -266,12 +289,14 @@ def run_mode(args, mode):
         forward_ms_median={k: statistics.median(p.get(k, 0.0) for p in parts)
                            for k in parts[0]},
         loss_last=losses[-1],
+        amp=args.amp or 'off',
+        optim_wrapper=type(optim_wrapper).__name__ if optim_wrapper is not None else 'AdamW (benchmark)',
         num_queries_train=head.num_query +
         args.num_gt * min(head.dn_cfg['scalar'], head.num_query // max(args.num_gt, 1)),
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
         voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
     timer.remove()
-    del model, opt, batch, data, loss_dict, loss
+    del model, optim_wrapper, batch, data, loss_dict, loss
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
@@ -322,7 +347,7 @@ def _autocast(device, precision):
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def run_inference(args, mode, precision):
+def run_inference(args, mode, precision, cuda_graph='off'):
     """Time ``args.steps`` predict calls (after ``args.warmup``) of a freshly built model; see the module doc."""
     from mmdet3d.utils import register_all_modules
     from projects.mmdet3d_plugin.engine import find_bias_attention, sparse_conv_backend, summarize_bias_mode
@@ -331,7 +356,8 @@ def run_inference(args, mode, precision):
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
     torch.manual_seed(0)
-    model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, args.cfg_options).eval()
+    options = dict(args.cfg_options or {}, **{'model.pts_bbox_head.cuda_graph': cuda_graph == 'on'})
+    model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, options).eval()
     head = model.pts_bbox_head
     batch = synthetic_batch(
         args.batch,
@@ -344,10 +370,12 @@ def run_inference(args, mode, precision):
         seed=0,
         with_points=head.use_bev,
         with_img=head.use_img)
+    # A graph replays the transformer and task head without Python: no hooks there (events must not be captured).
+    inside_graph = ('pts_bbox_head.transformer', 'pts_bbox_head.task_head') if cuda_graph == 'on' else ()
     timer = ModuleTimer(
         model,
         device,
-        INFER_PARTS,
+        tuple(p for p in INFER_PARTS if p not in inside_graph),
         methods={
             'pts_bbox_head': (head, 'predict'),
             'bbox_decode': (getattr(head, 'bbox_coder', None), 'decode')
@@ -383,6 +411,7 @@ def run_inference(args, mode, precision):
     res = dict(
         mode=mode,
         precision=precision,
+        cuda_graph=cuda_graph,
         autocast_dtype=None if PRECISIONS[precision] is None else str(PRECISIONS[precision]),
         batch=args.batch,
         # the bias_mode the config asked for, and the path the modules ran (their resolved_mode)
@@ -399,10 +428,8 @@ def run_inference(args, mode, precision):
         fps=args.batch * 1000.0 / wall_median,
         timer='cuda events' if cuda else 'host perf_counter (no CUDA events on CPU)',
         event_ms_median=statistics.median(device_total) if cuda else None,  # CUDA events: GPU only
-        part_ms_median={
-            k: statistics.median(p.get(k, 0.0) for p in parts)
-            for k in INFER_PARTS if any(k in p for p in parts)
-        },
+        part_ms_median={k: statistics.median(p[k] for p in parts)
+                        for k in INFER_PARTS if all(k in p for p in parts)},
         peak_allocated_mib=torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         peak_reserved_mib=torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
         allocated_before_mib=allocated_before if cuda else None,
@@ -433,20 +460,21 @@ def inference_markdown(args, results, device):
         f'calls after {args.warmup} warm-up; a call = data preprocessor (voxelization + image normalisation) + '
         f'predict (features, head, box decoding), eval mode, no_grad; part times: {r0["timer"]}.',
         '',
-        '| bias_mode (ran) | precision | wall ms/call (median) | FPS | CUDA-event ms (median) | peak allocated MiB '
-        '| peak reserved MiB |',
-        '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+        '| bias_mode (ran) | precision | head CUDA graph | wall ms/call (median) | FPS | CUDA-event ms (median) '
+        '| peak allocated MiB | peak reserved MiB |',
+        '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ]
     for r in results:
-        lines.append(f'| {r["bias_mode"]} ({r["resolved_path"]}) | {r["precision"]} | {r["wall_ms_median"]:.2f} '
+        lines.append(f'| {r["bias_mode"]} ({r["resolved_path"]}) | {r["precision"]} | {r["cuda_graph"]} '
+                     f'| {r["wall_ms_median"]:.2f} '
                      f'| {r["fps"]:.2f} | {_ms(r["event_ms_median"])} | {_mib(r["peak_allocated_mib"])} '
                      f'| {_mib(r["peak_reserved_mib"])} |')
     parts = [p for p in INFER_PARTS if any(p in r['part_ms_median'] for r in results)]
     lines += [
         '', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
-        'and box decoding are inside it):', '',
-        '| part | ' + ' | '.join(f'{r["resolved_path"]} {r["precision"]}' for r in results) + ' |',
-        '| --- ' + '| ---: ' * len(results) + '|'
+        'and box decoding are inside it):', '', '| part | ' +
+        ' | '.join(f'{r["resolved_path"]} {r["precision"]}' + (' graph' if r['cuda_graph'] == 'on' else '')
+                   for r in results) + ' |', '| --- ' + '| ---: ' * len(results) + '|'
     ]
     for part in parts:
         lines.append(f'| {part} | ' + ' | '.join(_ms(r['part_ms_median'].get(part)) for r in results) + ' |')
@@ -457,23 +485,25 @@ def main_inference(args, device_name):
     results, failed = [], []
     for mode in args.modes:
         for precision in args.precision:
-            tag = f'[{mode} {precision}]'
-            t0 = time.time()
-            try:
-                results.append(run_inference(args, mode, precision))
-            except Exception as e:  # report and go on with the other runs
-                print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
-                failed.append(dict(mode=mode, precision=precision, error=f'{type(e).__name__}: {e}'))
-                gc.collect()
-                if args.device == 'cuda':
-                    torch.cuda.empty_cache()
-                continue
-            r = results[-1]
-            print(
-                f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
-                f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
-                f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)',
-                flush=True)
+            for graph in args.cuda_graph:
+                tag = f'[{mode} {precision} cuda_graph={graph}]'
+                t0 = time.time()
+                try:
+                    results.append(run_inference(args, mode, precision, graph))
+                except Exception as e:  # report and go on with the other runs
+                    print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
+                    failed.append(
+                        dict(mode=mode, precision=precision, cuda_graph=graph, error=f'{type(e).__name__}: {e}'))
+                    gc.collect()
+                    if args.device == 'cuda':
+                        torch.cuda.empty_cache()
+                    continue
+                r = results[-1]
+                print(
+                    f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
+                    f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
+                    f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)',
+                    flush=True)
     if not results:
         sys.exit('no run succeeded: ' + '; '.join(f'{f["mode"]} {f["precision"]}: {f["error"]}' for f in failed))
     md = inference_markdown(args, results, device_name)
@@ -529,8 +559,11 @@ def main(argv=None):
     print(md)
     os.makedirs(args.out, exist_ok=True)
     stem = osp.join(
-        args.out, 'model_benchmark' + ('_amp' if args.amp else '') +
-        ('_mmcv_voxelization' if results[0]['voxel_impl'] == 'mmcv' else ''))
+        args.out, 'model_benchmark' + {
+            None: '',
+            'bf16': '_amp',
+            'config': '_config_amp'
+        }[args.amp] + ('_mmcv_voxelization' if results[0]['voxel_impl'] == 'mmcv' else ''))
     with open(stem + '.json', 'w') as f:
         json.dump(
             dict(device=device, torch=torch.__version__, args=vars(args), results=results), f, indent=2, default=str)

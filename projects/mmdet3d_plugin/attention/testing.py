@@ -333,6 +333,20 @@ def median_ms(run: Callable, device, warmup: int = 5, iters: int = 20, slow_ms: 
     return statistics.median(times)
 
 
+def median_wall_ms(run: Callable, device, iters: int = 20) -> float:
+    """Median wall clock of one run() in ms, synchronised before and after each call (host and launch overhead
+    included: what a caller waits for). Call after ``median_ms`` or another warm-up."""
+    device = torch.device(device)
+    times = []
+    for _ in range(iters):
+        sync(device)
+        t0 = time.perf_counter()
+        run()
+        sync(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def peak_mib(run: Callable, device) -> Optional[float]:
     """Peak CUDA memory above what was allocated before one run() (MiB); None on CPU."""
     device = torch.device(device)

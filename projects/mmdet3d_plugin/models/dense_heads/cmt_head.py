@@ -30,6 +30,7 @@ from ...attention.geometry import bev_key_lines, camera_key_lines
 from ..layers.cmt_position_encoding import (denormalize_points, depth_bins, lidar2img_from_metas, lift_pixels,
                                             normalize_points, pixel_centres, pos2embed, project_points)
 from ..task_modules.box_codec import encode_boxes, gravity_center_boxes
+from ..utils.cuda_graph import CudaGraphCache
 from .query_denoising import DNQueries, build_dn_queries
 
 Lines = Tuple[Tensor, Tensor]
@@ -81,6 +82,10 @@ class CmtHead(BaseModule):
             ``--cfg-options model.pts_bbox_head.bias_mode=exact``). When not None they replace the layers'
             own ``cross_attn_cfg`` values, with a warning where those differ. The path each layer ran is
             ``layer.cross_attn.resolved_mode``.
+        cuda_graph (bool): at inference on CUDA (eval mode, no grad, no DN queries), replay the head's tensor
+            work (tokens, encodings, decoder, task branches) from a CUDA graph captured once per input shape
+            (``models/utils/cuda_graph.py``): the batch-1 decoder is bound by kernel launches. Off by default;
+            ``--cfg-options model.pts_bbox_head.cuda_graph=True``. Training never uses it.
         train_cfg (dict): ``assigner`` cfg. test_cfg (dict): unused (kept for the detector API).
     """
 
@@ -111,6 +116,7 @@ class CmtHead(BaseModule):
                  sync_avg_factor: bool = False,
                  bias_mode: Optional[str] = None,
                  use_bias: Optional[bool] = None,
+                 cuda_graph: bool = False,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg=None) -> None:
@@ -136,6 +142,9 @@ class CmtHead(BaseModule):
             torch.tensor(
                 bev_encoding_range if bev_encoding_range is not None else self.bev_range.tolist(), dtype=torch.float32),
             persistent=False)
+        # Python copies of the ranges: the forward reads them without a device-to-host copy (CUDA graphs).
+        self._bev_range = tuple(self.bev_range.tolist())
+        self._bev_encoding_range = tuple(self.bev_encoding_range.tolist())
         if img_token_pixel not in _PIXEL_OFFSETS:
             raise ValueError(f"img_token_pixel must be 'centre' or 'corner', got {img_token_pixel!r}")
         self.img_token_pixel = img_token_pixel
@@ -178,6 +187,9 @@ class CmtHead(BaseModule):
         self.loss_bbox = MODELS.build(loss_bbox)
         self.bbox_coder = TASK_UTILS.build(bbox_coder)
         self.assigner = TASK_UTILS.build(train_cfg['assigner']) if train_cfg else None
+        if not isinstance(cuda_graph, bool):
+            raise TypeError(f'model.pts_bbox_head.cuda_graph must be True or False; got {cuda_graph!r}')
+        self._graphs = CudaGraphCache(self._forward_tensors) if cuda_graph else None
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -188,16 +200,18 @@ class CmtHead(BaseModule):
         """bev_feat (B, Cin, H, W) -> tokens (B, H*W, C), pos (B, H*W, C), lines (H*W, 3) x2."""
         x = self.shared_conv(bev_feat)
         B, C, H, W = x.shape
-        o, d = bev_key_lines(self.bev_range.tolist(), (H, W), device=x.device)
+        o, d = bev_key_lines(self._bev_range, (H, W), device=x.device)
         o_enc = o
-        if not torch.equal(self.bev_encoding_range, self.bev_range):
-            o_enc = bev_key_lines(self.bev_encoding_range.tolist(), (H, W), device=x.device)[0]
+        if self._bev_encoding_range != self._bev_range:
+            o_enc = bev_key_lines(self._bev_encoding_range, (H, W), device=x.device)[0]
         coords = (o_enc[:, :2] - self.pc_range[:2]) / (self.pc_range[3:5] - self.pc_range[:2])
         pos = self.bev_embedding(pos2embed(coords, self.hidden_dim))
         return x.flatten(2).transpose(1, 2), pos.expand(B, -1, -1), (o, d)
 
-    def _img_tokens(self, img_feat: Tensor, lidar2img: Tensor, img_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor, Lines]:
-        """img_feat (B*N, C, h, w), lidar2img (B, N, 4, 4) -> tokens/pos (B, N*h*w, C), lines (B, N*h*w, 3) x2."""
+    def _img_tokens(self, img_feat: Tensor, lidar2img: Tensor, img2lidar: Tensor,
+                    img_hw: Tuple[int, int]) -> Tuple[Tensor, Tensor, Lines]:
+        """img_feat (B*N, C, h, w), lidar2img and its inverse (B, N, 4, 4) -> tokens/pos (B, N*h*w, C), lines
+        (B, N*h*w, 3) x2."""
         BN, C, h, w = img_feat.shape
         B, N = lidar2img.shape[:2]
         if B * N != BN:
@@ -206,11 +220,11 @@ class CmtHead(BaseModule):
         offset = _PIXEL_OFFSETS[self.img_token_pixel]
         uv = pixel_centres((h, w), img_hw, device=img_feat.device, offset=offset)
         uv = uv.view(1, 1, h * w, 2).expand(B, N, -1, -1)
-        pts = lift_pixels(uv, self.depths, torch.inverse(lidar2img))  # (B, N, hw, D, 3)
+        pts = lift_pixels(uv, self.depths, img2lidar)  # (B, N, hw, D, 3)
         pos = self.rv_embedding(normalize_points(pts, self.pc_range).flatten(-2)).reshape(B, N * h * w, -1)
         return tokens, pos, camera_key_lines(lidar2img, (h, w), img_hw, pixel_offset=offset)
 
-    def _query_pos(self, ref_norm: Tensor, lidar2img: Optional[Tensor], img_hw) -> Tensor:
+    def _query_pos(self, ref_norm: Tensor, lidar2img: Optional[Tensor], img2lidar: Optional[Tensor], img_hw) -> Tensor:
         """ref_norm (B, Q, 3) in [0, 1] -> query position encoding (B, Q, C)."""
         pos = self.bev_embedding(pos2embed(ref_norm[..., :2], self.hidden_dim))
         if lidar2img is None:
@@ -218,7 +232,7 @@ class CmtHead(BaseModule):
         uv, depth = project_points(denormalize_points(ref_norm, self.pc_range), lidar2img)
         H, W = img_hw
         valid = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H) & (depth > 0)
-        pts = lift_pixels(uv, self.depths, torch.inverse(lidar2img))  # (B, N, Q, D, 3)
+        pts = lift_pixels(uv, self.depths, img2lidar)  # (B, N, Q, D, 3)
         rv = self.rv_embedding(normalize_points(pts, self.pc_range).flatten(-2))
         return pos + (rv * valid[..., None]).sum(1)
 
@@ -238,20 +252,39 @@ class CmtHead(BaseModule):
             return self._forward(bev_feat, img_feat, batch_input_metas, img_hw, dn)
 
     def _forward(self, bev_feat, img_feat, batch_input_metas, img_hw, dn) -> Dict[str, Tensor]:
-        B = len(batch_input_metas)
-        parts = []  # (tokens, pos, key lines) per token set, BEV first
-        if self.use_bev:
-            if bev_feat is None:
-                raise ValueError('CmtHead(use_bev=True) got no BEV features: the config has no LiDAR branch; '
-                                 'set model.pts_bbox_head.use_bev=False for camera-only models')
-            parts.append(self._bev_tokens(bev_feat.float()))
+        if self.use_bev and bev_feat is None:
+            raise ValueError('CmtHead(use_bev=True) got no BEV features: the config has no LiDAR branch; '
+                             'set model.pts_bbox_head.use_bev=False for camera-only models')
         lidar2img = None
         if self.use_img:
             if img_feat is None or img_hw is None:
                 raise ValueError('CmtHead(use_img=True) needs image features and img_hw; set '
                                  'model.pts_bbox_head.use_img=False for LiDAR-only models')
             lidar2img = lidar2img_from_metas(batch_input_metas, device=img_feat.device)
-            parts.append(self._img_tokens(img_feat.float(), lidar2img, tuple(img_hw)))
+            img_hw = tuple(int(x) for x in img_hw)
+        bev_feat = bev_feat if self.use_bev else None
+        img_feat, img_hw = (img_feat, img_hw) if self.use_img else (None, None)
+        if (self._graphs is not None and dn is None and not self.training and not torch.is_grad_enabled()
+                and (bev_feat if bev_feat is not None else img_feat).is_cuda):
+            return self._graphs(bev_feat, img_feat, lidar2img, static_key=img_hw)
+        return self._forward_tensors(bev_feat, img_feat, lidar2img, img_hw, dn)
+
+    def _forward_tensors(self,
+                         bev_feat: Optional[Tensor],
+                         img_feat: Optional[Tensor],
+                         lidar2img: Optional[Tensor],
+                         img_hw: Optional[Tuple[int, int]] = None,
+                         dn: Optional[DNQueries] = None) -> Dict[str, Tensor]:
+        """The head's tensor work (no host synchronisation: CUDA graphs capture it); bev_feat (B, Cin, H, W),
+        img_feat (B*N, C, h, w), lidar2img (B, N, 4, 4), each None when its modality is off."""
+        B = (bev_feat if bev_feat is not None else lidar2img).shape[0]
+        parts = []  # (tokens, pos, key lines) per token set, BEV first
+        if bev_feat is not None:
+            parts.append(self._bev_tokens(bev_feat.float()))
+        img2lidar = None
+        if lidar2img is not None:
+            img2lidar = torch.linalg.inv_ex(lidar2img)[0]  # inv_ex: no host-side error check
+            parts.append(self._img_tokens(img_feat.float(), lidar2img, img2lidar, img_hw))
         memory = torch.cat([p[0] for p in parts], 1)
         memory_pos = torch.cat([p[1] for p in parts], 1)
         if len(parts) == 1:
@@ -264,7 +297,7 @@ class CmtHead(BaseModule):
         attn_mask, pad = None, 0
         if dn is not None:
             ref, attn_mask, pad = torch.cat([dn.ref_points, ref], 1), dn.attn_mask, dn.pad_size
-        query_pos = self._query_pos(ref, lidar2img, img_hw)
+        query_pos = self._query_pos(ref, lidar2img, img2lidar, img_hw)
         # Query points of the bias: the (un-refined, CMT has no iterative refinement) reference points in
         # metres, shared by all layers and not detached, so the bias also trains the reference points.
         ref_m = denormalize_points(ref, self.pc_range)
