@@ -237,7 +237,7 @@ def run_mode(args, mode):
         from mmengine.optim import build_optim_wrapper
         from projects.mmdet3d_plugin.utils import load_config
         optim_wrapper = build_optim_wrapper(model, load_config(args.config, args.cfg_options).optim_wrapper)
-        amp = optim_wrapper.optim_context(model)
+        amp = None  # optim_wrapper.optim_context(model), entered anew every step
     else:
         optim_wrapper = None
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
@@ -262,7 +262,7 @@ def run_mode(args, mode):
         timer.reset()
         _sync(device)
         t0 = time.perf_counter()
-        with amp:
+        with amp or optim_wrapper.optim_context(model):
             data = model.data_preprocessor(batch, training=True)
             loss_dict = model(**data, mode='loss')
         loss = sum(v for v in loss_dict.values())

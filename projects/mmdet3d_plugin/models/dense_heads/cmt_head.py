@@ -266,7 +266,7 @@ class CmtHead(BaseModule):
         img_feat, img_hw = (img_feat, img_hw) if self.use_img else (None, None)
         if (self._graphs is not None and dn is None and not self.training and not torch.is_grad_enabled()
                 and (bev_feat if bev_feat is not None else img_feat).is_cuda):
-            return self._graphs(bev_feat, img_feat, lidar2img, static_key=img_hw)
+            return self._graphs(bev_feat, img_feat, lidar2img, img_hw=img_hw)
         return self._forward_tensors(bev_feat, img_feat, lidar2img, img_hw, dn)
 
     def _forward_tensors(self,

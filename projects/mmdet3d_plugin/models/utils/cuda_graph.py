@@ -2,10 +2,10 @@
 
 At batch 1 the head's decoder is bound by the host: hundreds of small kernels whose launches (Python, autograd
 bookkeeping, Triton's launcher) take longer than the kernels run. A CUDA graph records the launches once and
-replays them with one call. ``CudaGraphCache`` wraps a function ``fn(*tensors) -> dict of tensors``:
+replays them with one call. ``CudaGraphCache`` wraps a function ``fn(*tensors, **static) -> dict of tensors``:
 
-* the first call with a new signature (shape, stride, dtype and device of every input, plus the caller's static
-  key, e.g. the padded image size) runs ``fn`` a few times on a side stream (Triton autotuning and cuBLAS/cuDNN
+* the first call with a new signature (shape, stride, dtype and device of every input tensor, plus the values of
+  the hashable ``static`` keywords, e.g. the padded image size) runs ``fn`` a few times on a side stream (Triton autotuning and cuBLAS/cuDNN
   heuristics happen there, outside the capture), then captures one call;
 * every call copies its inputs into the captured input buffers, replays the graph and returns copies of the
   outputs (the next replay overwrites the captured outputs).
@@ -30,7 +30,8 @@ class CudaGraphCache:
     """Replays ``fn`` from CUDA graphs captured per input signature (LRU, at most ``max_graphs``).
 
     Args:
-        fn: ``fn(*tensors) -> Dict[str, Tensor]``; tensors on one CUDA device, or None.
+        fn: ``fn(*tensors, **static) -> Dict[str, Tensor]``; tensors on one CUDA device, or None; ``static``
+            hashable values that select the graph and are passed to ``fn`` as they are.
         warmup (int): eager calls on a side stream before a capture (>= 1: Triton autotunes on the first).
         max_graphs (int): graphs kept; each holds its inputs, outputs and intermediates in a shared memory pool.
     """
@@ -50,11 +51,11 @@ class CudaGraphCache:
     def __len__(self) -> int:
         return len(self._graphs)
 
-    def __call__(self, *tensors: Optional[Tensor], static_key: Hashable = ()) -> Dict[str, Tensor]:
-        key = (_signature(tensors), static_key)
+    def __call__(self, *tensors: Optional[Tensor], **static: Hashable) -> Dict[str, Tensor]:
+        key = (_signature(tensors), tuple(sorted(static.items())))
         entry = self._graphs.get(key)
         if entry is None:
-            entry = self._capture(tensors)
+            entry = self._capture(tensors, static)
             self._graphs[key] = entry
             while len(self._graphs) > self.max_graphs:
                 self._graphs.popitem(last=False)
@@ -66,20 +67,20 @@ class CudaGraphCache:
         graph.replay()
         return {name: t.clone() for name, t in static_out.items()}
 
-    def _capture(self, tensors):
+    def _capture(self, tensors, static):
         device = next(t.device for t in tensors if t is not None)
         static_in = [None if t is None else t.clone() for t in tensors]
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(self.warmup):
-                self.fn(*static_in)
+                self.fn(*static_in, **static)
         torch.cuda.current_stream(device).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            static_out = self.fn(*static_in)
+            static_out = self.fn(*static_in, **static)
         if not isinstance(static_out, dict) or not all(isinstance(t, Tensor) for t in static_out.values()):
             raise TypeError('CudaGraphCache: fn must return a dict of tensors; got '
                             f'{type(static_out).__name__}')
