@@ -5,8 +5,8 @@ bookkeeping, Triton's launcher) take longer than the kernels run. A CUDA graph r
 replays them with one call. ``CudaGraphCache`` wraps a function ``fn(*tensors, **static) -> dict of tensors``:
 
 * the first call with a new signature (shape, stride, dtype and device of every input tensor, plus the values of
-  the hashable ``static`` keywords, e.g. the padded image size) runs ``fn`` a few times on a side stream (Triton autotuning and cuBLAS/cuDNN
-  heuristics happen there, outside the capture), then captures one call;
+  the hashable ``static`` keywords, e.g. the padded image size) runs ``fn`` a few times on a side stream (Triton
+  autotuning and cuBLAS/cuDNN heuristics happen there, outside the capture), then captures one call;
 * every call copies its inputs into the captured input buffers, replays the graph and returns copies of the
   outputs (the next replay overwrites the captured outputs).
 
