@@ -34,10 +34,11 @@ def bev_key_lines(pc_range: Sequence[float],
         raise ValueError(f'bev_hw must be (H, W) >= 1, got {tuple(bev_hw)}')
     h, w = int(bev_hw[0]), int(bev_hw[1])
     x_min, y_min, _, x_max, y_max, _ = (float(v) for v in pc_range)
-    xs = x_min + (torch.arange(w, dtype=torch.float64) + 0.5) * ((x_max - x_min) / w)
-    ys = y_min + (torch.arange(h, dtype=torch.float64) + 0.5) * ((y_max - y_min) / h)
+    # built on `device` (no host-to-device copy: the head's CUDA graph captures this), in fp64 as everywhere
+    xs = x_min + (torch.arange(w, dtype=torch.float64, device=device) + 0.5) * ((x_max - x_min) / w)
+    ys = y_min + (torch.arange(h, dtype=torch.float64, device=device) + 0.5) * ((y_max - y_min) / h)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
-    o = torch.stack([grid_x.flatten(), grid_y.flatten(), torch.zeros(h * w, dtype=torch.float64)], -1)
+    o = torch.stack([grid_x.flatten(), grid_y.flatten(), torch.zeros_like(grid_x.flatten())], -1)
     d = torch.zeros_like(o)
     d[:, 2] = 1.0
     return o.to(device=device, dtype=dtype), d.to(device=device, dtype=dtype)
@@ -72,7 +73,7 @@ def camera_key_lines(lidar2img: Tensor,
     b, n = lidar2img.shape[:2]
     proj = lidar2img.to(torch.float64)
     mat = proj[..., :3, :3]  # (B, N, 3, 3)
-    mat_inv = torch.linalg.inv(mat)
+    mat_inv = torch.linalg.inv_ex(mat)[0]  # inv_ex: no host-side error check (a sync on CUDA)
     centre = -(mat_inv @ proj[..., :3, 3:4]).squeeze(-1)  # (B, N, 3)
 
     dev = lidar2img.device
