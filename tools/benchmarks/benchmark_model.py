@@ -110,6 +110,13 @@ def parse_args(argv=None):
         nargs='+',
         action=CfgOptionsAction,
         help='override config keys, e.g. model.data_preprocessor.voxel_impl=mmcv')
+    p.add_argument(
+        '--profile',
+        type=int,
+        default=0,
+        metavar='ROWS',
+        help='after the timed steps/calls, profile one more (torch.profiler, CPU + CUDA) and write its top ROWS '
+        'operators by CUDA time to <out>/<name>_profile_<run>.txt (also printed)')
     p.add_argument('--out', default='docs/benchmarks')
     p.add_argument('--device', default='cuda', help="'cpu' only for a smoke run of this script (demo config)")
     args = p.parse_args(argv)
@@ -224,6 +231,26 @@ def build_model(cfg_path, mode, attn_dtype, device, voxel_impl=None, cfg_options
     return model.to(device).train()
 
 
+def profile_once(args, run, name):
+    """Profile one ``run()`` (torch.profiler, CPU + CUDA activities); print and write the top ``args.profile``
+    operators by CUDA time (self and total), with the step's CPU and CUDA totals, to ``<out>/<name>.txt``."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    _sync(torch.device(args.device))
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        run()
+        _sync(torch.device(args.device))
+    wall = (time.perf_counter() - t0) * 1000
+    sort = 'self_cuda_time_total' if torch.cuda.is_available() else 'self_cpu_time_total'
+    table = prof.key_averages().table(sort_by=sort, row_limit=args.profile, max_name_column_width=60)
+    text = f'# {name}: one profiled call, {wall:.1f} ms wall (profiler overhead included)\n\n{table}\n'
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, name + '.txt'), 'w') as f:
+        f.write(text)
+
+
 def run_mode(args, mode):
     from mmdet3d.utils import register_all_modules
     from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
@@ -255,13 +282,8 @@ def run_mode(args, mode):
         with_img=head.use_img)
     timer = ModuleTimer(model, device)
     times, parts, losses = [], [], []
-    for step in range(args.warmup + args.steps):
-        if step == args.warmup and cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        timer.reset()
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def train_step():
         with amp or optim_wrapper.optim_context(model):
             data = model.data_preprocessor(batch, training=True)
             loss_dict = model(**data, mode='loss')
@@ -273,11 +295,21 @@ def run_mode(args, mode):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
             opt.step()
+        return loss.detach()
+
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup and cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        timer.reset()
+        _sync(device)
+        t0 = time.perf_counter()
+        loss = train_step()
         _sync(device)
         if step >= args.warmup:
             times.append((time.perf_counter() - t0) * 1000)
             parts.append(timer.times())
-            losses.append(loss.detach().item())
+            losses.append(loss.item())
     attn = head.transformer.decoder.layers[0].cross_attn
     res = dict(
         mode=mode,
@@ -296,7 +328,9 @@ def run_mode(args, mode):
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
         voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
     timer.remove()
-    del model, optim_wrapper, batch, data, loss_dict, loss
+    if args.profile:
+        profile_once(args, train_step, f'model_benchmark_profile_{mode}' + ('_' + args.amp if args.amp else ''))
+    model = optim_wrapper = batch = loss = None  # free the GPU memory before the next run (closures hold names)
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
@@ -384,6 +418,11 @@ def run_inference(args, mode, precision, cuda_graph='off'):
         torch.cuda.synchronize()
         allocated_before = torch.cuda.memory_allocated() / 2**20  # weights + inputs
     wall, device_total, parts = [], [], []
+
+    def predict_call():
+        with torch.no_grad(), _autocast(device, precision):
+            return model(**model.data_preprocessor(batch, training=False), mode='predict')
+
     with torch.no_grad():
         for step in range(args.warmup + args.steps):
             if step == args.warmup and cuda:
@@ -404,6 +443,8 @@ def run_inference(args, mode, precision, cuda_graph='off'):
                 device_total.append(start.elapsed_time(end))
                 parts.append(timer.times())
     timer.remove()
+    if args.profile:
+        profile_once(args, predict_call, f'model_inference_profile_{mode}_{precision}_graph_{cuda_graph}')
     attention = find_bias_attention(model)
     sparse = sparse_conv_backend(model)
     preds = results[0].pred_instances_3d
@@ -438,7 +479,7 @@ def run_inference(args, mode, precision, cuda_graph='off'):
         num_queries=int(head.num_query),
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
         voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
-    del model, batch, data, results
+    model = batch = data = results = None  # free the GPU memory before the next run (closures hold names)
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
