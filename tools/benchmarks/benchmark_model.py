@@ -262,6 +262,7 @@ def run_mode(args, mode):
     head = model.pts_bbox_head
     if args.amp == 'config':  # the config's optimizer wrapper: its AMP dtype, loss scaling, clipping, groups
         from mmengine.optim import build_optim_wrapper
+
         from projects.mmdet3d_plugin.utils import load_config
         optim_wrapper = build_optim_wrapper(model, load_config(args.config, args.cfg_options).optim_wrapper)
         amp = None  # optim_wrapper.optim_context(model), entered anew every step

@@ -14,6 +14,7 @@ from mmdet3d.models.detectors import MVXTwoStageDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 from ..utils.pretrained import check_pretrained_path
+from ..utils.sparse_conv_precision import resolve_sparse_conv_tf32, sparse_conv_tf32
 
 
 @MODELS.register_module()
@@ -23,13 +24,18 @@ class CmtDetector(MVXTwoStageDetector):
     Args:
         grid_mask (dict, optional): GridMask cfg applied to training images (CMT fusion:
             ``dict(type='GridMask', use_h=True, use_w=True, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7)``).
+        sparse_conv_tf32 (bool, optional): TF32 tensor cores for spconv 2's fp32 sparse middle encoder
+            (``models/utils/sparse_conv_precision.py``); None (default) follows ``torch.backends.cudnn.allow_tf32``,
+            PyTorch's switch for dense convolutions (True by default). No effect with mmcv's sparse convolution.
         **kwargs: ``MVXTwoStageDetector`` arguments (img_backbone, img_neck, pts_voxel_encoder,
             pts_middle_encoder, pts_backbone, pts_neck, pts_bbox_head, train_cfg, test_cfg, data_preprocessor).
     """
 
-    def __init__(self, grid_mask: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, grid_mask: Optional[dict] = None, sparse_conv_tf32: Optional[bool] = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.grid_mask = MODELS.build(grid_mask) if grid_mask else None
+        resolve_sparse_conv_tf32(sparse_conv_tf32)  # checks the value now
+        self.sparse_conv_tf32 = sparse_conv_tf32
 
     def init_weights(self) -> None:
         """Checks every ``Pretrained`` init_cfg path first, so a missing file names its config key."""
@@ -79,7 +85,8 @@ class CmtDetector(MVXTwoStageDetector):
                     'model.pts_middle_encoder.sparse_shape (or output_shape) voxels')
         with torch.autocast(coors.device.type, enabled=False):
             feats = self.pts_voxel_encoder(voxel_dict['voxels'].float(), voxel_dict['num_points'], coors)
-            x = self.pts_middle_encoder(feats, coors, batch_size)
+            with sparse_conv_tf32(resolve_sparse_conv_tf32(self.sparse_conv_tf32)):
+                x = self.pts_middle_encoder(feats, coors, batch_size)
             x = self.pts_backbone(x.float())
         if self.with_pts_neck:
             x = self.pts_neck(x)  # under the caller's autocast (CMT: SECONDFPN's own auto_fp16)
