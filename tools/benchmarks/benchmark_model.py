@@ -342,6 +342,17 @@ def _mib(x):
     return 'n/a' if x is None else f'{x:.0f}'
 
 
+PRECISION_TEXT = {
+    None:
+    'fp32 outside the attention core, AdamW',
+    'bf16':
+    'bf16 autocast with fp32 islands, AdamW',
+    'config':
+    "the config's own optim_wrapper (its AMP dtype and loss scaling, clipping, parameter groups; "
+    'fp32 islands inside the model)'
+}
+
+
 def to_markdown(args, results, device):
     r0 = results[0]
     lines = [
@@ -349,10 +360,9 @@ def to_markdown(args, results, device):
         '',
         f'config `{args.config}`; batch {args.batch}, {args.cams} x {args.img_hw[0]}x{args.img_hw[1]} images, '
         f'{args.points} points/sample, {args.num_gt} GT/sample (train queries {r0["num_queries_train"]}); '
-        f'{"bf16 autocast with fp32 islands" if args.amp else "fp32 outside the attention core"}; '
-        f'attention core dtype {r0["attn_dtype"]}; voxelization {r0["voxel_impl"]}; '
-        f'median of {args.steps} steps after {args.warmup} warm-up; '
-        'step = voxelization + forward + loss + backward + AdamW.',
+        f'{PRECISION_TEXT[args.amp]}; attention core dtype {r0["attn_dtype"]}; '
+        f'voxelization {r0["voxel_impl"]}; median of {args.steps} steps after {args.warmup} warm-up; '
+        f'step = voxelization + forward + loss + backward + {r0.get("optim_wrapper", "AdamW")} step.',
         '',
         '| path (ran) | iter ms (median) | speed-up vs sdpa | peak allocated MiB | peak reserved MiB |'
         ' allocated vs sdpa |',
