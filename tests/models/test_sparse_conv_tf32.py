@@ -9,9 +9,9 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:  # run as a script (the child process of the GPU test)
-    sys.path.insert(0, ROOT)
-    sys.path.insert(0, osp.join(ROOT, 'tests'))
+for path in (ROOT, osp.join(ROOT, 'tests')):  # run as a script (the child process of the GPU test)
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 from cmt_test_utils import DEMO, build_model, demo_batch, load_cfg
 
