@@ -251,9 +251,25 @@ def profile_once(args, run, name):
         f.write(text)
 
 
+def benchmark_batch(args, head, device) -> dict:
+    """The synthetic batch of the run (seed 0): ``args.batch`` samples of ``args.points`` points, ``args.cams``
+    images of ``args.img_hw`` and ``args.num_gt`` GT boxes each, for the modalities the head uses."""
+    from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
+    return synthetic_batch(
+        args.batch,
+        head.pc_range.tolist(),
+        num_gt=args.num_gt,
+        num_points=args.points,
+        num_cams=args.cams,
+        img_hw=tuple(args.img_hw),
+        device=device,
+        seed=0,
+        with_points=head.use_bev,
+        with_img=head.use_img)
+
+
 def run_mode(args, mode):
     from mmdet3d.utils import register_all_modules
-    from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
     register_all_modules(init_default_scope=True)
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
@@ -270,17 +286,7 @@ def run_mode(args, mode):
         optim_wrapper = None
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
         amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == 'bf16' else nullcontext()
-    batch = synthetic_batch(
-        args.batch,
-        head.pc_range.tolist(),
-        num_gt=args.num_gt,
-        num_points=args.points,
-        num_cams=args.cams,
-        img_hw=tuple(args.img_hw),
-        device=device,
-        seed=0,
-        with_points=head.use_bev,
-        with_img=head.use_img)
+    batch = benchmark_batch(args, head, device)
     timer = ModuleTimer(model, device)
     times, parts, losses = [], [], []
 
@@ -396,7 +402,6 @@ def run_inference(args, mode, precision, cuda_graph='off'):
     """Time ``args.steps`` predict calls (after ``args.warmup``) of a freshly built model; see the module doc."""
     from mmdet3d.utils import register_all_modules
     from projects.mmdet3d_plugin.engine import find_bias_attention, sparse_conv_backend, summarize_bias_mode
-    from projects.mmdet3d_plugin.models.synthetic_inputs import synthetic_batch
     register_all_modules(init_default_scope=True)
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
@@ -404,17 +409,7 @@ def run_inference(args, mode, precision, cuda_graph='off'):
     options = dict(args.cfg_options or {}, **{'model.pts_bbox_head.cuda_graph': cuda_graph == 'on'})
     model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, options).eval()
     head = model.pts_bbox_head
-    batch = synthetic_batch(
-        args.batch,
-        head.pc_range.tolist(),
-        num_gt=args.num_gt,
-        num_points=args.points,
-        num_cams=args.cams,
-        img_hw=tuple(args.img_hw),
-        device=device,
-        seed=0,
-        with_points=head.use_bev,
-        with_img=head.use_img)
+    batch = benchmark_batch(args, head, device)
     # A graph replays the transformer and task head without Python: no hooks there (events must not be captured).
     inside_graph = ('pts_bbox_head.transformer', 'pts_bbox_head.task_head') if cuda_graph == 'on' else ()
     timer = ModuleTimer(
