@@ -144,6 +144,13 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def release_memory(device) -> None:
+    """Collect the finished run's objects and return the cached GPU memory before the next run."""
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+
+
 class ModuleTimer:
     """Forward time of top-level modules from events recorded in forward hooks (ms, summed over calls).
 
@@ -338,9 +345,7 @@ def run_mode(args, mode):
     if args.profile:
         profile_once(args, train_step, f'model_benchmark_profile_{mode}' + ('_' + args.amp if args.amp else ''))
     model = optim_wrapper = batch = loss = None  # free the GPU memory before the next run (closures hold names)
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
+    release_memory(device)
     return res
 
 
@@ -486,9 +491,7 @@ def run_inference(args, mode, precision, cuda_graph='off'):
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
         voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
     model = batch = data = results = None  # free the GPU memory before the next run (closures hold names)
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
+    release_memory(device)
     return res
 
 
@@ -541,9 +544,7 @@ def main_inference(args, device_name):
                     print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
                     failed.append(
                         dict(mode=mode, precision=precision, cuda_graph=graph, error=f'{type(e).__name__}: {e}'))
-                    gc.collect()
-                    if args.device == 'cuda':
-                        torch.cuda.empty_cache()
+                    release_memory(torch.device(args.device))
                     continue
                 r = results[-1]
                 print(
@@ -591,9 +592,7 @@ def main(argv=None):
             results.append(run_mode(args, mode))
         except Exception as e:  # report and go on with the other paths
             print(f'[{mode}] failed: {type(e).__name__}: {e}', flush=True)
-            gc.collect()
-            if args.device == 'cuda':
-                torch.cuda.empty_cache()
+            release_memory(torch.device(args.device))
             continue
         r = results[-1]
         print(

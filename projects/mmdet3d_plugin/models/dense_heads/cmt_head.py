@@ -261,9 +261,10 @@ class CmtHead(BaseModule):
                 raise ValueError('CmtHead(use_img=True) needs image features and img_hw; set '
                                  'model.pts_bbox_head.use_img=False for LiDAR-only models')
             lidar2img = lidar2img_from_metas(batch_input_metas, device=img_feat.device)
-            img_hw = tuple(int(x) for x in img_hw)
+            img_hw = tuple(int(x) for x in img_hw)  # hashable: it selects the CUDA graph
+        else:
+            img_feat, img_hw = None, None
         bev_feat = bev_feat if self.use_bev else None
-        img_feat, img_hw = (img_feat, img_hw) if self.use_img else (None, None)
         if (self._graphs is not None and dn is None and not self.training and not torch.is_grad_enabled()
                 and (bev_feat if bev_feat is not None else img_feat).is_cuda):
             return self._graphs(bev_feat, img_feat, lidar2img, img_hw=img_hw)
