@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full-size learning proof as it ran on the lent GPU machine (one command may run 10 minutes there).
-#   bash docs/benchmarks/fullsize_synthetic/device_run.sh start OUT    data, detached training runs, dist check
+#   bash docs/benchmarks/fullsize_synthetic/device_run.sh start OUT [SECONDS]   data, detached training runs
+#     (SUITE=1: the test suite beside them, NOBIAS=1: the use_bias=False run beside, DIST=1: the 2-rank check)
 #   bash docs/benchmarks/fullsize_synthetic/device_run.sh wait SECONDS OUT   keep the machine busy, then collect
 # `start` copies the checkout to $W (so later calls that refresh the checkout cannot change the running code),
 # writes the 50-scene synthetic set, and starts the trainings with setsid: they outlive the command and go on
@@ -28,6 +29,11 @@ start)
   export PYTHONPATH=$W:$PYTHONPATH
   mkdir -p logs
   t0=$(date +%s)
+  # SUITE=1: the whole test suite on this GPU machine, beside the data and the training (its log: logs/pytest_gpu.log)
+  if [ "${SUITE:-0}" = 1 ]; then
+    (cd "$W" && timeout 540 python -m pytest tests -q -n 6 -p no:cacheprovider -rs > logs/pytest_gpu.log 2>&1; \
+      echo "pytest rc=$?" >> logs/pytest_gpu.log) &
+  fi
   python tools/create_data.py synthetic --out data/nuscenes-synthetic-50 --scenes 50 --seed 0 > logs/create_data.log 2>&1 \
     || { tail -30 logs/create_data.log; exit 1; }
   echo "data: $(( $(date +%s) - t0 )) s"; tail -3 logs/create_data.log
@@ -37,15 +43,17 @@ start)
     setsid nohup python tools/train.py $CFG --work-dir work_dirs/nobias \
       --cfg-options model.pts_bbox_head.use_bias=False > logs/train_nobias.log 2>&1 < /dev/null &
   fi
-  # distributed path: 2 ranks sharing the one GPU through gloo, a few iterations, a checkpoint, then a resume
-  PORT=29611 bash tools/dist_train.sh $DIST_CFG 2 --work-dir work_dirs/dist \
-    --cfg-options env_cfg.dist_cfg.backend=gloo > logs/dist_first.log 2>&1
-  echo "dist first: rc=$?"
-  PORT=29612 bash tools/dist_train.sh $DIST_CFG 2 --work-dir work_dirs/dist --resume \
-    --cfg-options env_cfg.dist_cfg.backend=gloo train_cfg.max_iters=12 > logs/dist_resume.log 2>&1
-  echo "dist resume: rc=$?"
-  ls -la work_dirs/dist
-  grep -hE "Iter\(train\)|Resum|resum|Saving|memory" logs/dist_*.log | tail -20
+  # DIST=1: distributed path, 2 ranks sharing the one GPU through gloo, a few iterations, a checkpoint, a resume
+  if [ "${DIST:-0}" = 1 ]; then
+    PORT=29611 bash tools/dist_train.sh $DIST_CFG 2 --work-dir work_dirs/dist \
+      --cfg-options env_cfg.dist_cfg.backend=gloo > logs/dist_first.log 2>&1
+    echo "dist first: rc=$?"
+    PORT=29612 bash tools/dist_train.sh $DIST_CFG 2 --work-dir work_dirs/dist --resume \
+      --cfg-options env_cfg.dist_cfg.backend=gloo train_cfg.max_iters=12 > logs/dist_resume.log 2>&1
+    echo "dist resume: rc=$?"
+    ls -la work_dirs/dist
+    grep -hE "Iter\(train\)|Resum|resum|Saving|memory" logs/dist_*.log | tail -20
+  fi
   sleep $(( ${3:-420} - ($(date +%s) - t0) ))
   collect "$OUT"
   ;;

@@ -18,7 +18,7 @@
 _base_ = ['../fusion/cmt_voxel0100_r50_800x320_cbgs.py']
 
 data_root = 'data/nuscenes-synthetic-50/'
-max_epochs = 3
+max_epochs = 5
 up_epochs = 0.4 * max_epochs
 lr = _base_.lr
 lr_peak_ratio = _base_.lr_peak_ratio
@@ -84,5 +84,5 @@ default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=1, max_k
 custom_hooks = [
     dict(type='GPUMemoryHook'),
     dict(type='IterSeedHook'),
-    dict(type='ObjectSampleSwitchHook', disable_after_epoch=2),
+    dict(type='ObjectSampleSwitchHook', disable_after_epoch=max_epochs - 1),
 ]
