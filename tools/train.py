@@ -178,6 +178,15 @@ def use_shared_gpu_distributed(cfg: Config, device: int) -> None:
     use_gloo_group_and_ddp(cfg, device_ids=[device])
 
 
+def close_process_group() -> None:
+    """After a finished run: wait for every rank, then tear the process group down (PyTorch asks for it; a gloo
+    group left to the interpreter's exit may abort the process, exit status -6, after training succeeded)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parse_args(argv)
     shared_gpu = bind_rank_to_shared_gpu() if ranks_share_gpus(args.launcher) else None
@@ -209,6 +218,7 @@ def main(argv=None):
     except TrainingInterrupted as err:
         print(str(err), file=sys.stderr)
         return 128 + err.signum
+    close_process_group()
     return 0
 
 

@@ -32,4 +32,5 @@ if __name__ == '__main__':
         interval=2,
         launcher='pytorch',
         model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None))
+    dist.barrier()  # both ranks are done before either tears the gloo group down
     dist.destroy_process_group()
