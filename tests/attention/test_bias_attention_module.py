@@ -101,15 +101,7 @@ def test_use_bias_false_equals_nn_multihead_attention(masks):
         pad = torch.zeros(B, NK, dtype=torch.bool)
         pad[1, -5:] = True
         kwargs = dict(attn_mask=attn_mask, key_padding_mask=pad)
-    out = module(
-        inp['query'],
-        inp['key'],
-        inp['value'],
-        query_pos=inp['query_pos'],
-        key_pos=inp['key_pos'],
-        ref_points=inp['ref_points'],
-        key_lines=inp['key_lines'],
-        **kwargs)
+    out = module(**inp, **kwargs)
     ref = mha(
         inp['query'] + inp['query_pos'], inp['key'] + inp['key_pos'], inp['value'], need_weights=False, **
         kwargs)[0] + inp['query']

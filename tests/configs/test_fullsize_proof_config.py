@@ -2,23 +2,11 @@
 seed config at its real sizes: the model and both pipelines equal the seed's except for the lines its header names
 (no pretrained ResNet-50, the GT database under the synthetic data root), and its compressed schedule keeps CMT's
 shape (40% up, GT paste off for the last epoch, a held-out evaluation after every epoch)."""
-import copy
-
 import pytest
 from cmt_test_utils import load_cfg
-from mmengine.config import ConfigDict
 
 SEED = 'projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py'
 PROOF = 'projects/configs/fullsize_proof/cmt_voxel0100_r50_800x320_synthetic_heldout.py'
-
-
-def plain(obj):
-    """ConfigDict / list / tuple tree -> plain dicts and lists (so equality ignores the container types)."""
-    if isinstance(obj, (dict, ConfigDict)):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
 
 
 @pytest.fixture(scope='module')
@@ -28,9 +16,9 @@ def cfgs():
 
 def test_model_is_the_seed_model_without_the_pretrained_backbone(cfgs):
     seed, proof = cfgs
-    want = plain(copy.deepcopy(seed.model))
+    want = seed.model.to_dict()
     assert want['img_backbone'].pop('init_cfg') is not None  # the seed loads CMT's nuImages ResNet-50
-    got = plain(copy.deepcopy(proof.model))
+    got = proof.model.to_dict()
     assert got['img_backbone'].pop('init_cfg') is None
     assert got == want
     # the sizes the proof claims, read from the built config
@@ -44,7 +32,7 @@ def test_model_is_the_seed_model_without_the_pretrained_backbone(cfgs):
 @pytest.mark.parametrize('name', ['train_pipeline', 'test_pipeline'])
 def test_pipelines_are_the_seeds_with_the_gt_database_moved(cfgs, name):
     seed, proof = cfgs
-    seed_steps, proof_steps = plain(seed[name]), plain(proof[name])
+    seed_steps, proof_steps = ([step.to_dict() for step in cfg[name]] for cfg in cfgs)
     assert [s['type'] for s in proof_steps] == [s['type'] for s in seed_steps]
     for want, got in zip(seed_steps, proof_steps):
         if want['type'] == 'UnifiedObjectSample':

@@ -153,14 +153,19 @@ def render_bev(points: Optional[np.ndarray] = None,
     ego = bev_pixel_coords(np.zeros(2), extent, size_px)
     vis.draw_points(ego[None], colors=(0, 0, 0), marker='+', sizes=np.array([60.0]))
     if title:
-        vis.draw_texts(
-            title,
-            np.array([6, 6]),
-            colors=(0, 0, 0),
-            font_sizes=9,
-            vertical_alignments='top',
-            bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
+        _draw_title(vis, title, font_size=9)
     return _image_of(vis, (size_px, size_px))
+
+
+def _draw_title(vis, title: str, font_size: int) -> None:
+    """Black ``title`` on a white box in the top-left corner of the current image."""
+    vis.draw_texts(
+        title,
+        np.array([6, 6]),
+        colors=(0, 0, 0),
+        font_sizes=font_size,
+        vertical_alignments='top',
+        bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
 
 
 def _image_of(vis, shape) -> np.ndarray:
@@ -213,13 +218,7 @@ def render_camera(image_rgb: np.ndarray,
         if len(segs):
             vis.draw_lines(segs[:, :, 0], segs[:, :, 1], colors=color, line_widths=1.5)
     if title:
-        vis.draw_texts(
-            title,
-            np.array([6, 6]),
-            colors=(0, 0, 0),
-            font_sizes=10,
-            vertical_alignments='top',
-            bboxes=dict(facecolor='white', alpha=0.8, edgecolor='none'))
+        _draw_title(vis, title, font_size=10)
     return _image_of(vis, image_rgb.shape)
 
 

@@ -79,12 +79,10 @@ def build_synthetic_dataset(out: str,
         azimuth_steps=azimuth_steps,
         progress=progress)
     gen_seconds = time.time() - start
+    prep_seconds = {}
     if with_infos:
         from ..converters import prepare_nuscenes
-        prep_seconds = {}
         summary['files'] = prepare_nuscenes(out, out, summary['version'], extra_tag=extra_tag, seconds=prep_seconds)
-    else:
-        prep_seconds = {}
     done = dict(
         args=args,
         summary=summary,
