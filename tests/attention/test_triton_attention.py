@@ -40,6 +40,13 @@ CPU_CASES = {
     'fp32_bf16x3_factors_far': (1, 2, 37, 53, 32, 'float32', 'bf16x3', 'far'),
     'bf16_tf32x3_factors': (1, 2, 37, 53, 32, 'bfloat16', 'tf32x3', 'shared'),
 }
+# name: (case as in CPU_CASES, forced key splits) for the split-key forward (flash-decoding) and its merge;
+# Nk not a multiple of the split size, so the last split ends in a ragged tile
+KV_SPLIT_CASES = {
+    'bf16_kv_splits3': ((1, 2, 37, 130, 32, 'bfloat16', 'auto', 'per_batch'), 3),
+    'fp32_kv_splits2_far': ((2, 2, 20, 53, 32, 'float32', 'auto', 'far'), 2),
+    'fp32_kv_splits_per_tile': ((1, 2, 9, 70, 32, 'float32', 'auto', 'shared'), 5),
+}
 # dtype: (B, H, Nq, Nk, D, factor_precision) run with each GPU autotune config forced (tiles of
 # 32..128 with ragged edges: Nq, Nk not multiples of any block size)
 GPU_TILE_CASES = {'float32': (1, 2, 70, 130, 32, 'auto'), 'bfloat16': (1, 2, 70, 130, 32, 'auto')}
@@ -86,6 +93,19 @@ def _run_interpreted_cases(selected):
             return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
 
         results[name] = kernel_relative_errors(*inputs, run)
+    for i, (name, (case, n_splits)) in enumerate(KV_SPLIT_CASES.items()):
+        if name != selected:
+            continue
+        B, H, Nq, Nk, D, dtype, fprec, layout = case
+        inputs = make_kernel_inputs(B, H, Nq, Nk, D, getattr(torch, dtype), layout, seed=200 + i)
+
+        def run(q, k, v, r, o, d, bs, fprec=fprec, n_splits=n_splits):
+            with ta.forced_kv_splits(n_splits):
+                return ta.triton_bias_attention(q, k, v, r, o, d, bs, factor_precision=fprec)
+
+        results[name] = kernel_relative_errors(*inputs, run)
+        with ta.forced_kv_splits(n_splits):
+            results[name + '/splits'] = ta.kv_splits(B, H, Nq, Nk, 'cpu')
     # the bias-free timing baseline of tools/benchmarks/tune_triton_attention.py must be plain attention
     if selected == 'bias_off_baseline':
         q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
@@ -139,6 +159,48 @@ def test_interpreted_kernel_matches_fp64_reference(case):
         if not err <= rtol * ref + atol:
             bad[name] = (err, ref, rtol, atol)
     assert not bad, f'{case}: (err, max|ref|, rtol, atol) failing: {bad}; all: {errs}'
+
+
+@pytest.mark.parametrize('case', list(KV_SPLIT_CASES))
+def test_interpreted_key_splits_match_fp64_reference(case):
+    """The forward split over keys (several programs per query block, merged by log-sum-exp) gives the
+    output, and through the merged LSE the gradients, of the reference; the split really happened."""
+    (B, H, Nq, Nk, D, dtype, fprec, _), n_splits = KV_SPLIT_CASES[case]
+    res = interpreted_errors(case)
+    n_ran, keys = res[case + '/splits']
+    assert n_ran == n_splits and (n_ran - 1) * keys < Nk <= n_ran * keys and Nk % keys, (n_ran, keys, Nk)
+    bad = {}
+    for name, (err, ref) in res[case].items():
+        rtol, atol = tolerance(dtype, fprec, name)
+        if not err <= rtol * ref + atol:
+            bad[name] = (err, ref, rtol, atol)
+    assert not bad, f'{case}: (err, max|ref|, rtol, atol) failing: {bad}; all: {res[case]}'
+
+
+def test_key_split_rule():
+    """The occupancy rule of kv_splits: one split when the query blocks fill the SMs, else about two programs
+    per SM with at least _MIN_KEYS_PER_SPLIT keys each; keys per split a multiple of the largest BLOCK_N."""
+    ta = _ta()
+    if os.environ.get('TRITON_INTERPRET', '0') == '1':
+        pytest.skip('the rule is for compiled kernels')
+    sms = 132
+    ta._num_sms.cache_clear()
+    orig = ta._num_sms
+    try:
+        ta._num_sms = lambda index: sms
+        assert ta.kv_splits(2, 8, 1800, 22384, 'cuda') == (1, 22400)  # training shape: 240 programs
+        n, keys = ta.kv_splits(1, 8, 900, 22384, 'cuda')  # inference: 64 programs -> ceil(264 / 64) = 5
+        assert (n, keys) == (5, 4480) and keys % 128 == 0
+        assert ta.kv_splits(1, 8, 900, 3000, 'cuda')[0] == 2  # capped by 3000 // 1024 keys per split
+        assert ta.kv_splits(1, 8, 900, 500, 'cuda')[0] == 1
+        with ta.forced_kv_splits(3):
+            assert ta.kv_splits(2, 8, 1800, 22384, 'cuda') == (3, 7552)
+        assert ta.kv_splits(1, 8, 900, 22384, 'cpu')[0] == 1
+    finally:
+        ta._num_sms = orig
+    with pytest.raises(ValueError, match='n must be an int >= 1'):
+        with ta.forced_kv_splits(0):
+            pass
 
 
 @pytest.mark.parametrize('dtype', list(GPU_TILE_CASES))
@@ -278,6 +340,33 @@ def test_gpu_cmt_training_shape_bf16_accuracy_and_memory():
     qkv = fresh()
     sdpa_mem = peak_mib(lambda: F.scaled_dot_product_attention(*qkv).backward(grad_out.bfloat16()), 'cuda')
     assert ours_mem <= 1.2 * sdpa_mem + 8, (ours_mem, sdpa_mem)  # MiB
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_inference_shape_key_splits_match_one_pass():
+    """Batch-1 inference shape (B=1, H=8, Nq=900, Nk=22384, bf16): the occupancy rule splits the keys, and the
+    split forward (and the backward through its merged LSE) is as accurate against fp32 dense as one pass."""
+    ta = _ta()
+    B, H, Nq, Nk, D = 1, 8, 900, 22384, 32
+    if torch.cuda.get_device_properties(0).multi_processor_count <= B * H * 8:
+        pytest.skip('this GPU has too few SMs for the rule to split this shape')
+    n_splits, _ = ta.kv_splits(B, H, Nq, Nk, 'cuda')
+    assert n_splits > 1
+    q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(B, H, Nq, Nk, D, torch.bfloat16, 'far', device='cuda', seed=5)
+    ref_out, ref_grads = reference_by_head(q, k, v, r, o, d, bs, grad_out, dtype=torch.float32)
+    ref_grads = [ref_grads[n] for n in GRAD_NAMES]
+
+    def errors(n):
+        leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
+        with ta.forced_kv_splits(n):
+            out = ta.triton_bias_attention(*leaves[:4], o, d, leaves[4])
+        grads = torch.autograd.grad(out, leaves, grad_out.bfloat16())
+        return relative_max_errors(out.detach(), grads, ref_out, ref_grads)
+
+    split, single = errors(n_splits), errors(1)
+    bad = {n: (e, single[n]) for n, e in split.items() if not e <= max(1.5 * single[n], 1e-2)}
+    assert not bad, f'split vs one-pass errors: {bad}; all: {split} vs {single}'
 
 
 if __name__ == '__main__' and '--interpreted-cases' in sys.argv:

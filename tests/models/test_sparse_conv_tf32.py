@@ -42,6 +42,27 @@ def test_flag_is_set_during_the_middle_encoder_only(fake_spconv, monkeypatch, se
     assert fake_spconv.SPCONV_ALLOW_TF32 is False
 
 
+@pytest.mark.parametrize('setting, cudnn, expected', [(None, True, True), (False, True, False), (True, False, True)])
+def test_flag_is_set_during_the_middle_encoders_backward(fake_spconv, monkeypatch, setting, cudnn, expected):
+    """spconv reads the flag in its backward too: set from the gradient reaching the encoder's output through the
+    encoder's backward (seen at the gradient of its input), restored when the backward pass ends."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', cudnn)
+    model = build_model(DEMO['lidar'], bias_mode='exact').train()
+    model.sparse_conv_tf32 = setting
+    seen = []
+
+    def watch_input_grad(module, args):
+        args[0].register_hook(lambda grad: seen.append(fake_spconv.SPCONV_ALLOW_TF32))
+
+    model.pts_middle_encoder.register_forward_pre_hook(watch_input_grad)
+    data = demo_batch(model, 'lidar', num_gt=0)
+    bev = model.extract_pts_feat(data['inputs']['voxels'], 2)
+    assert fake_spconv.SPCONV_ALLOW_TF32 is False  # restored after the forward
+    bev.square().mean().backward()
+    assert seen == [expected]  # during the encoder's backward
+    assert fake_spconv.SPCONV_ALLOW_TF32 is False  # restored at the end of the backward pass
+
+
 def test_bad_setting_names_the_key():
     with pytest.raises(TypeError, match='model.sparse_conv_tf32 must be None, True or False'):
         resolve_sparse_conv_tf32('yes')
@@ -84,6 +105,7 @@ def test_tf32_sparse_encoder_stays_close_to_fp32(tmp_path):
         outs[tf32] = torch.load(path)
     ref, out = outs[False], outs[True]
     err = ((out - ref).norm() / ref.norm()).item()
+    print(f'TF32 vs fp32 SparseEncoder relative error {err:.3e}')
     assert 0 < err < 2e-2, err
 
 

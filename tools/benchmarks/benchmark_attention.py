@@ -4,7 +4,7 @@ For each shape (voxel0100/800x320: B=2, Nk=128^2+6*20*50=22384; voxel0075/
 1600x640: B=1, Nk=180^2+6*40*100=56400; H=8, head dim 32), phase (train:
 Nq=1800, forward and forward+backward; infer: Nq=900, forward under
 inference_mode) and dtype, every row (sdpa, svd, exact, exact-plain,
-exact-nocache, triton, auto, bias-free SDPA at head dim 32 and at q/k 64 with
+exact-nocache, triton, triton-1pass (keys not split), auto, bias-free SDPA at head dim 32 and at q/k 64 with
 v 32, FlexAttention with a score_mod computing the same bias) reports median
 ms, peak extra memory (MiB) and relative errors (out, grad bias_scale, grad r,
 grad q) against an fp64 dense reference on the same inputs, plus ratios to
@@ -40,7 +40,8 @@ PC_RANGE = CMT_PC_RANGE
 SHAPES = dict(CMT_SHAPES, quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
 PHASES = CMT_QUERIES
 QUICK_PHASES = {'train': 40, 'infer': 20}
-ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'auto', 'nobias', 'nobias-qk64', 'flex')
+ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'triton-1pass', 'auto', 'nobias',
+        'nobias-qk64', 'flex')
 DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
 
 
@@ -176,20 +177,26 @@ def build_rows(case, names):
     except Exception as err:  # a broken kernel module: report, go on
         triton_ok = f'triton module failed: {err!r}'
     auto_mode = resolve_mode('auto', case['q'], case['v'])
+
+    def triton_one_pass(q, k, v, r, s):
+        with mod.forced_kv_splits(1):
+            return triton_path_attention(q, k, v, r, o, d, s, length)
+
     table = {
         'sdpa': (geo(sdpa_bias_attention), 'dense mask -> SDPA'),
         'svd': (geo(svd_bias_attention), 'dense -> svd_lowrank(10) -> SDPA'),
         'exact': (geo(exact_bias_attention), 'phi/psi hi+lo factors -> SDPA (key factors cached)'),
         'exact-plain': (geo(exact_bias_attention, compensated=False), 'phi/psi factors in the attention dtype -> SDPA'),
         'exact-nocache': (nocache, 'exact, key factors rebuilt every call'),
-        'triton': (geo(triton_path_attention), 'fused Triton kernel'),
+        'triton': (geo(triton_path_attention), 'fused Triton kernel (keys split when queries leave SMs idle)'),
+        'triton-1pass': (triton_one_pass, 'fused Triton kernel, keys in one pass (no split)'),
         'auto': (geo(bias_attention, mode='auto'), f'auto -> {auto_mode}'),
         'nobias':
         (lambda q, k, v, r, s: F.scaled_dot_product_attention(q, k, v), 'bias-free SDPA, head dim 32 (the floor)'),
         'nobias-qk64': (nobias_qk64, 'bias-free SDPA, q/k zero-padded to 64'),
     }
     for name in names:
-        if name == 'triton' and triton_ok is not True:
+        if name in ('triton', 'triton-1pass') and triton_ok is not True:
             rows[name] = triton_ok or 'triton not available on this device'
         elif name == 'flex':
             if dev.type != 'cuda':

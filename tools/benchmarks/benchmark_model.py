@@ -96,6 +96,13 @@ def parse_args(argv=None):
         choices=['off', 'on'],
         help='--inference: runs without / with the head\'s CUDA graph (model.pts_bbox_head.cuda_graph)')
     p.add_argument(
+        '--sparse-fp16',
+        nargs='+',
+        default=['off'],
+        choices=['off', 'on'],
+        help='--inference: runs with the sparse middle encoder in fp32 / in fp16 '
+        '(model.sparse_conv_fp16_inference)')
+    p.add_argument(
         '--attn-dtype',
         default=None,
         choices=['float32', 'float16', 'bfloat16'],
@@ -240,7 +247,7 @@ def build_model(cfg_path, mode, attn_dtype, device, voxel_impl=None, cfg_options
 
 def profile_once(args, run, name):
     """Profile one ``run()`` (torch.profiler, CPU + CUDA activities); print and write the top ``args.profile``
-    operators by CUDA time (self and total), with the step's CPU and CUDA totals, to ``<out>/<name>.txt``."""
+    operators by self CUDA time and by self CPU time, with the step's CPU and CUDA totals, to ``<out>/<name>.txt``."""
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     _sync(torch.device(args.device))
@@ -249,9 +256,12 @@ def profile_once(args, run, name):
         run()
         _sync(torch.device(args.device))
     wall = (time.perf_counter() - t0) * 1000
-    sort = 'self_cuda_time_total' if torch.cuda.is_available() else 'self_cpu_time_total'
-    table = prof.key_averages().table(sort_by=sort, row_limit=args.profile, max_name_column_width=60)
-    text = f'# {name}: one profiled call, {wall:.1f} ms wall (profiler overhead included)\n\n{table}\n'
+    averages = prof.key_averages()
+    text = f'# {name}: one profiled call, {wall:.1f} ms wall (profiler overhead included)\n'
+    sorts = (['self_cuda_time_total'] if torch.cuda.is_available() else []) + ['self_cpu_time_total']
+    for sort in sorts:  # where the GPU time goes, then where the host time goes
+        table = averages.table(sort_by=sort, row_limit=args.profile, max_name_column_width=60)
+        text += f'\n## top {args.profile} by {sort}\n\n{table}\n'
     print(text)
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, name + '.txt'), 'w') as f:
@@ -403,7 +413,7 @@ def _autocast(device, precision):
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def run_inference(args, mode, precision, cuda_graph='off'):
+def run_inference(args, mode, precision, cuda_graph='off', sparse_fp16='off'):
     """Time ``args.steps`` predict calls (after ``args.warmup``) of a freshly built model; see the module doc."""
     from mmdet3d.utils import register_all_modules
     from projects.mmdet3d_plugin.engine import find_bias_attention, sparse_conv_backend, summarize_bias_mode
@@ -411,7 +421,11 @@ def run_inference(args, mode, precision, cuda_graph='off'):
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
     torch.manual_seed(0)
-    options = dict(args.cfg_options or {}, **{'model.pts_bbox_head.cuda_graph': cuda_graph == 'on'})
+    options = dict(
+        args.cfg_options or {}, **{
+            'model.pts_bbox_head.cuda_graph': cuda_graph == 'on',
+            'model.sparse_conv_fp16_inference': sparse_fp16 == 'on'
+        })
     model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, options).eval()
     head = model.pts_bbox_head
     batch = benchmark_batch(args, head, device)
@@ -464,6 +478,8 @@ def run_inference(args, mode, precision, cuda_graph='off'):
         mode=mode,
         precision=precision,
         cuda_graph=cuda_graph,
+        sparse_fp16=sparse_fp16,
+        sparse_precision='fp16' if sparse_fp16 == 'on' and cuda else 'fp32',  # the option acts on CUDA only
         autocast_dtype=None if PRECISIONS[precision] is None else str(PRECISIONS[precision]),
         batch=args.batch,
         # the bias_mode the config asked for, and the path the modules ran (their resolved_mode)
@@ -510,20 +526,21 @@ def inference_markdown(args, results, device):
         f'calls after {args.warmup} warm-up; a call = data preprocessor (voxelization + image normalisation) + '
         f'predict (features, head, box decoding), eval mode, no_grad; part times: {r0["timer"]}.',
         '',
-        '| bias_mode (ran) | precision | head CUDA graph | wall ms/call (median) | FPS | CUDA-event ms (median) '
-        '| peak allocated MiB | peak reserved MiB |',
-        '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
+        '| bias_mode (ran) | precision | head CUDA graph | sparse encoder | wall ms/call (median) | FPS '
+        '| CUDA-event ms (median) | peak allocated MiB | peak reserved MiB |',
+        '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ]
     for r in results:
         lines.append(f'| {r["bias_mode"]} ({r["resolved_path"]}) | {r["precision"]} | {r["cuda_graph"]} '
-                     f'| {r["wall_ms_median"]:.2f} '
+                     f'| {r["sparse_precision"]} | {r["wall_ms_median"]:.2f} '
                      f'| {r["fps"]:.2f} | {_ms(r["event_ms_median"])} | {_mib(r["peak_allocated_mib"])} '
                      f'| {_mib(r["peak_reserved_mib"])} |')
     parts = [p for p in INFER_PARTS if any(p in r['part_ms_median'] for r in results)]
     lines += [
         '', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
         'and box decoding are inside it):', '', '| part | ' +
-        ' | '.join(f'{r["resolved_path"]} {r["precision"]}' + (' graph' if r['cuda_graph'] == 'on' else '')
+        ' | '.join(f'{r["resolved_path"]} {r["precision"]}' + (' graph' if r['cuda_graph'] == 'on' else '') +
+                   (' sparse fp16' if r['sparse_precision'] == 'fp16' else '')
                    for r in results) + ' |', '| --- ' + '| ---: ' * len(results) + '|'
     ]
     for part in parts:
@@ -535,15 +552,20 @@ def main_inference(args, device_name):
     results, failed = [], []
     for mode in args.modes:
         for precision in args.precision:
-            for graph in args.cuda_graph:
-                tag = f'[{mode} {precision} cuda_graph={graph}]'
+            for graph, sparse_fp16 in [(g, s) for g in args.cuda_graph for s in args.sparse_fp16]:
+                tag = f'[{mode} {precision} cuda_graph={graph} sparse_fp16={sparse_fp16}]'
                 t0 = time.time()
                 try:
-                    results.append(run_inference(args, mode, precision, graph))
+                    results.append(run_inference(args, mode, precision, graph, sparse_fp16))
                 except Exception as e:  # report and go on with the other runs
                     print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
                     failed.append(
-                        dict(mode=mode, precision=precision, cuda_graph=graph, error=f'{type(e).__name__}: {e}'))
+                        dict(
+                            mode=mode,
+                            precision=precision,
+                            cuda_graph=graph,
+                            sparse_fp16=sparse_fp16,
+                            error=f'{type(e).__name__}: {e}'))
                     release_memory(torch.device(args.device))
                     continue
                 r = results[-1]

@@ -15,7 +15,10 @@ per-score CUDA-core work (exp2, max, sum, casts) is that of bias-free flash atte
 * 'tf32x3' (default for fp32): Triton's 3-pass TF32 dot on fp32 factors (fp32-level products).
 
 With s = q.k + A.psi, p = exp2(s * sm_scale * log2(e) - lse2). The forward saves the output,
-an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp32, (B, H, Nq)). The backward is
+an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp32, (B, H, Nq)). When the query
+blocks alone would leave SMs idle (batch-1 inference), the forward splits the keys over several
+programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``).
+The backward is
 flash-attention-2 style: delta = rowsum(dO * O), a dk/dv kernel looping over query blocks per key
 block, and a dq kernel looping over key blocks per query block that also accumulates
 G_i = sum_j dS_ij psi_j (tensor cores). dA = sm_scale * G, and a last small kernel maps dA to
@@ -27,6 +30,7 @@ ones under ``@triton.autotune``. This module imports triton at its top; ``paths/
 it lazily, so the package (and every other path) imports without Triton.
 """
 import contextlib
+import functools
 import math
 
 import torch
@@ -38,7 +42,7 @@ from .triton import interpreting, triton_is_available
 
 __all__ = [
     'triton_bias_attention', 'fused_attention', 'check_kernel_limits', 'autotune_winners', 'kernel_configs',
-    'forced_config', 'widen_configs', 'KERNEL_RANK'
+    'forced_config', 'widen_configs', 'KERNEL_RANK', 'kv_splits', 'forced_kv_splits'
 ]
 
 
@@ -365,15 +369,19 @@ def _dq_fp32_safe(cfg) -> bool:
     return cfg.num_warps <= 4 * (cfg.kwargs['BLOCK_M'] // 64)
 
 
-@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY)
+@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY + ['KV_SPLIT'])
 @triton.jit
 def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
               stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
-              stride_od, stride_pb, H, N_Q, N_K, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
-              SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr,
-              BLOCK_N: tl.constexpr):
+              stride_od, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr,
+              FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+              KV_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program per (query block, b*h, key split s): keys s * KEYS_PER_SPLIT .. + KEYS_PER_SPLIT.
+    KV_SPLIT False (one split): writes Out, Out32 and LSE. KV_SPLIT True: writes the split's normalised
+    fp32 output to Out32 (S, B*H, Nq, D) and its log-sum-exp to LSE (S, B*H, Nq), for _combine_kv_splits."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
+    pid_s = tl.program_id(2)
     b = pid_bh // H
     h = pid_bh % H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -390,23 +398,61 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, s
     m_i = tl.full([BLOCK_M], float('-inf'), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    n_full = (N_K // BLOCK_N) * BLOCK_N
-    for start_n in range(0, n_full, BLOCK_N):
+    lo = pid_s * KEYS_PER_SPLIT
+    hi = tl.minimum(lo + KEYS_PER_SPLIT, N_K)
+    n_full = lo + ((hi - lo) // BLOCK_N) * BLOCK_N
+    for start_n in range(lo, n_full, BLOCK_N):
         acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
-                                  stride_vd, start_n, N_K, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
+                                  stride_vd, start_n, hi, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
                                   BLOCK_M, BLOCK_N, False)
-    if n_full < N_K:
+    if n_full < hi:  # the ragged last tile of the split, masked at its end
         acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
-                                  stride_vd, n_full, N_K, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
+                                  stride_vd, n_full, hi, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
                                   BLOCK_M, BLOCK_N, True)
     acc = acc / l_i[:, None]
-    tl.store(
-        Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
-        acc.to(Out.dtype.element_ty),
-        mask=m_ok[:, None])
+    row = pid_s * tl.num_programs(1) + pid_bh  # the (split, b*h) row of the fp32 outputs
+    if not KV_SPLIT:
+        tl.store(
+            Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
+            acc.to(Out.dtype.element_ty),
+            mask=m_ok[:, None])
     # fp32 copy (B, H, Nq, D) for delta: a 16-bit O would put its rounding into every dS
-    tl.store(Out32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
-    tl.store(LSE + pid_bh * N_Q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
+    tl.store(Out32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
+    tl.store(LSE + row * N_Q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
+
+
+@triton.jit
+def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, N_SPLITS,
+                       HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
+    """Merges the key splits of _attn_fwd: from the normalised split outputs OP (S, B*H, Nq, D) fp32 and
+    their base-2 log-sum-exps LP (S, B*H, Nq), out = sum_s 2^(lse_s - lse) o_s with lse = log2 sum_s 2^lse_s,
+    written to Out (q's dtype, any strides), Out32 (B, H, Nq, D) and LSE (B, H, Nq)."""
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    n_bh = tl.num_programs(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_Q
+    offs_d = tl.arange(0, HEAD_DIM)
+    m = tl.full([BLOCK], float('-inf'), dtype=tl.float32)
+    for s in range(N_SPLITS):
+        m = tl.maximum(m, tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0))
+    l_sum = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
+    for s in range(N_SPLITS):
+        w = tl.exp2(tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0) - m)
+        o = tl.load(
+            OP + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
+        l_sum += w
+        acc += w[:, None] * o
+    acc = acc / l_sum[:, None]
+    tl.store(
+        Out + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
+        acc.to(Out.dtype.element_ty),
+        mask=ok[:, None])
+    tl.store(Out32 + (pid_bh * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=ok[:, None])
+    tl.store(LSE + pid_bh * N_Q + offs, m + tl.log2(l_sum), mask=ok)
 
 
 @triton.jit
@@ -661,6 +707,69 @@ def autotune_winners() -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# Key splits of the forward (flash-decoding): more programs when queries alone leave SMs idle
+# ----------------------------------------------------------------------------------------------
+_FORCED_KV_SPLITS = {}  # 'n': number of key splits used instead of the occupancy rule (see forced_kv_splits)
+_MIN_KEYS_PER_SPLIT = 1024  # below this a split's fixed cost (its q/A loads, the merge) outweighs its tiles
+
+
+@functools.lru_cache(maxsize=None)
+def _num_sms(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def _split_granule() -> int:
+    """Keys per split are a multiple of this: the largest forward BLOCK_N (a forced config's, 16x16 tiles
+    under the interpreter), so only the last split ends in a ragged tile."""
+    cfg = _FORCED.get('fwd')
+    if cfg is not None:
+        return cfg.kwargs['BLOCK_N']
+    if interpreting():
+        return _INTERPRET_META['BLOCK_N']
+    return max(c.kwargs['BLOCK_N'] for c in kernel_configs('fwd'))
+
+
+def kv_splits(B: int, H: int, Nq: int, Nk: int, device) -> tuple:
+    """(number of key splits S, keys per split) of the forward for these sizes.
+
+    One program per (query block, b*h) leaves SMs idle when B * H * cdiv(Nq, 128) < the SM count (batch-1
+    inference: 8 heads x 8 blocks of 900 queries = 64 programs on 132 SMs, each looping over all 22k keys).
+    Then the keys are split so that about two programs per SM run, each split at least
+    ``_MIN_KEYS_PER_SPLIT`` keys; one split otherwise, and on CPU (interpreter) unless forced.
+    """
+    forced = _FORCED_KV_SPLITS.get('n')
+    if forced is not None:
+        n = forced
+    elif interpreting() or torch.device(device).type != 'cuda':
+        n = 1
+    else:
+        sms = _num_sms(torch.device(device).index or 0)
+        programs = B * H * triton.cdiv(Nq, 128)
+        n = 1 if programs >= sms else min(triton.cdiv(2 * sms, programs), max(1, Nk // _MIN_KEYS_PER_SPLIT))
+    n = max(1, min(n, Nk))
+    granule = _split_granule()
+    keys = triton.cdiv(triton.cdiv(Nk, n), granule) * granule
+    return triton.cdiv(Nk, keys), keys
+
+
+@contextlib.contextmanager
+def forced_kv_splits(n: int):
+    """Within the block, the forward splits the keys into ``n`` parts (fewer if Nk is small) instead of the
+    occupancy rule of ``kv_splits``; n = 1 is the single-pass forward (tests, benchmarks)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f'forced_kv_splits: n must be an int >= 1; got {n!r}')
+    previous = _FORCED_KV_SPLITS.get('n')
+    _FORCED_KV_SPLITS['n'] = n
+    try:
+        yield
+    finally:
+        if previous is None:
+            _FORCED_KV_SPLITS.pop('n', None)
+        else:
+            _FORCED_KV_SPLITS['n'] = previous
+
+
+# ----------------------------------------------------------------------------------------------
 # Autograd
 # ----------------------------------------------------------------------------------------------
 def _aux_block() -> int:
@@ -725,10 +834,27 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
         out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
         lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
-        grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H)  # noqa: E731
-        _launch('fwd', grid, (q, k, v, a, psi, out, out32, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
-                              stride_pb, H, Nq, Nk, sm_scale * _LOG2E),
-                dict(HEAD_DIM=D, RANK=KERNEL_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec))
+        n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, dev)
+        if n_splits > 1:  # split outputs first, merged below
+            out32_s = torch.empty((n_splits, B, H, Nq, D), dtype=torch.float32, device=dev)
+            lse_s = torch.empty((n_splits, B, H, Nq), dtype=torch.float32, device=dev)
+        else:
+            out32_s, lse_s = out32, lse
+        grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H, n_splits)  # noqa: E731
+        _launch(
+            'fwd', grid, (q, k, v, a, psi, out, out32_s, lse_s, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+                          stride_pb, H, Nq, Nk, keys_per_split, sm_scale * _LOG2E),
+            dict(
+                HEAD_DIM=D,
+                RANK=KERNEL_RANK,
+                FW=fw,
+                SPLIT=split,
+                DOT_PREC=dot_prec,
+                FACT_PREC=fact_prec,
+                KV_SPLIT=n_splits > 1))
+        if n_splits > 1:
+            _combine_kv_splits[(triton.cdiv(Nq, blk), B * H)](
+                out32_s, lse_s, out, out32, lse, *out.stride(), H, Nq, n_splits, HEAD_DIM=D, BLOCK=blk, num_warps=4)
         ctx.save_for_backward(q, k, v, r, bias_scale, a, psi, out32, lse)
         ctx.consts = (sm_scale, split, fw, stride_pb, dot_prec, fact_prec)
         return out

@@ -14,7 +14,8 @@ from mmdet3d.models.detectors import MVXTwoStageDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 from ..utils.pretrained import check_pretrained_path
-from ..utils.sparse_conv_precision import resolve_sparse_conv_tf32, sparse_conv_tf32
+from ..utils.sparse_conv_precision import (CastWeights, call_in_dtype, resolve_sparse_conv_tf32, sparse_conv_tf32,
+                                           sparse_conv_tf32_backward)
 
 
 @MODELS.register_module()
@@ -27,15 +28,28 @@ class CmtDetector(MVXTwoStageDetector):
         sparse_conv_tf32 (bool, optional): TF32 tensor cores for spconv 2's fp32 sparse middle encoder
             (``models/utils/sparse_conv_precision.py``); None (default) follows ``torch.backends.cudnn.allow_tf32``,
             PyTorch's switch for dense convolutions (True by default). No effect with mmcv's sparse convolution.
+        sparse_conv_fp16_inference (bool): in eval mode on CUDA, run the sparse middle encoder in fp16 (a cached fp16
+            copy of its weights; its fp32 weights stay as they are) for inference speed. Default False: fp32, as CMT
+            (its ``custom_fp16`` kept the middle encoder in fp32) and mmdet3d's ``SparseEncoder``. Training is not
+            affected; the accuracy change is measured in ``docs/benchmarks/``.
         **kwargs: ``MVXTwoStageDetector`` arguments (img_backbone, img_neck, pts_voxel_encoder,
             pts_middle_encoder, pts_backbone, pts_neck, pts_bbox_head, train_cfg, test_cfg, data_preprocessor).
     """
 
-    def __init__(self, grid_mask: Optional[dict] = None, sparse_conv_tf32: Optional[bool] = None, **kwargs) -> None:
+    def __init__(self,
+                 grid_mask: Optional[dict] = None,
+                 sparse_conv_tf32: Optional[bool] = None,
+                 sparse_conv_fp16_inference: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.grid_mask = MODELS.build(grid_mask) if grid_mask else None
         resolve_sparse_conv_tf32(sparse_conv_tf32)  # checks the value now
         self.sparse_conv_tf32 = sparse_conv_tf32
+        if not isinstance(sparse_conv_fp16_inference, bool):
+            raise TypeError('model.sparse_conv_fp16_inference must be True or False; got '
+                            f'{sparse_conv_fp16_inference!r}')
+        self.sparse_conv_fp16_inference = sparse_conv_fp16_inference
+        self._fp16_middle_encoder = CastWeights(torch.float16)
 
     def init_weights(self) -> None:
         """Checks every ``Pretrained`` init_cfg path first, so a missing file names its config key."""
@@ -70,8 +84,9 @@ class CmtDetector(MVXTwoStageDetector):
 
     def extract_pts_feat(self, voxel_dict: Optional[dict], batch_size: int, *args) -> Optional[Tensor]:
         """Voxels -> BEV map (B, C, H, W). Voxel encoder, middle encoder and BEV backbone (SECOND) run in fp32
-        (autocast off), as CMT's ``@force_fp32`` ``extract_pts_feat``; the BEV neck runs under the caller's
-        autocast (CMT's ``SECONDFPN`` re-enables fp16 with its ``@auto_fp16``)."""
+        (autocast off), as CMT's ``@force_fp32`` ``extract_pts_feat`` (the middle encoder in fp16 at CUDA inference
+        with ``sparse_conv_fp16_inference``); the BEV neck runs under the caller's autocast (CMT's ``SECONDFPN``
+        re-enables fp16 with its ``@auto_fp16``)."""
         if voxel_dict is None or not self.with_pts_backbone:
             return None
         coors = voxel_dict['coors']
@@ -85,8 +100,13 @@ class CmtDetector(MVXTwoStageDetector):
                     'model.pts_middle_encoder.sparse_shape (or output_shape) voxels')
         with torch.autocast(coors.device.type, enabled=False):
             feats = self.pts_voxel_encoder(voxel_dict['voxels'].float(), voxel_dict['num_points'], coors)
-            with sparse_conv_tf32(resolve_sparse_conv_tf32(self.sparse_conv_tf32)):
-                x = self.pts_middle_encoder(feats, coors, batch_size)
+            if self.sparse_conv_fp16_inference and not self.training and feats.is_cuda:
+                x = call_in_dtype(self.pts_middle_encoder, self._fp16_middle_encoder, feats, coors, batch_size)
+            else:
+                tf32 = resolve_sparse_conv_tf32(self.sparse_conv_tf32)
+                with sparse_conv_tf32(tf32):
+                    x = self.pts_middle_encoder(feats, coors, batch_size)
+                x = sparse_conv_tf32_backward(x, tf32)  # spconv reads the flag again in the backward pass
             x = self.pts_backbone(x.float())
         if self.with_pts_neck:
             x = self.pts_neck(x)  # under the caller's autocast (CMT: SECONDFPN's own auto_fp16)
