@@ -15,6 +15,7 @@ import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmcv.cnn import ConvModule
 from mmdet.models.layers import inverse_sigmoid
@@ -30,6 +31,7 @@ from ...attention.geometry import bev_key_lines, camera_key_lines
 from ..layers.cmt_position_encoding import (denormalize_points, depth_bins, lidar2img_from_metas, lift_pixels,
                                             normalize_points, pixel_centres, pos2embed, project_points)
 from ..task_modules.box_codec import encode_boxes, gravity_center_boxes
+from ..task_modules.hungarian_assigner import linear_sum_assignments
 from ..utils.cuda_graph import CudaGraphCache
 from .query_denoising import DNQueries, build_dn_queries
 
@@ -340,69 +342,109 @@ class CmtHead(BaseModule):
 
     def loss_by_feat(self, outs: Dict[str, Tensor], gt_boxes: List[Tensor], gt_labels: List[Tensor],
                      dn: Optional[DNQueries]) -> Dict[str, Tensor]:
+        """Losses of every decoder layer. The host waits for the GPU three times per call (the cost matrices of all
+        layers copied at once, their matches copied back, the DN slots), not once per layer and sample."""
         losses = {}
-        L = outs['cls_scores'].shape[0]
+        cls_all, bbox_all = outs['cls_scores'], outs['bbox_preds']  # (L, B, Q, K), (L, B, Q, 10)
+        L = cls_all.shape[0]
+        matches = self._hungarian_matches(cls_all.detach(), bbox_all.detach(), gt_boxes, gt_labels)
+        gt_codes = encode_boxes(torch.cat(gt_boxes)) if gt_boxes else bbox_all.new_zeros(0, 10)
+        gt_classes = torch.cat(gt_labels) if gt_labels else cls_all.new_zeros(0, dtype=torch.long)
+        dn_targets = self._dn_targets(dn) if self.with_dn and dn is not None else None
         for layer in range(L):
             prefix = '' if layer == L - 1 else f'd{layer}.'
-            cls, bbox = outs['cls_scores'][layer], outs['bbox_preds'][layer]
+            cls, bbox = cls_all[layer], bbox_all[layer]
             losses[prefix + 'loss_cls'], losses[prefix + 'loss_bbox'] = self._matching_loss(
-                cls, bbox, gt_boxes, gt_labels)
+                cls, bbox, gt_codes, gt_classes, *matches[layer])
             if not self.with_dn:
                 continue
-            if dn is None:  # batch without GT: keep the keys, zero losses connected to the graph
+            if dn_targets is None:  # batch without GT: keep the keys, zero losses connected to the graph
                 zero = (cls.sum() + bbox.sum()) * 0
                 losses[prefix + 'dn_loss_cls'], losses[prefix + 'dn_loss_bbox'] = zero, zero
             else:
                 losses[prefix + 'dn_loss_cls'], losses[prefix + 'dn_loss_bbox'] = self._dn_loss(
-                    outs['dn_cls_scores'][layer], outs['dn_bbox_preds'][layer], dn)
+                    outs['dn_cls_scores'][layer], outs['dn_bbox_preds'][layer], dn_targets)
         return losses
 
-    def _box_loss(self, bbox: Tensor, targets: Tensor, weights: Tensor, avg_factor: float) -> Tensor:
-        """L1 over the targets that are finite (a zero-size GT box has log(0) = -inf in its target). Not wrapped in
-        ``nan_to_num`` as CMT does (docs/quirks.md): a NaN prediction must surface (NonFiniteLossHook stops the
-        run); no target (a batch without GT) gives mmdet's 0 for an empty input."""
-        finite = torch.isfinite(targets).all(-1)
-        return self.loss_bbox(bbox[finite], targets[finite], weights[finite], avg_factor=avg_factor)
+    def _hungarian_matches(self, cls: Tensor, bbox: Tensor, gt_boxes: List[Tensor],
+                           gt_labels: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+        """cls (L, B, Q, K) logits, bbox (L, B, Q, 10), detached. Per layer: (query index into the flattened
+        (B * Q), GT index into the batch's concatenated GT), int64 on the predictions' device, from CMT's
+        Hungarian assignment of each (layer, sample) pair."""
+        L, B, Q = cls.shape[:3]
+        pairs = [(layer, b) for layer in range(L) for b in range(B) if gt_boxes[b].shape[0] and Q]
+        costs = [
+            self.assigner.cost_matrix(bbox[layer, b], cls[layer, b], gt_boxes[b], gt_labels[b]) for layer, b in pairs
+        ]
+        offsets = np.cumsum([0] + [int(g.shape[0]) for g in gt_boxes])
+        per_layer = [([], []) for _ in range(L)]
+        for (layer, b), (rows, cols) in zip(pairs, linear_sum_assignments(costs)):
+            per_layer[layer][0].append(rows + b * Q)
+            per_layer[layer][1].append(cols + offsets[b])
+        sizes = [sum(len(r) for r in q) for q, _ in per_layer]
+        flat = np.concatenate([np.concatenate(q + g) if q else np.zeros(0, np.int64) for q, g in per_layer])
+        flat = torch.from_numpy(flat.astype(np.int64)).to(cls.device)  # one host-to-device copy for every layer
+        out, start = [], 0
+        for size in sizes:
+            out.append((flat[start:start + size], flat[start + size:start + 2 * size]))
+            start += 2 * size
+        return out
 
-    def _matching_loss(self, cls: Tensor, bbox: Tensor, gt_boxes: List[Tensor],
-                       gt_labels: List[Tensor]) -> Tuple[Tensor, Tensor]:
-        """cls (B, Q, K) logits, bbox (B, Q, 10): Hungarian targets, focal + weighted L1."""
+    @staticmethod
+    def _mean_over_ranks(values: Sequence[float], device) -> List[float]:
+        """Loss normalisers averaged over the ranks of a distributed run (mmdet's ``reduce_mean``: one wait for the
+        GPU); as they are otherwise (host numbers: no wait)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return reduce_mean(torch.tensor(values, dtype=torch.float32, device=device)).tolist()
+        return [float(v) for v in values]
+
+    def _box_loss(self, bbox: Tensor, targets: Tensor, weights: Tensor, avg_factor: float) -> Tensor:
+        """L1 over the targets that are finite (a zero-size GT box has log(0) = -inf in its target; its row gets
+        weight 0 instead of being indexed out, which would wait for the GPU). Not wrapped in ``nan_to_num`` as CMT
+        does (docs/quirks.md): a NaN prediction must surface (NonFiniteLossHook stops the run)."""
+        finite = torch.isfinite(targets).all(-1, keepdim=True)
+        return self.loss_bbox(bbox, torch.where(finite, targets, 0.0), weights * finite, avg_factor=avg_factor)
+
+    def _matching_loss(self, cls: Tensor, bbox: Tensor, gt_codes: Tensor, gt_classes: Tensor, query_idx: Tensor,
+                       gt_idx: Tensor) -> Tuple[Tensor, Tensor]:
+        """cls (B, Q, K) logits, bbox (B, Q, 10); gt_codes (G, 10) / gt_classes (G,) of the batch's G GT boxes;
+        matched pairs query_idx (into B * Q) / gt_idx (into G): focal + weighted L1 with CMT's normalisers."""
         B, Q, _ = cls.shape
-        labels = cls.new_full((B, Q), self.num_classes, dtype=torch.long)
-        targets = bbox.new_zeros(B, Q, 10)
-        weights = bbox.new_zeros(B, Q, 10)
-        for b in range(B):
-            res = self.assigner.assign(bbox[b].detach(), cls[b].detach(), gt_boxes[b], gt_labels[b])
-            pos = res.gt_inds > 0
-            idx = res.gt_inds[pos] - 1
-            labels[b, pos] = gt_labels[b][idx]
-            targets[b, pos] = encode_boxes(gt_boxes[b][idx])
-            weights[b, pos] = self.code_weights
-        num_pos = float((labels < self.num_classes).sum())
-        num_neg = B * Q - num_pos
-        cls_avg = cls.new_tensor(num_pos + num_neg * self.bg_cls_weight)
-        pos_avg = cls.new_tensor(num_pos)
+        labels = cls.new_full((B * Q, ), self.num_classes, dtype=torch.long)
+        labels[query_idx] = gt_classes[gt_idx]
+        targets = bbox.new_zeros(B * Q, 10)
+        targets[query_idx] = gt_codes[gt_idx].to(targets.dtype)
+        weights = bbox.new_zeros(B * Q, 10)
+        weights[query_idx] = self.code_weights.to(weights.dtype)
+        num_pos = float(query_idx.numel())  # one match per GT: known on the host
+        cls_avg, pos_avg = num_pos + (B * Q - num_pos) * self.bg_cls_weight, num_pos
         if self.sync_avg_factor:
-            cls_avg, pos_avg = reduce_mean(cls_avg), reduce_mean(pos_avg)
-        loss_cls = self.loss_cls(
-            cls.flatten(0, 1), labels.flatten(), torch.ones_like(labels.flatten()), avg_factor=max(cls_avg.item(), 1.0))
-        loss_bbox = self._box_loss(
-            bbox.flatten(0, 1), targets.flatten(0, 1), weights.flatten(0, 1), max(pos_avg.item(), 1.0))
+            cls_avg, pos_avg = self._mean_over_ranks([cls_avg, pos_avg], cls.device)
+        loss_cls = self.loss_cls(cls.flatten(0, 1), labels, torch.ones_like(labels), avg_factor=max(cls_avg, 1.0))
+        loss_bbox = self._box_loss(bbox.flatten(0, 1), targets, weights, max(pos_avg, 1.0))
         return loss_cls, loss_bbox
 
-    def _dn_loss(self, cls: Tensor, bbox: Tensor, dn: DNQueries) -> Tuple[Tensor, Tensor]:
-        """Losses of the DN queries (valid slots): cls normalised by the expected number of positives
-        (``num * pi/6 * split^3``), L1 over all DN queries normalised by the all-reduced count."""
-        valid = dn.valid
-        cls, bbox, labels = cls[valid], bbox[valid], dn.labels[valid]
-        targets = encode_boxes(dn.boxes[valid])
-        num = float(valid.sum())
+    def _dn_targets(self, dn: DNQueries) -> dict:
+        """What the DN losses of every layer share: the valid slots (flattened index), their labels and box codes,
+        the classification normaliser (expected positives ``num * pi/6 * split^3``) and the all-reduced count."""
+        idx = dn.valid.flatten().nonzero().squeeze(1)  # one wait for the GPU per step
+        num = float(idx.numel())
         split = self.dn_cfg['split']
-        cls_avg = max(num * math.pi / 6 * split**3, 1.0)
-        loss_cls = self.loss_cls(cls, labels, torch.ones_like(labels), avg_factor=cls_avg)
-        num_avg = max(reduce_mean(cls.new_tensor(num)).item(), 1.0)
-        weights = self.code_weights.expand_as(targets)
-        loss_bbox = self._box_loss(bbox, targets, weights, num_avg)
+        return dict(
+            idx=idx,
+            labels=dn.labels.flatten()[idx],
+            codes=encode_boxes(dn.boxes.flatten(0, 1)[idx]),
+            cls_avg=max(num * math.pi / 6 * split**3, 1.0),
+            num_avg=max(self._mean_over_ranks([num], idx.device)[0], 1.0))  # CMT reduces it in any case
+
+    def _dn_loss(self, cls: Tensor, bbox: Tensor, dn_targets: dict) -> Tuple[Tensor, Tensor]:
+        """cls (B, P, K), bbox (B, P, 10) of the DN queries: focal loss of the valid slots normalised by the
+        expected positives, L1 over them normalised by the all-reduced count, both times ``dn_weight``."""
+        idx, labels, codes = dn_targets['idx'], dn_targets['labels'], dn_targets['codes']
+        cls, bbox = cls.flatten(0, 1)[idx], bbox.flatten(0, 1)[idx]
+        loss_cls = self.loss_cls(cls, labels, torch.ones_like(labels), avg_factor=dn_targets['cls_avg'])
+        weights = self.code_weights.expand_as(codes)
+        loss_bbox = self._box_loss(bbox, codes.to(bbox.dtype), weights, dn_targets['num_avg'])
         w = self.dn_cfg['dn_weight']
         return loss_cls * w, loss_bbox * w
 

@@ -80,7 +80,7 @@ def build_dn_queries(gt_boxes: List[Tensor],
         rand = torch.rand_like(centre) * 2 - 1
         centre = centre + rand * (half + noise_trans) * noise_scale
         lab = lab.to(device).long().repeat(groups)
-        lab[rand.norm(dim=1) > split] = num_classes
+        lab = torch.where(rand.norm(dim=1) > split, num_classes, lab)  # no boolean indexing: no wait for the GPU
         slots = (torch.arange(groups, device=device)[:, None] * max_gt + torch.arange(n, device=device)).flatten()
         ref[b, slots] = normalize_points(centre, pc_range).clamp(0, 1)
         labels[b, slots] = lab
