@@ -369,6 +369,23 @@ def _dq_fp32_safe(cfg) -> bool:
     return cfg.num_warps <= 4 * (cfg.kwargs['BLOCK_M'] // 64)
 
 
+@triton.jit
+def _store_fwd_outputs(Out, Out32, LSE, acc, lse, b, h, row, offs_m, m_ok, stride_ob, stride_oh, stride_om, stride_od,
+                       N_Q, HEAD_DIM: tl.constexpr, PARTIAL: tl.constexpr):
+    """Normalised output acc (BM, D) fp32 and base-2 log-sum-exp lse (BM,) of query rows offs_m (valid where m_ok):
+    to row ``row`` of the contiguous fp32 copy Out32 (rows, Nq, D) and of LSE (rows, Nq), and unless PARTIAL (one key
+    split's part) to Out (q's dtype, strides of (B, H, Nq, D)) at (b, h). The fp32 copy is the backward's delta
+    input: a 16-bit O would put its rounding into every dS."""
+    offs_d = tl.arange(0, HEAD_DIM)
+    if not PARTIAL:
+        tl.store(
+            Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
+            acc.to(Out.dtype.element_ty),
+            mask=m_ok[:, None])
+    tl.store(Out32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
+    tl.store(LSE + row * N_Q + offs_m, lse, mask=m_ok)
+
+
 @triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY + ['KV_SPLIT'])
 @triton.jit
 def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
@@ -409,16 +426,9 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, s
         acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
                                   stride_vd, n_full, hi, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
                                   BLOCK_M, BLOCK_N, True)
-    acc = acc / l_i[:, None]
     row = pid_s * tl.num_programs(1) + pid_bh  # the (split, b*h) row of the fp32 outputs
-    if not KV_SPLIT:
-        tl.store(
-            Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
-            acc.to(Out.dtype.element_ty),
-            mask=m_ok[:, None])
-    # fp32 copy (B, H, Nq, D) for delta: a 16-bit O would put its rounding into every dS
-    tl.store(Out32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
-    tl.store(LSE + row * N_Q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
+    _store_fwd_outputs(Out, Out32, LSE, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, row, offs_m, m_ok, stride_ob,
+                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, KV_SPLIT)
 
 
 @triton.jit
@@ -446,13 +456,8 @@ def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om,
             OP + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
         l_sum += w
         acc += w[:, None] * o
-    acc = acc / l_sum[:, None]
-    tl.store(
-        Out + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
-        acc.to(Out.dtype.element_ty),
-        mask=ok[:, None])
-    tl.store(Out32 + (pid_bh * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=ok[:, None])
-    tl.store(LSE + pid_bh * N_Q + offs, m + tl.log2(l_sum), mask=ok)
+    _store_fwd_outputs(Out, Out32, LSE, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, offs, ok, stride_ob,
+                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False)
 
 
 @triton.jit
