@@ -122,3 +122,33 @@ def test_losses_without_gt_are_zero_but_connected():
     assert math.isclose(float(losses['loss_cls']), float(expected_cls), rel_tol=1e-5)
     sum(losses.values()).backward()
     assert outs['bbox_preds'].grad is not None and outs['cls_scores'].grad.abs().sum() > 0
+
+
+def test_ranks_with_and_without_gt_make_the_same_collective_calls(monkeypatch):
+    """In a distributed run every rank must call the same collectives in the same order: the DN count is averaged
+    over ranks also by a rank whose batch has no GT (else it pairs DDP's next gradient all-reduce with it)."""
+    from projects.mmdet3d_plugin.models.dense_heads import cmt_head
+    calls = []
+    head = build_model(DEMO['fusion'], bias_mode='exact').pts_bbox_head
+    monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: True)  # after the build (it asks the rank)
+    monkeypatch.setattr(cmt_head, 'reduce_mean', lambda t: calls.append(t.numel()) or t)
+    gen = torch.Generator().manual_seed(int(torch.randint(0, 1000, ())))
+    for sync in (False, True):
+        head.sync_avg_factor = sync
+        K, Q, L = head.num_classes, head.num_query, len(head.transformer.decoder.layers)
+        pc = head.pc_range.float()
+        sequences = []
+        for n_gt in (4, 0):
+            gt_boxes, gt_labels = map(list, zip(*[random_gt(n_gt, pc, K, gen) for _ in range(2)]))
+            dn = build_dn_queries(gt_boxes, gt_labels, Q, head.pc_range, K) if n_gt else None
+            P = dn.pad_size if dn is not None else 0
+            outs = dict(
+                cls_scores=torch.randn(L, 2, Q, K, generator=gen),
+                bbox_preds=torch.randn(L, 2, Q, 10, generator=gen),
+                dn_cls_scores=torch.randn(L, 2, P, K, generator=gen),
+                dn_bbox_preds=torch.randn(L, 2, P, 10, generator=gen))
+            calls.clear()
+            head.loss_by_feat(outs, gt_boxes, gt_labels, dn)
+            sequences.append(list(calls))
+        assert sequences[0] == sequences[1], (sync, sequences)
+        assert sequences[0] == [1] + ([2] * L if sync else []), (sync, sequences)

@@ -113,7 +113,9 @@ def test_dist_train_two_gloo_processes(synthetic_root, tmp_path):
                           timeout=600,
                           cwd=ROOT,
                           env=dict(_env(), PORT=env_port, PYTHON=sys.executable))
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    if proc.returncode != 0:  # whole tails in the captured output (an assertion message gets cut)
+        print('--- stdout tail\n' + proc.stdout[-8000:] + '\n--- stderr tail\n' + proc.stderr[-8000:])
+    assert proc.returncode == 0, 'tools/dist_train.sh failed: see the captured stdout / stderr tails'
     assert osp.isfile(wd / 'iter_3.pth')
     rows = _scalars(wd)
     assert set(rows) == {1, 2, 3}

@@ -3,6 +3,9 @@
 #   bash docs/benchmarks/fullsize_synthetic/device_run.sh start OUT [SECONDS]   data, detached training runs
 #     (SUITE=1: the test suite beside them, NOBIAS=1: the use_bias=False run beside, DIST=1: the 2-rank check)
 #   bash docs/benchmarks/fullsize_synthetic/device_run.sh wait SECONDS OUT   keep the machine busy, then collect
+#   bash docs/benchmarks/fullsize_synthetic/device_run.sh score CHECKPOINT OUT   devkit scores of a checkpoint on the
+#     held-out scenes: fp32, --amp (fp16 autocast) and --amp with the fp16 sparse middle encoder
+#     (model.sparse_conv_fp16_inference=True), the accuracy side of issue #12's inference switches
 # `start` copies the checkout to $W (so later calls that refresh the checkout cannot change the running code),
 # writes the 50-scene synthetic set, and starts the trainings with setsid: they outlive the command and go on
 # across device calls until the machine is given back. On a machine without the 10-minute limit, run the two
@@ -61,6 +64,21 @@ wait)
   sleep "$2"
   collect "$3"
   ;;
+score)
+  CK=$2; OUT=$3
+  cd "$W" || exit 1
+  export PYTHONPATH=$W:$PYTHONPATH
+  mkdir -p "$OUT"
+  for run in fp32 amp amp_sparse_fp16; do
+    case $run in
+      fp32) extra=();;
+      amp) extra=(--amp);;
+      amp_sparse_fp16) extra=(--amp --cfg-options model.sparse_conv_fp16_inference=True);;
+    esac
+    python tools/test.py $CFG "$CK" --work-dir "work_dirs/score_$run" "${extra[@]}" > "$OUT/test_$run.log" 2>&1
+    echo "$run: rc=$? $(grep -oE 'NuScenes/(mAP|NDS|mATE|mAOE): [0-9.]+' "$OUT/test_$run.log" | tr '\n' ' ')"
+  done
+  ;;
 *)
-  echo "usage: device_run.sh start OUT [SECONDS] | wait SECONDS OUT" >&2; exit 2;;
+  echo "usage: device_run.sh start OUT [SECONDS] | wait SECONDS OUT | score CHECKPOINT OUT" >&2; exit 2;;
 esac

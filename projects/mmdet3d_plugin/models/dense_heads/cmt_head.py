@@ -350,7 +350,7 @@ class CmtHead(BaseModule):
         matches = self._hungarian_matches(cls_all.detach(), bbox_all.detach(), gt_boxes, gt_labels)
         gt_codes = encode_boxes(torch.cat(gt_boxes)) if gt_boxes else bbox_all.new_zeros(0, 10)
         gt_classes = torch.cat(gt_labels) if gt_labels else cls_all.new_zeros(0, dtype=torch.long)
-        dn_targets = self._dn_targets(dn) if self.with_dn and dn is not None else None
+        dn_targets = self._dn_targets(dn, cls_all.device) if self.with_dn else None
         for layer in range(L):
             prefix = '' if layer == L - 1 else f'd{layer}.'
             cls, bbox = cls_all[layer], bbox_all[layer]
@@ -424,18 +424,24 @@ class CmtHead(BaseModule):
         loss_bbox = self._box_loss(bbox.flatten(0, 1), targets, weights, max(pos_avg, 1.0))
         return loss_cls, loss_bbox
 
-    def _dn_targets(self, dn: DNQueries) -> dict:
+    def _dn_targets(self, dn: Optional[DNQueries], device) -> Optional[dict]:
         """What the DN losses of every layer share: the valid slots (flattened index), their labels and box codes,
-        the classification normaliser (expected positives ``num * pi/6 * split^3``) and the all-reduced count."""
-        idx = dn.valid.flatten().nonzero().squeeze(1)  # one wait for the GPU per step
-        num = float(idx.numel())
+        the classification normaliser (expected positives ``num * pi/6 * split^3``) and the count averaged over
+        ranks (as CMT). None without DN queries (no GT in the batch), after joining that average with a count of 0:
+        every rank must make the same collective calls, or a rank without GT would pair its next one (DDP's
+        gradient all-reduce) with the others' count."""
+        idx = None if dn is None else dn.valid.flatten().nonzero().squeeze(1)  # one wait for the GPU per step
+        num = 0.0 if idx is None else float(idx.numel())
+        num_avg = max(self._mean_over_ranks([num], device)[0], 1.0)
+        if dn is None:
+            return None
         split = self.dn_cfg['split']
         return dict(
             idx=idx,
             labels=dn.labels.flatten()[idx],
             codes=encode_boxes(dn.boxes.flatten(0, 1)[idx]),
             cls_avg=max(num * math.pi / 6 * split**3, 1.0),
-            num_avg=max(self._mean_over_ranks([num], idx.device)[0], 1.0))  # CMT reduces it in any case
+            num_avg=num_avg)
 
     def _dn_loss(self, cls: Tensor, bbox: Tensor, dn_targets: dict) -> Tuple[Tensor, Tensor]:
         """cls (B, P, K), bbox (B, P, 10) of the DN queries: focal loss of the valid slots normalised by the
