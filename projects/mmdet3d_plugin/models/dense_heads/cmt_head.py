@@ -383,7 +383,7 @@ class CmtHead(BaseModule):
             per_layer[layer][1].append(cols + offsets[b])
         sizes = [sum(len(r) for r in q) for q, _ in per_layer]
         flat = np.concatenate([np.concatenate(q + g) if q else np.zeros(0, np.int64) for q, g in per_layer])
-        flat = torch.from_numpy(flat.astype(np.int64)).to(cls.device)  # one host-to-device copy for every layer
+        flat = torch.from_numpy(flat).to(cls.device)  # one host-to-device copy for every layer
         out, start = [], 0
         for size in sizes:
             out.append((flat[start:start + size], flat[start + size:start + 2 * size]))
@@ -430,18 +430,18 @@ class CmtHead(BaseModule):
         ranks (as CMT). None without DN queries (no GT in the batch), after joining that average with a count of 0:
         every rank must make the same collective calls, or a rank without GT would pair its next one (DDP's
         gradient all-reduce) with the others' count."""
-        idx = None if dn is None else dn.valid.flatten().nonzero().squeeze(1)  # one wait for the GPU per step
-        num = 0.0 if idx is None else float(idx.numel())
-        num_avg = max(self._mean_over_ranks([num], device)[0], 1.0)
         if dn is None:
+            self._mean_over_ranks([0.0], device)
             return None
+        idx = dn.valid.flatten().nonzero().squeeze(1)  # one wait for the GPU per step
+        num = float(idx.numel())
         split = self.dn_cfg['split']
         return dict(
             idx=idx,
             labels=dn.labels.flatten()[idx],
             codes=encode_boxes(dn.boxes.flatten(0, 1)[idx]),
             cls_avg=max(num * math.pi / 6 * split**3, 1.0),
-            num_avg=num_avg)
+            num_avg=max(self._mean_over_ranks([num], device)[0], 1.0))
 
     def _dn_loss(self, cls: Tensor, bbox: Tensor, dn_targets: dict) -> Tuple[Tensor, Tensor]:
         """cls (B, P, K), bbox (B, P, 10) of the DN queries: focal loss of the valid slots normalised by the

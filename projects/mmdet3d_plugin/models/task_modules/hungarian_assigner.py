@@ -49,8 +49,7 @@ class CmtHungarianAssigner3D(BaseAssigner):
         labels = bbox_pred.new_full((num_queries, ), -1, dtype=torch.long)
         if num_gts == 0 or num_queries == 0:
             return AssignResult(num_gts, gt_inds, None, labels=labels)
-        cost = self.cost_matrix(bbox_pred, cls_pred, gt_bboxes, gt_labels)
-        rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
+        rows, cols = linear_sum_assignments([self.cost_matrix(bbox_pred, cls_pred, gt_bboxes, gt_labels)])[0]
         rows = torch.from_numpy(rows).to(bbox_pred.device)
         cols = torch.from_numpy(cols).to(bbox_pred.device)
         gt_inds[rows] = cols + 1
