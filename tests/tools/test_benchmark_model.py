@@ -2,6 +2,7 @@
 training-step mode's smoke run, and the inference run on a GPU."""
 import json
 import os.path as osp
+import time
 
 import pytest
 import torch
@@ -103,6 +104,24 @@ def test_training_step_mode_smoke_run(tmp_path, monkeypatch):
     assert [r['mode'] for r in results] == ['exact'] and results[0]['loss_last'] > 0
     assert set(results[0]['forward_ms_median']) == set(bm.MODULES)
     assert (tmp_path / 'model_benchmark.json').is_file() and (tmp_path / 'model_benchmark.md').is_file()
+    # the phases split the step: their host times add up to no more than the step's wall clock
+    phases = results[0]['phase_ms_median']
+    assert set(phases) == set(bm.STEP_PHASES) and all(p['gpu'] is None and p['host'] > 0 for p in phases.values())
+    assert sum(p['host'] for p in phases.values()) <= results[0]['iter_ms_median']
+
+
+def test_step_marks_time_each_phase_on_the_host():
+    """StepMarks: each phase's host time is the time between its boundary marks (here: known sleeps)."""
+    marks = bm.StepMarks(torch.device('cpu'))
+    sleeps = dict(forward=0.03, backward=0.01, optimizer=0.02)
+    marks.mark('start')
+    for name in bm.STEP_PHASES:
+        time.sleep(sleeps[name])
+        marks.mark(name)
+    phases = marks.phases()
+    for name, seconds in sleeps.items():
+        assert seconds * 1000 <= phases[name]['host'] < seconds * 1000 + 8, (name, phases[name])
+        assert phases[name]['gpu'] is None
 
 
 @pytest.mark.gpu

@@ -54,6 +54,8 @@ MODULES = ('data_preprocessor', 'img_backbone', 'img_neck', 'pts_voxel_encoder',
 INFER_PARTS = ('data_preprocessor', 'pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'pts_neck',
                'img_backbone', 'img_neck', 'pts_bbox_head', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head',
                'bbox_decode')
+# training step phases (StepMarks): forward = voxelization + features + head + losses
+STEP_PHASES = ('forward', 'backward', 'optimizer')
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
@@ -226,6 +228,44 @@ class ModuleTimer:
         return {k: sum(a.elapsed_time(b) for a, b in v if b is not None) for k, v in self.events.items()}
 
 
+class StepMarks:
+    """Where a training step's time goes: at each phase boundary (``STEP_PHASES``) the host clock and a CUDA event
+    are read without synchronizing. ``host`` ms is the time the Python thread spent issuing a phase (its waits on
+    the GPU included); ``gpu`` ms the time between the events on the GPU's timeline, i.e. until the GPU finished
+    that phase's work. A phase with host >= gpu is host-bound (the GPU waited for the launches)."""
+
+    def __init__(self, device):
+        self.cuda = device.type == 'cuda'
+        self.marks = {}
+
+    def mark(self, name):
+        event = torch.cuda.Event(enable_timing=True) if self.cuda else None
+        if event is not None:
+            event.record()
+        self.marks[name] = (time.perf_counter(), event)
+
+    def phases(self):
+        """{phase: {'host': ms, 'gpu': ms or None}} of the last step (synchronizes)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        out, names = {}, ('start', ) + STEP_PHASES
+        for a, b in zip(names, names[1:]):
+            (ta, ea), (tb, eb) = self.marks[a], self.marks[b]
+            out[b] = dict(host=(tb - ta) * 1000, gpu=ea.elapsed_time(eb) if self.cuda else None)
+        return out
+
+
+def median_phases(phases: list) -> dict:
+    """Median host and GPU ms per phase over steps (``StepMarks.phases`` of each); GPU None on CPU."""
+    return {
+        k: {
+            clock: None if phases[0][k][clock] is None else statistics.median(p[k][clock] for p in phases)
+            for clock in ('host', 'gpu')
+        }
+        for k in STEP_PHASES
+    }
+
+
 def build_model(cfg_path, mode, attn_dtype, device, voxel_impl=None, cfg_options=None):
     """The config's model, randomly initialised, on ``device`` in train mode. ``mode`` None or 'config' keeps
     the config's ``bias_mode``."""
@@ -249,7 +289,8 @@ def profile_once(args, run, name):
     """Profile one ``run()`` (torch.profiler, CPU + CUDA activities); print and write the top ``args.profile``
     operators by self CUDA time and by self CPU time, with the step's CPU and CUDA totals, to ``<out>/<name>.txt``."""
     from torch.profiler import ProfilerActivity, profile
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    on_cuda = torch.device(args.device).type == 'cuda'  # a CPU run on a GPU machine profiles the host only
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
     _sync(torch.device(args.device))
     t0 = time.perf_counter()
     with profile(activities=activities) as prof:
@@ -258,7 +299,7 @@ def profile_once(args, run, name):
     wall = (time.perf_counter() - t0) * 1000
     averages = prof.key_averages()
     text = f'# {name}: one profiled call, {wall:.1f} ms wall (profiler overhead included)\n'
-    sorts = (['self_cuda_time_total'] if torch.cuda.is_available() else []) + ['self_cpu_time_total']
+    sorts = (['self_cuda_time_total'] if on_cuda else []) + ['self_cpu_time_total']
     for sort in sorts:  # where the GPU time goes, then where the host time goes
         table = averages.table(sort_by=sort, row_limit=args.profile, max_name_column_width=60)
         text += f'\n## top {args.profile} by {sort}\n\n{table}\n'
@@ -305,20 +346,28 @@ def run_mode(args, mode):
         amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == 'bf16' else nullcontext()
     batch = benchmark_batch(args, head, device)
     timer = ModuleTimer(model, device)
-    times, parts, losses = [], [], []
+    times, parts, phases, losses = [], [], [], []
+    marks = StepMarks(device)
 
     def train_step():
+        marks.mark('start')
         with amp or optim_wrapper.optim_context(model):
             data = model.data_preprocessor(batch, training=True)
             loss_dict = model(**data, mode='loss')
         loss = sum(v for v in loss_dict.values())
-        if optim_wrapper is not None:
-            optim_wrapper.update_params(loss)
+        marks.mark('forward')
+        if optim_wrapper is not None:  # OptimWrapper.update_params, split for the phase times
+            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+            marks.mark('backward')
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
         else:
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            marks.mark('backward')
             torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
             opt.step()
+        marks.mark('optimizer')
         return loss.detach()
 
     for step in range(args.warmup + args.steps):
@@ -333,6 +382,7 @@ def run_mode(args, mode):
         if step >= args.warmup:
             times.append((time.perf_counter() - t0) * 1000)
             parts.append(timer.times())
+            phases.append(marks.phases())
             losses.append(loss.item())
     attn = head.transformer.decoder.layers[0].cross_attn
     res = dict(
@@ -344,6 +394,7 @@ def run_mode(args, mode):
         peak_reserved_mib=torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
         forward_ms_median={k: statistics.median(p.get(k, 0.0) for p in parts)
                            for k in parts[0]},
+        phase_ms_median=median_phases(phases),
         loss_last=losses[-1],
         amp=args.amp or 'off',
         optim_wrapper=type(optim_wrapper).__name__ if optim_wrapper is not None else 'AdamW (benchmark)',
@@ -404,6 +455,16 @@ def to_markdown(args, results, device):
     for r in results:
         lines.append(f'| {r["mode"]} | ' + ' | '.join(f'{r["forward_ms_median"].get(m, 0.0):.1f}'
                                                       for m in MODULES) + ' |')
+    lines += [
+        '', 'Step phases (ms, median; host: the Python thread issuing the phase, its waits on the GPU included; '
+        "GPU: the phase's span on the GPU timeline, from CUDA events recorded at the boundaries without "
+        'synchronizing; host >= GPU means the GPU waited for launches):', '',
+        '| path | ' + ' | '.join(f'{p} host | {p} GPU' for p in STEP_PHASES) + ' |',
+        '| --- ' * (2 * len(STEP_PHASES) + 1) + '|'
+    ]
+    for r in results:
+        cells = [(r['phase_ms_median'][p]['host'], r['phase_ms_median'][p]['gpu']) for p in STEP_PHASES]
+        lines.append(f'| {r["mode"]} | ' + ' | '.join(f'{h:.1f} | {_ms(g)}' for h, g in cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
