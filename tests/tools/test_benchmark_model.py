@@ -110,6 +110,35 @@ def test_training_step_mode_smoke_run(tmp_path, monkeypatch):
     assert sum(p['host'] for p in phases.values()) <= results[0]['iter_ms_median']
 
 
+def test_rounds_alternate_the_order_and_compare_within_a_round():
+    """--rounds: modes reversed every other round; each speed-up / memory change is against the same round's sdpa
+    (hand-computed), or the round's first run when sdpa did not run in it."""
+    assert bm.run_order(['sdpa', 'auto'], 3) == [(0, 'sdpa'), (0, 'auto'), (1, 'auto'), (1, 'sdpa'), (2, 'sdpa'),
+                                                 (2, 'auto')]
+    res = [
+        dict(round=0, mode='sdpa', iter_ms_median=360.0, peak_allocated_mib=1000.0),
+        dict(round=0, mode='auto', iter_ms_median=240.0, peak_allocated_mib=400.0),
+        dict(round=1, mode='auto', iter_ms_median=250.0, peak_allocated_mib=410.0),
+        dict(round=1, mode='sdpa', iter_ms_median=375.0, peak_allocated_mib=1025.0),
+        dict(round=2, mode='exact', iter_ms_median=300.0, peak_allocated_mib=None),
+        dict(round=2, mode='auto', iter_ms_median=200.0, peak_allocated_mib=None),
+    ]
+    bm.add_speedups(res)
+    assert [r['speedup_vs_sdpa'] for r in res] == pytest.approx([1.0, 1.5, 1.5, 1.0, 1.0, 1.5])
+    assert [r['allocated_vs_sdpa'] for r in res[:4]] == pytest.approx([0.0, -0.6, -0.6, 0.0])
+    assert res[4]['allocated_vs_sdpa'] is None and res[5]['allocated_vs_sdpa'] is None
+
+
+def test_rounds_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    results = bm.main(
+        [*QUICK, '--steps', '1', '--warmup', '0', '--modes', 'sdpa', 'exact', '--rounds', '2', '--out',
+         str(tmp_path)])
+    assert [(r['round'], r['mode']) for r in results] == [(0, 'sdpa'), (0, 'exact'), (1, 'exact'), (1, 'sdpa')]
+    text = (tmp_path / 'model_benchmark.md').read_text()
+    assert '| exact (round 2) |' in text and 'Over 2 rounds (median): sdpa' in text
+
+
 def test_step_marks_time_each_phase_on_the_host():
     """StepMarks: each phase's host time is the time between its boundary marks (here: known sleeps)."""
     marks = bm.StepMarks(torch.device('cpu'))

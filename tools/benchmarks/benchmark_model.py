@@ -4,12 +4,14 @@ Builds ``projects/configs/fusion/cmt_voxel0100_r50_800x320_cbgs.py`` at its real
 images, ~300k points per sample, DN from ``--num-gt`` GT boxes per sample: Nq = 900 + num_gt * min(10, 900 //
 num_gt)) and runs ``--steps`` timed AdamW steps (after ``--warmup``) per ``--modes`` entry, each on a freshly built
 model with the same seed. A step is voxelization (data preprocessor) + forward + loss + backward + optimizer step.
-Prints a table (median iteration time, peak allocated / reserved MiB, forward time per top-level module) and
-writes ``<out>/model_benchmark[_amp][_mmcv_voxelization].json`` and ``.md``.
+Prints a table (median iteration time, peak allocated / reserved MiB, forward time per top-level module, host and
+GPU time of the step's phases: ``StepMarks``) and writes ``<out>/model_benchmark[_amp][_mmcv_voxelization].json``
+and ``.md``.
 
     python tools/benchmarks/benchmark_model.py               # fp32 outside the attention core (config dtype inside)
     python tools/benchmarks/benchmark_model.py --amp         # bf16 autocast with the model's fp32 islands
     python tools/benchmarks/benchmark_model.py --num-gt 90   # worst case Nq = 1800
+    python tools/benchmarks/benchmark_model.py --amp config --modes sdpa auto --rounds 3   # sdpa auto, auto sdpa, ...
     python tools/benchmarks/benchmark_model.py --device cpu \
         --config projects/configs/demo/cmt_demo_fusion_pillar_r18.py \
         --points 2000 --img-hw 96 256 --steps 1 --warmup 0 --modes sdpa exact --out /tmp/bench   # smoke run
@@ -76,6 +78,12 @@ def parse_args(argv=None):
         default=['fp32', 'fp16'],
         choices=sorted(PRECISIONS),
         help='--inference: autocast dtype per run (fp32: no autocast)')
+    p.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='training: run the --modes list this many times, in reversed order every other round (host speed '
+        'drifts); each row is compared with the sdpa run of its own round')
     p.add_argument('--steps', type=int, default=None, help='timed steps / calls (default 6; --inference 20)')
     p.add_argument('--warmup', type=int, default=None, help='untimed first steps / calls (default 2; --inference 5)')
     p.add_argument('--batch', type=int, default=None, help='samples per step (default 2; --inference 1)')
@@ -134,8 +142,8 @@ def parse_args(argv=None):
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.steps < 1 or args.warmup < 0 or args.batch < 1:
-        p.error('--steps and --batch must be >= 1, --warmup >= 0')
+    if args.steps < 1 or args.warmup < 0 or args.batch < 1 or args.rounds < 1:
+        p.error('--steps, --batch and --rounds must be >= 1, --warmup >= 0')
     return args
 
 
@@ -232,7 +240,8 @@ class StepMarks:
     """Where a training step's time goes: at each phase boundary (``STEP_PHASES``) the host clock and a CUDA event
     are read without synchronizing. ``host`` ms is the time the Python thread spent issuing a phase (its waits on
     the GPU included); ``gpu`` ms the time between the events on the GPU's timeline, i.e. until the GPU finished
-    that phase's work. A phase with host >= gpu is host-bound (the GPU waited for the launches)."""
+    that phase's work. A phase whose gpu ms is no larger than its host ms is bound by the host (the GPU waited for
+    the launches); one with gpu > host by the GPU."""
 
     def __init__(self, device):
         self.cuda = device.type == 'cuda'
@@ -253,6 +262,22 @@ class StepMarks:
             (ta, ea), (tb, eb) = self.marks[a], self.marks[b]
             out[b] = dict(host=(tb - ta) * 1000, gpu=ea.elapsed_time(eb) if self.cuda else None)
         return out
+
+
+def run_order(modes: list, rounds: int) -> list:
+    """[(round, mode)]: the modes in order, reversed every other round (so drift in host speed favours no mode)."""
+    return [(r, m) for r in range(rounds) for m in (modes if r % 2 == 0 else modes[::-1])]
+
+
+def add_speedups(results: list) -> None:
+    """Sets ``speedup_vs_sdpa`` (sdpa ms / this ms) and ``allocated_vs_sdpa`` (fraction) on each result, against
+    the sdpa run of the same ``round`` (else the first result of that round); None on CPU for the memory."""
+    for r in results:
+        same = [x for x in results if x['round'] == r['round']]
+        base = next((x for x in same if x['mode'] == 'sdpa'), same[0])
+        r['speedup_vs_sdpa'] = base['iter_ms_median'] / r['iter_ms_median']
+        r['allocated_vs_sdpa'] = None if r['peak_allocated_mib'] is None else \
+            r['peak_allocated_mib'] / base['peak_allocated_mib'] - 1
 
 
 def median_phases(phases: list) -> dict:
@@ -436,35 +461,41 @@ def to_markdown(args, results, device):
         f'voxelization {r0["voxel_impl"]}; median of {args.steps} steps after {args.warmup} warm-up; '
         f'step = voxelization + forward + loss + backward + {r0.get("optim_wrapper", "AdamW")} step.',
         '',
-        '| path (ran) | iter ms (median) | speed-up vs sdpa | peak allocated MiB | peak reserved MiB |'
-        ' allocated vs sdpa |',
-        '| --- | --- | --- | --- | --- | --- |',
+        '| round | path (ran) | iter ms (median) | speed-up vs sdpa (same round) | peak allocated MiB |'
+        ' peak reserved MiB | allocated vs sdpa |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
     ]
-    base = next((r for r in results if r['mode'] == 'sdpa'), r0)
     for r in results:
-        saved = 'n/a' if r['peak_allocated_mib'] is None else \
-            f'{100 * (r["peak_allocated_mib"] / base["peak_allocated_mib"] - 1):+.0f}%'
-        lines.append(f'| {r["mode"]} ({r["resolved_path"]}) | {r["iter_ms_median"]:.1f} '
-                     f'| {base["iter_ms_median"] / r["iter_ms_median"]:.2f}x | {_mib(r["peak_allocated_mib"])} '
+        saved = 'n/a' if r['allocated_vs_sdpa'] is None else f'{100 * r["allocated_vs_sdpa"]:+.0f}%'
+        lines.append(f'| {r["round"] + 1} | {r["mode"]} ({r["resolved_path"]}) | {r["iter_ms_median"]:.1f} '
+                     f'| {r["speedup_vs_sdpa"]:.2f}x | {_mib(r["peak_allocated_mib"])} '
                      f'| {_mib(r["peak_reserved_mib"])} | {saved} |')
     lines += [
         '', 'Forward time per module (ms, median; backward not split; the head\'s own work outside its '
         'transformer and task heads, e.g. encodings and losses, is in none of the columns):', '',
         '| path | ' + ' | '.join(MODULES) + ' |', '| --- ' * (len(MODULES) + 1) + '|'
     ]
+    label = (lambda r: f'{r["mode"]} (round {r["round"] + 1})') if args.rounds > 1 else (lambda r: r['mode'])
     for r in results:
-        lines.append(f'| {r["mode"]} | ' + ' | '.join(f'{r["forward_ms_median"].get(m, 0.0):.1f}'
-                                                      for m in MODULES) + ' |')
+        lines.append(f'| {label(r)} | ' + ' | '.join(f'{r["forward_ms_median"].get(m, 0.0):.1f}'
+                                                     for m in MODULES) + ' |')
     lines += [
         '', 'Step phases (ms, median; host: the Python thread issuing the phase, its waits on the GPU included; '
         "GPU: the phase's span on the GPU timeline, from CUDA events recorded at the boundaries without "
-        'synchronizing; host >= GPU means the GPU waited for launches):', '',
-        '| path | ' + ' | '.join(f'{p} host | {p} GPU' for p in STEP_PHASES) + ' |',
+        'synchronizing; GPU ms no larger than host ms: the GPU waited for launches, the phase is bound by the '
+        'host):', '', '| path | ' + ' | '.join(f'{p} host | {p} GPU' for p in STEP_PHASES) + ' |',
         '| --- ' * (2 * len(STEP_PHASES) + 1) + '|'
     ]
     for r in results:
         cells = [(r['phase_ms_median'][p]['host'], r['phase_ms_median'][p]['gpu']) for p in STEP_PHASES]
-        lines.append(f'| {r["mode"]} | ' + ' | '.join(f'{h:.1f} | {_ms(g)}' for h, g in cells) + ' |')
+        lines.append(f'| {label(r)} | ' + ' | '.join(f'{h:.1f} | {_ms(g)}' for h, g in cells) + ' |')
+    if args.rounds > 1:
+        lines += [
+            '', f'Over {args.rounds} rounds (median): ' +
+            ', '.join(f'{m} {statistics.median(r["iter_ms_median"] for r in results if r["mode"] == m):.1f} ms, '
+                      f'{statistics.median(r["speedup_vs_sdpa"] for r in results if r["mode"] == m):.2f}x'
+                      for m in dict.fromkeys(r['mode'] for r in results)) + '.'
+        ]
     return '\n'.join(lines) + '\n'
 
 
@@ -669,10 +700,10 @@ def main(argv=None):
     if args.inference:
         return main_inference(args, device)
     results = []
-    for mode in args.modes:
+    for rnd, mode in run_order(args.modes, args.rounds):
         t0 = time.time()
         try:
-            results.append(run_mode(args, mode))
+            results.append(dict(run_mode(args, mode), round=rnd))
         except Exception as e:  # report and go on with the other paths
             print(f'[{mode}] failed: {type(e).__name__}: {e}', flush=True)
             release_memory(torch.device(args.device))
@@ -684,6 +715,7 @@ def main(argv=None):
             flush=True)
     if not results:
         sys.exit('no mode ran')
+    add_speedups(results)
     md = to_markdown(args, results, device)
     print(md)
     os.makedirs(args.out, exist_ok=True)
