@@ -82,8 +82,9 @@ def parse_args(argv=None):
         '--rounds',
         type=int,
         default=1,
-        help='training: run the --modes list this many times, in reversed order every other round (host speed '
-        'drifts); each row is compared with the sdpa run of its own round')
+        help='run the list of runs (training: --modes; --inference: every mode/precision/graph/sparse setting) this '
+        'many times, in reversed order every other round (host speed drifts); training rows are compared with the '
+        'sdpa run of their own round')
     p.add_argument('--steps', type=int, default=None, help='timed steps / calls (default 6; --inference 20)')
     p.add_argument('--warmup', type=int, default=None, help='untimed first steps / calls (default 2; --inference 5)')
     p.add_argument('--batch', type=int, default=None, help='samples per step (default 2; --inference 1)')
@@ -264,9 +265,9 @@ class StepMarks:
         return out
 
 
-def run_order(modes: list, rounds: int) -> list:
-    """[(round, mode)]: the modes in order, reversed every other round (so drift in host speed favours no mode)."""
-    return [(r, m) for r in range(rounds) for m in (modes if r % 2 == 0 else modes[::-1])]
+def run_order(runs: list, rounds: int) -> list:
+    """[(round, run)]: the runs in order, reversed every other round (so drift in host speed favours no run)."""
+    return [(r, x) for r in range(rounds) for x in (runs if r % 2 == 0 else runs[::-1])]
 
 
 def add_speedups(results: list) -> None:
@@ -618,21 +619,23 @@ def inference_markdown(args, results, device):
         f'calls after {args.warmup} warm-up; a call = data preprocessor (voxelization + image normalisation) + '
         f'predict (features, head, box decoding), eval mode, no_grad; part times: {r0["timer"]}.',
         '',
-        '| bias_mode (ran) | precision | head CUDA graph | sparse encoder | wall ms/call (median) | FPS '
+        '| round | bias_mode (ran) | precision | head CUDA graph | sparse encoder | wall ms/call (median) | FPS '
         '| CUDA-event ms (median) | peak allocated MiB | peak reserved MiB |',
-        '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
+        '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ]
     for r in results:
-        lines.append(f'| {r["bias_mode"]} ({r["resolved_path"]}) | {r["precision"]} | {r["cuda_graph"]} '
-                     f'| {r["sparse_precision"]} | {r["wall_ms_median"]:.2f} '
-                     f'| {r["fps"]:.2f} | {_ms(r["event_ms_median"])} | {_mib(r["peak_allocated_mib"])} '
-                     f'| {_mib(r["peak_reserved_mib"])} |')
+        lines.append(
+            f'| {r["round"] + 1} | {r["bias_mode"]} ({r["resolved_path"]}) | {r["precision"]} | {r["cuda_graph"]} '
+            f'| {r["sparse_precision"]} | {r["wall_ms_median"]:.2f} '
+            f'| {r["fps"]:.2f} | {_ms(r["event_ms_median"])} | {_mib(r["peak_allocated_mib"])} '
+            f'| {_mib(r["peak_reserved_mib"])} |')
     parts = [p for p in INFER_PARTS if any(p in r['part_ms_median'] for r in results)]
     lines += [
         '', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
         'and box decoding are inside it):', '', '| part | ' +
         ' | '.join(f'{r["resolved_path"]} {r["precision"]}' + (' graph' if r['cuda_graph'] == 'on' else '') +
-                   (' sparse fp16' if r['sparse_precision'] == 'fp16' else '')
+                   (' sparse fp16' if r['sparse_precision'] == 'fp16' else '') +
+                   (f' (round {r["round"] + 1})' if args.rounds > 1 else '')
                    for r in results) + ' |', '| --- ' + '| ---: ' * len(results) + '|'
     ]
     for part in parts:
@@ -642,30 +645,30 @@ def inference_markdown(args, results, device):
 
 def main_inference(args, device_name):
     results, failed = [], []
-    for mode in args.modes:
-        for precision in args.precision:
-            for graph, sparse_fp16 in [(g, s) for g in args.cuda_graph for s in args.sparse_fp16]:
-                tag = f'[{mode} {precision} cuda_graph={graph} sparse_fp16={sparse_fp16}]'
-                t0 = time.time()
-                try:
-                    results.append(run_inference(args, mode, precision, graph, sparse_fp16))
-                except Exception as e:  # report and go on with the other runs
-                    print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
-                    failed.append(
-                        dict(
-                            mode=mode,
-                            precision=precision,
-                            cuda_graph=graph,
-                            sparse_fp16=sparse_fp16,
-                            error=f'{type(e).__name__}: {e}'))
-                    release_memory(torch.device(args.device))
-                    continue
-                r = results[-1]
-                print(
-                    f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
-                    f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
-                    f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)',
-                    flush=True)
+    runs = [(m, p, g, s) for m in args.modes for p in args.precision for g in args.cuda_graph for s in args.sparse_fp16]
+    for rnd, (mode, precision, graph, sparse_fp16) in run_order(runs, args.rounds):
+        tag = f'[{mode} {precision} cuda_graph={graph} sparse_fp16={sparse_fp16}]'
+        t0 = time.time()
+        try:
+            results.append(dict(run_inference(args, mode, precision, graph, sparse_fp16), round=rnd))
+        except Exception as e:  # report and go on with the other runs
+            print(f'{tag} failed: {type(e).__name__}: {e}', flush=True)
+            failed.append(
+                dict(
+                    mode=mode,
+                    precision=precision,
+                    cuda_graph=graph,
+                    sparse_fp16=sparse_fp16,
+                    round=rnd,
+                    error=f'{type(e).__name__}: {e}'))
+            release_memory(torch.device(args.device))
+            continue
+        r = results[-1]
+        print(
+            f'{tag} {r["wall_ms_median"]:.2f} ms/call ({r["fps"]:.2f} FPS), peak alloc '
+            f'{_mib(r["peak_allocated_mib"])} MiB, attention {r["resolved_path"]}, sparse conv '
+            f'{r["sparse_conv_backend"]} ({time.time() - t0:.0f} s)',
+            flush=True)
     if not results:
         sys.exit('no run succeeded: ' + '; '.join(f'{f["mode"]} {f["precision"]}: {f["error"]}' for f in failed))
     md = inference_markdown(args, results, device_name)
