@@ -1,0 +1,154 @@
+"""``tools/benchmarks/speed_targets.py``: issue #12's verdicts from benchmark JSON files, against hand-computed
+ratios and the targets' boundaries."""
+import json
+
+import pytest
+
+from tools.benchmarks import speed_targets as st
+
+
+def _write(tmp_path, name, results):
+    path = tmp_path / name
+    path.write_text(json.dumps(dict(results=results)))
+    return str(path)
+
+
+def _train(mode, ms, mib, rnd=None, path='triton'):
+    r = dict(mode=mode, resolved_path=mode if mode == 'sdpa' else path, iter_ms_median=ms, peak_allocated_mib=mib)
+    if rnd is not None:
+        r['round'] = rnd
+    return r
+
+
+def test_training_targets_per_round(tmp_path):
+    # round 1: 360 / 240 = 1.5x (met at the boundary), 250 ms met, 400 / 1000 - 1 = -60% met;
+    # round 2: 251 ms missed, 370 / 251 = 1.474x missed, 460 / 1000 - 1 = -54% missed
+    res = [
+        _train('sdpa', 360.0, 1000.0, 0),
+        _train('auto', 240.0, 400.0, 0),
+        _train('auto', 251.0, 460.0, 1),
+        _train('sdpa', 370.0, 1000.0, 1)
+    ]
+    from tools.benchmarks.benchmark_model import add_speedups
+    add_speedups(res)
+    rows = st.main(['--train', _write(tmp_path, 'train.json', res), '--out', str(tmp_path / 'out')])
+    got = [(r['target'], r['run'].split(',')[0], round(r['value'], 3), r['met']) for r in rows]
+    assert got == [
+        ('training step ms', 'round 1', 240.0, True),
+        ('training speed-up vs sdpa', 'round 1', 1.5, True),
+        ('training peak memory vs sdpa', 'round 1', -0.6, True),
+        ('training step ms', 'round 2', 251.0, False),
+        ('training speed-up vs sdpa', 'round 2', round(370 / 251, 3), False),
+        ('training peak memory vs sdpa', 'round 2', -0.54, False),
+    ]
+    md = (tmp_path / 'out' / 'speed_targets.md').read_text()
+    assert md.startswith('# Issue #12 speed targets: 3 of 6 rows met')
+    assert '| training speed-up vs sdpa | round 2, auto (triton) | 1.47 x | >= 1.50 x | missed |' in md
+    assert json.loads((tmp_path / 'out' / 'speed_targets.json').read_text()) == rows
+
+
+def test_training_file_written_before_rounds(tmp_path):
+    """No round / speed-up fields: every auto row against the file's first sdpa run."""
+    res = [_train('sdpa', 300.0, 900.0), _train('auto', 200.0, 300.0), _train('auto', 240.0, 300.0)]
+    rows = st.main(['--train', _write(tmp_path, 'old.json', res)])
+    speedups = [r['value'] for r in rows if r['target'] == 'training speed-up vs sdpa']
+    assert speedups == pytest.approx([1.5, 1.25])
+
+
+def test_inference_and_attention_boundaries(tmp_path):
+    infer = [
+        dict(
+            precision='fp32',
+            fps=40.0,
+            wall_ms_median=25.0,
+            bias_mode='config',
+            resolved_path='triton',
+            cuda_graph='on',
+            sparse_precision='fp32'),
+        dict(
+            precision='fp16',
+            fps=24.99,
+            wall_ms_median=40.02,
+            bias_mode='config',
+            resolved_path='triton',
+            cuda_graph='on',
+            sparse_precision='fp32',
+            round=0),
+        dict(
+            precision='fp16',
+            fps=25.0,
+            wall_ms_median=40.0,
+            bias_mode='config',
+            resolved_path='triton',
+            cuda_graph='on',
+            sparse_precision='fp16',
+            round=1),
+    ]
+    meta = dict(shape='voxel0100', B=2, H=8, Nk=22384, D=32, dtype='bfloat16')
+    attn = [
+        dict(
+            row='triton',
+            phase='train',
+            meta=dict(meta, Nq=1800),
+            fwd_x=1.0,
+            fwd_bwd_x=1.15,
+            fwd_bwd_wall_x=1.2,
+            fwd_wall_x=1.0),
+        dict(
+            row='nobias',
+            phase='train',
+            meta=dict(meta, Nq=1800),
+            fwd_x=1.0,
+            fwd_bwd_x=1.0,
+            fwd_bwd_wall_x=1.0,
+            fwd_wall_x=1.0),
+        dict(
+            row='triton',
+            phase='infer',
+            meta=dict(meta, Nq=900),
+            fwd_x=1.31,
+            fwd_bwd_x=None,
+            fwd_bwd_wall_x=None,
+            fwd_wall_x=1.29),
+    ]
+    rows = st.main(
+        ['--inference',
+         _write(tmp_path, 'inf.json', infer), '--attention',
+         _write(tmp_path, 'att.json', attn)])
+    assert [(r['target'], r['value'], r['met']) for r in rows] == [
+        ('inference FPS (batch 1, fp16)', 24.99, False),
+        ('inference FPS (batch 1, fp16)', 25.0, True),
+        ('attention fwd+bwd vs bias-free', 1.15, True),
+        ('attention fwd vs bias-free', 1.31, False),
+    ]
+    assert 'sparse encoder fp16' in rows[1]['run'] and 'Nq=900' in rows[3]['run']
+
+
+def test_missing_file_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        st.main(['--train', str(tmp_path / 'nope.json')])
+    err = capsys.readouterr().err
+    assert 'no such benchmark file' in err and 'nope.json' in err
+
+
+def test_speed_targets_script_smoke_run(tmp_path):
+    """``SMOKE=1 bash tools/benchmarks/speed_targets.sh OUT`` (CPU, demo config): every benchmark runs in two
+    rounds and the verdicts cover the training and inference runs (Triton's attention rows skip on CPU)."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = tmp_path / 'speed'
+    proc = subprocess.run(
+        ['bash', 'tools/benchmarks/speed_targets.sh', str(out)],
+        cwd=root,
+        env=dict(os.environ, SMOKE='1'),
+        capture_output=True,
+        text=True,
+        timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads((out / 'speed_targets.json').read_text())
+    train = [r for r in rows if r['target'].startswith('training')]
+    infer = [r for r in rows if r['target'].startswith('inference')]
+    assert [r['run'].split(',')[0] for r in train] == ['round 1', 'round 1', 'round 2', 'round 2']  # no memory on CPU
+    assert len(infer) == 4 and all(r['value'] > 0 for r in rows)
+    assert (out / 'machine.txt').is_file() and (out / 'attention' / 'attention_benchmark.json').is_file()

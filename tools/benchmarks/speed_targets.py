@@ -1,0 +1,136 @@
+"""Issue #12's speed targets, read from the benchmark JSON files: one row per measured run, met or missed and by how
+much.
+
+    python tools/benchmarks/speed_targets.py --train OUT/train/model_benchmark_config_amp.json \
+        --inference OUT/inference/model_inference.json --attention OUT/attention/attention_benchmark.json --out OUT
+
+Inputs (any subset) are what ``benchmark_model.py --amp config`` (training), ``benchmark_model.py --inference``
+and ``benchmark_attention.py`` write. Targets (one H200; ratios inside one run):
+
+- training step, the config's AMP, ``auto``: <= 250 ms; >= 1.5x faster than ``sdpa`` of the same round; peak
+  allocated memory >= 55% below that ``sdpa`` run;
+- inference, batch 1, fp16: >= 25 FPS (every fp16 row: with and without the head graph / fp16 sparse encoder);
+- attention, ``triton`` row, bf16: fwd+bwd <= 1.15x bias-free SDPA at the training shape, fwd <= 1.3x at the
+  inference shape (CUDA-event ratios; the wall-clock ratios are printed beside them).
+
+Prints a markdown table and writes ``<out>/speed_targets.json`` and ``.md``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tools.benchmarks.benchmark_model import add_speedups  # noqa: E402
+
+TRAIN_MS, TRAIN_SPEEDUP, TRAIN_MEMORY = 250.0, 1.5, -0.55
+INFER_FPS = 25.0
+ATTN_TRAIN_X, ATTN_INFER_X = 1.15, 1.3
+
+
+def _row(target, run, value, limit, at_most, unit, note=''):
+    """A target row: met when value <= limit (``at_most``) or value >= limit."""
+    met = value <= limit if at_most else value >= limit
+    return dict(target=target, run=run, value=value, limit=limit, at_most=at_most, met=bool(met), unit=unit, note=note)
+
+
+def train_rows(results: list) -> list:
+    """One row per target per ``auto`` run (``benchmark_model.py`` training results)."""
+    results = [dict(r, round=r.get('round', 0)) for r in results]
+    if any('speedup_vs_sdpa' not in r for r in results):  # files written before --rounds
+        add_speedups(results)
+    rows = []
+    for r in results:
+        if r['mode'] != 'auto':
+            continue
+        run = f'round {r["round"] + 1}, auto ({r["resolved_path"]})'
+        rows.append(_row('training step ms', run, r['iter_ms_median'], TRAIN_MS, True, 'ms'))
+        rows.append(_row('training speed-up vs sdpa', run, r['speedup_vs_sdpa'], TRAIN_SPEEDUP, False, 'x'))
+        if r['allocated_vs_sdpa'] is not None:
+            rows.append(
+                _row('training peak memory vs sdpa', run, r['allocated_vs_sdpa'], TRAIN_MEMORY, True, 'fraction'))
+    return rows
+
+
+def inference_rows(results: list) -> list:
+    """One row per fp16 run (``benchmark_model.py --inference`` results)."""
+    rows = []
+    for r in results:
+        if r['precision'] != 'fp16':
+            continue
+        run = (f'round {r.get("round", 0) + 1}, {r["bias_mode"]} ({r["resolved_path"]}), graph {r["cuda_graph"]}, '
+               f'sparse encoder {r["sparse_precision"]}')
+        rows.append(
+            _row('inference FPS (batch 1, fp16)', run, r['fps'], INFER_FPS, False, 'FPS',
+                 f'{r["wall_ms_median"]:.2f} ms/call'))
+    return rows
+
+
+def attention_rows(results: list) -> list:
+    """The ``triton`` rows' ratios to bias-free SDPA (``benchmark_attention.py`` results)."""
+    rows = []
+    for r in results:
+        if r['row'] != 'triton' or 'skipped' in r:  # skipped: Triton does not run there (CPU)
+            continue
+        m = r['meta']
+        shape = f'{r["phase"]} {m["shape"]} B={m["B"]} H={m["H"]} Nq={m["Nq"]} Nk={m["Nk"]} D={m["D"]} {m["dtype"]}'
+        if r['phase'] == 'train':
+            rows.append(
+                _row('attention fwd+bwd vs bias-free', shape, r['fwd_bwd_x'], ATTN_TRAIN_X, True, 'x',
+                     f'wall {r["fwd_bwd_wall_x"]:.2f}x'))
+        elif r['phase'] == 'infer':
+            rows.append(
+                _row('attention fwd vs bias-free', shape, r['fwd_x'], ATTN_INFER_X, True, 'x',
+                     f'wall {r["fwd_wall_x"]:.2f}x'))
+    return rows
+
+
+def _fmt(value, unit):
+    return f'{100 * value:+.0f}%' if unit == 'fraction' else f'{value:.2f} {unit}'
+
+
+def to_markdown(rows: list) -> str:
+    met = sum(r['met'] for r in rows)
+    lines = [
+        f'# Issue #12 speed targets: {met} of {len(rows)} rows met', '',
+        '| target | run | measured | target | verdict |', '| --- | --- | ---: | ---: | --- |'
+    ]
+    for r in rows:
+        sign = '<=' if r['at_most'] else '>='
+        verdict = 'met' if r['met'] else 'missed'
+        note = f' ({r["note"]})' if r['note'] else ''
+        lines.append(f'| {r["target"]} | {r["run"]} | {_fmt(r["value"], r["unit"])}{note} | '
+                     f'{sign} {_fmt(r["limit"], r["unit"])} | {verdict} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> list:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--train', help="benchmark_model.py --amp config JSON (modes sdpa and auto)")
+    p.add_argument('--inference', help='benchmark_model.py --inference JSON')
+    p.add_argument('--attention', help='benchmark_attention.py JSON')
+    p.add_argument('--out', default=None, help='folder for speed_targets.json / .md (default: print only)')
+    args = p.parse_args(argv)
+    if not (args.train or args.inference or args.attention):
+        p.error('give at least one of --train, --inference, --attention')
+    rows = []
+    for path, rows_of in ((args.train, train_rows), (args.inference, inference_rows), (args.attention, attention_rows)):
+        if path is None:
+            continue
+        if not osp.isfile(path):
+            p.error(f'no such benchmark file: {path}')
+        rows += rows_of(json.load(open(path))['results'])
+    md = to_markdown(rows)
+    print(md)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(osp.join(args.out, 'speed_targets.json'), 'w') as f:
+            json.dump(rows, f, indent=2)
+        with open(osp.join(args.out, 'speed_targets.md'), 'w') as f:
+            f.write(md)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
