@@ -19,8 +19,8 @@ if [ "${SMOKE:-0}" = 1 ]; then
   INFER=(--precision fp16)
 else
   ATT=(--shapes voxel0100 --warmup 5 --iters 20)
-  MODEL=(--steps 10 --warmup 3)
-  TRAIN=(--modes sdpa auto)
+  MODEL=()
+  TRAIN=(--modes sdpa auto --steps 10 --warmup 3)
   INFER=(--precision fp16 --steps 20 --warmup 5)
 fi
 { date -u; nvidia-smi --query-gpu=name,driver_version,utilization.gpu,memory.used --format=csv 2>&1 || true
@@ -28,8 +28,8 @@ fi
   lscpu 2>/dev/null | grep -E "^Model name|^CPU\(s\)" || true; } > "$OUT/machine.txt"
 python tools/benchmarks/benchmark_attention.py "${ATT[@]}" --dtypes bfloat16 --phases train infer \
   --rows triton nobias --no-reference --out "$OUT/attention"
-python tools/benchmarks/benchmark_model.py "${MODEL[@]}" --amp config "${TRAIN[@]}" --rounds 2 --out "$OUT/train"
-python tools/benchmarks/benchmark_model.py "${MODEL[@]}" --inference "${INFER[@]}" --cuda-graph on \
+python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --amp config "${TRAIN[@]}" --rounds 2 --out "$OUT/train"
+python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --inference "${INFER[@]}" --cuda-graph on \
   --sparse-fp16 off on --rounds 2 --out "$OUT/inference"
 python tools/benchmarks/speed_targets.py --attention "$OUT/attention/attention_benchmark.json" \
   --train "$OUT/train/model_benchmark_config_amp.json" --inference "$OUT/inference/model_inference.json" --out "$OUT"
