@@ -55,61 +55,36 @@ def test_training_file_written_before_rounds(tmp_path):
     assert speedups == pytest.approx([1.5, 1.25])
 
 
+def _infer(precision, fps, sparse, rnd=None):
+    r = dict(
+        precision=precision,
+        fps=fps,
+        wall_ms_median=1000 / fps,
+        bias_mode='config',
+        resolved_path='triton',
+        cuda_graph='on',
+        sparse_precision=sparse)
+    if rnd is not None:
+        r['round'] = rnd
+    return r
+
+
+def _attn(row, phase, nq, x, wall_x):
+    """A benchmark_attention.py result whose ratio to bias-free SDPA is x by CUDA events and wall_x by wall clock:
+    fwd+bwd at the training shape, fwd at the inference shape (the other ratios 1.0)."""
+    meta = dict(shape='voxel0100', B=2, H=8, Nq=nq, Nk=22384, D=32, dtype='bfloat16')
+    ratios = dict(fwd_x=1.0, fwd_wall_x=1.0, fwd_bwd_x=1.0, fwd_bwd_wall_x=1.0)
+    key = 'fwd_bwd' if phase == 'train' else 'fwd'
+    ratios.update({f'{key}_x': x, f'{key}_wall_x': wall_x})
+    return dict(row=row, phase=phase, meta=meta, **ratios)
+
+
 def test_inference_and_attention_boundaries(tmp_path):
-    infer = [
-        dict(
-            precision='fp32',
-            fps=40.0,
-            wall_ms_median=25.0,
-            bias_mode='config',
-            resolved_path='triton',
-            cuda_graph='on',
-            sparse_precision='fp32'),
-        dict(
-            precision='fp16',
-            fps=24.99,
-            wall_ms_median=40.02,
-            bias_mode='config',
-            resolved_path='triton',
-            cuda_graph='on',
-            sparse_precision='fp32',
-            round=0),
-        dict(
-            precision='fp16',
-            fps=25.0,
-            wall_ms_median=40.0,
-            bias_mode='config',
-            resolved_path='triton',
-            cuda_graph='on',
-            sparse_precision='fp16',
-            round=1),
-    ]
-    meta = dict(shape='voxel0100', B=2, H=8, Nk=22384, D=32, dtype='bfloat16')
+    infer = [_infer('fp32', 40.0, 'fp32'), _infer('fp16', 24.99, 'fp32', 0), _infer('fp16', 25.0, 'fp16', 1)]
     attn = [
-        dict(
-            row='triton',
-            phase='train',
-            meta=dict(meta, Nq=1800),
-            fwd_x=1.0,
-            fwd_bwd_x=1.15,
-            fwd_bwd_wall_x=1.2,
-            fwd_wall_x=1.0),
-        dict(
-            row='nobias',
-            phase='train',
-            meta=dict(meta, Nq=1800),
-            fwd_x=1.0,
-            fwd_bwd_x=1.0,
-            fwd_bwd_wall_x=1.0,
-            fwd_wall_x=1.0),
-        dict(
-            row='triton',
-            phase='infer',
-            meta=dict(meta, Nq=900),
-            fwd_x=1.31,
-            fwd_bwd_x=None,
-            fwd_bwd_wall_x=None,
-            fwd_wall_x=1.29),
+        _attn('triton', 'train', 1800, 1.15, 1.2),  # the verdicts read the CUDA-event ratios, not the wall ones
+        _attn('nobias', 'train', 1800, 1.0, 1.0),
+        _attn('triton', 'infer', 900, 1.31, 1.29)
     ]
     rows = st.main(
         ['--inference',
