@@ -1,10 +1,13 @@
-"""The head's inference CUDA graph (``model.pts_bbox_head.cuda_graph=True``) against the same head run eagerly."""
+"""The inference CUDA graphs against the same model run eagerly: the head's (``model.pts_bbox_head.cuda_graph=True``)
+and the detector's feature graphs (``model.cuda_graph=True``: image branch on a side stream, BEV backbone + neck)."""
 import copy
+from contextlib import nullcontext
 
 import pytest
 import torch
-from cmt_test_utils import DEMO, build_model, demo_batch
+from cmt_test_utils import DEMO, build_model, demo_batch, load_cfg
 
+from mmdet3d.registry import MODELS
 from projects.mmdet3d_plugin.attention import triton_is_available
 from projects.mmdet3d_plugin.models.utils.cuda_graph import CudaGraphCache
 
@@ -56,3 +59,69 @@ def test_graph_replay_matches_eager_for_new_inputs(mode):
         assert graphed._graphs.captures == 2
     graphed(bev, img, metas, img_hw)  # grad enabled: eager, nothing captured
     assert graphed._graphs.captures == 2
+
+
+def _detector(cuda_graph, seed=0):
+    """The demo fusion model with the detector's feature graphs and the head's graph on or off (same weights)."""
+    cfg = load_cfg(DEMO['fusion'])
+    cfg.model.cuda_graph = cuda_graph
+    cfg.model.pts_bbox_head.cuda_graph = cuda_graph
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def _fresh(data):
+    """(inputs, data_samples) copied: the voxel encoder writes into its input."""
+    data = copy.deepcopy(data)
+    return data['inputs'], data['data_samples']
+
+
+def test_feature_graph_switch_is_checked_and_idle_on_cpu():
+    cfg = load_cfg(DEMO['fusion'])
+    cfg.model.cuda_graph = 1
+    with pytest.raises(TypeError, match='model.cuda_graph must be True or False'):
+        MODELS.build(cfg.model)
+    eager, graphed = _detector(False).eval(), _detector(True).eval()
+    data = demo_batch(eager, 'fusion', num_gt=0, seed=3)
+    with torch.no_grad():
+        ref = eager.extract_feat(*_fresh(data))
+        out = graphed.extract_feat(*_fresh(data))
+    assert len(graphed._img_graphs) == len(graphed._bev_graphs) == 0  # CPU: the eager path ran
+    for r, o in zip(ref[:2], out[:2]):
+        torch.testing.assert_close(o, r, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('precision', [None, torch.float16])
+def test_feature_graphs_match_eager_for_new_inputs(precision):
+    """Feature graphs (image branch replayed on a side stream while the LiDAR branch runs, BEV backbone + neck) give
+    the eager features and predictions of each new batch; one capture per graph and precision; training runs
+    eagerly."""
+    eager, graphed = _detector(False).cuda().eval(), _detector(True).cuda().eval()
+    graphed.load_state_dict(eager.state_dict())
+    amp = (lambda: torch.autocast('cuda', dtype=precision)) if precision else nullcontext
+    tol = dict(rtol=1e-5, atol=1e-5) if precision is None else dict(rtol=2e-3, atol=2e-3)
+    feats = []
+    with torch.no_grad():
+        for seed in (1, 2):
+            data = demo_batch(eager, 'fusion', num_gt=0, device='cuda', seed=seed)
+            with amp():
+                ref = eager.extract_feat(*_fresh(data))
+                out = graphed.extract_feat(*_fresh(data))
+                ref_pred = eager.predict(*_fresh(data))
+                out_pred = graphed.predict(*_fresh(data))
+            assert out[2] == ref[2]
+            for name, r, o in zip(('bev_feat', 'img_feat'), ref[:2], out[:2]):
+                assert o.dtype == r.dtype, name
+                torch.testing.assert_close(o, r, **tol, msg=name)
+            for r, o in zip(ref_pred, out_pred):
+                torch.testing.assert_close(o.pred_instances_3d.scores_3d, r.pred_instances_3d.scores_3d, **tol)
+            feats.append(out)
+        assert graphed._img_graphs.captures == graphed._bev_graphs.captures == 1
+        assert not torch.allclose(feats[0][0], feats[1][0]) and not torch.allclose(feats[0][1], feats[1][1])
+    graphed.train()
+    graphed.extract_feat(*_fresh(data))  # training: eager, nothing captured
+    assert graphed._img_graphs.captures == graphed._bev_graphs.captures == 1

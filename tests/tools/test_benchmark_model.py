@@ -204,19 +204,23 @@ def test_inference_full_config_on_gpu_names_the_sparse_backend(tmp_path, monkeyp
 
 
 def test_profile_writes_the_top_operators(tmp_path, monkeypatch):
-    """``--profile ROWS``: one more call under torch.profiler; its top operators land in a text file per run,
-    the head CUDA graph column reads 'off' (CPU: the switch is accepted, the eager path runs)."""
+    """``--profile ROWS``: one more call under torch.profiler; its top operators land in a text file per run.
+    ``--cuda-graph off head all`` builds each choice's model (CPU: the switches are accepted, the eager path runs);
+    the modules a choice replays from a graph have no hook time, the others have."""
     monkeypatch.chdir(ROOT)
     results = bm.main([
         '--inference', *QUICK, '--steps', '1', '--warmup', '0', '--precision', 'fp32', '--modes', 'exact',
-        '--cuda-graph', 'off', 'on', '--profile', '4', '--out',
+        '--cuda-graph', 'off', 'head', 'all', '--profile', '4', '--out',
         str(tmp_path)
     ])
-    assert [r['cuda_graph'] for r in results] == ['off', 'on']
-    for graph in ('off', 'on'):
+    assert [r['cuda_graph'] for r in results] == ['off', 'head', 'all']
+    for graph in ('off', 'head', 'all'):
         text = (tmp_path / f'model_inference_profile_exact_fp32_graph_{graph}.txt').read_text()
         rows = [line for line in text.splitlines() if line.strip().startswith('aten::')]
         assert len(rows) == 4, text
-    # with the graph on, the transformer and task head are not timed by hooks (n/a), the rest is
-    assert 'pts_bbox_head.transformer' not in results[1]['part_ms_median']
-    assert results[1]['part_ms_median']['pts_bbox_head'] > 0
+    timed = [set(r['part_ms_median']) for r in results]
+    assert {'pts_bbox_head.transformer', 'img_backbone', 'pts_backbone'} <= timed[0]
+    assert 'pts_bbox_head.transformer' not in timed[1] and {'img_backbone', 'pts_backbone'} <= timed[1]
+    assert not {'pts_bbox_head.transformer', 'img_backbone', 'img_neck', 'pts_backbone', 'pts_neck'} & timed[2]
+    assert all(r['part_ms_median']['pts_bbox_head'] > 0 and r['part_ms_median']['pts_middle_encoder'] > 0
+               for r in results)

@@ -62,7 +62,7 @@ def _infer(precision, fps, sparse, rnd=None):
         wall_ms_median=1000 / fps,
         bias_mode='config',
         resolved_path='triton',
-        cuda_graph='on',
+        cuda_graph='all',
         sparse_precision=sparse)
     if rnd is not None:
         r['round'] = rnd

@@ -24,7 +24,10 @@ each on a freshly built model with the same seed. A call is data preprocessor (v
 FPS, the time of each part (CUDA events in forward hooks / method wrappers: data_preprocessor, pts_voxel_encoder,
 pts_middle_encoder, pts_backbone, pts_neck, img_backbone, img_neck, pts_bbox_head (predict: forward + decoding), its
 transformer and task_head, bbox_decode), peak allocated / reserved memory, the sparse-conv backend and the attention
-path each bias-attention module ran (``resolved_mode``). Writes ``<out>/model_inference.json`` and ``.md``.
+path each bias-attention module ran (``resolved_mode``). ``--cuda-graph off head all``: runs without CUDA graphs, with
+the head's graph, with the head's and the detector's feature graphs (image branch on a side stream overlapping the
+LiDAR branch, BEV backbone + neck); graphed modules have no part time. Writes ``<out>/model_inference.json`` and
+``.md``.
 
     python tools/benchmark_model.py --inference --precision fp32 fp16          # full config, batch 1
     python tools/benchmark_model.py --inference --device cpu \
@@ -56,6 +59,16 @@ MODULES = ('data_preprocessor', 'img_backbone', 'img_neck', 'pts_voxel_encoder',
 INFER_PARTS = ('data_preprocessor', 'pts_voxel_encoder', 'pts_middle_encoder', 'pts_backbone', 'pts_neck',
                'img_backbone', 'img_neck', 'pts_bbox_head', 'pts_bbox_head.transformer', 'pts_bbox_head.task_head',
                'bbox_decode')
+# --cuda-graph: the config switches of each choice, and the modules each choice replays from a graph (no timing
+# hooks there: an event recorded during a capture would break it; the image graph also runs on a side stream)
+HEAD_GRAPH = {'model.pts_bbox_head.cuda_graph': True}
+GRAPH_SWITCHES = {'off': {}, 'head': HEAD_GRAPH, 'all': dict(HEAD_GRAPH, **{'model.cuda_graph': True})}
+HEAD_GRAPHED = ('pts_bbox_head.transformer', 'pts_bbox_head.task_head')
+GRAPHED_MODULES = {
+    'off': (),
+    'head': HEAD_GRAPHED,
+    'all': HEAD_GRAPHED + ('img_backbone', 'img_neck', 'pts_backbone', 'pts_neck')
+}
 # training step phases (StepMarks): forward = voxelization + features + head + losses
 STEP_PHASES = ('forward', 'backward', 'optimizer')
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -104,8 +117,10 @@ def parse_args(argv=None):
         '--cuda-graph',
         nargs='+',
         default=['off'],
-        choices=['off', 'on'],
-        help='--inference: runs without / with the head\'s CUDA graph (model.pts_bbox_head.cuda_graph)')
+        choices=list(GRAPH_SWITCHES),
+        help="--inference: runs without CUDA graphs ('off'), with the head's graph ('head': "
+        "model.pts_bbox_head.cuda_graph), with the head's and the detector's feature graphs ('all': also "
+        "model.cuda_graph: image branch on a side stream, BEV backbone + neck)")
     p.add_argument(
         '--sparse-fp16',
         nargs='+',
@@ -514,16 +529,12 @@ def run_inference(args, mode, precision, cuda_graph='off', sparse_fp16='off'):
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
     torch.manual_seed(0)
-    options = dict(
-        args.cfg_options or {}, **{
-            'model.pts_bbox_head.cuda_graph': cuda_graph == 'on',
-            'model.sparse_conv_fp16_inference': sparse_fp16 == 'on'
-        })
+    inside_graph = GRAPHED_MODULES[cuda_graph]
+    options = dict(args.cfg_options or {}, **GRAPH_SWITCHES[cuda_graph],
+                   **{'model.sparse_conv_fp16_inference': sparse_fp16 == 'on'})
     model = build_model(args.config, mode, args.attn_dtype, device, args.voxel_impl, options).eval()
     head = model.pts_bbox_head
     batch = benchmark_batch(args, head, device)
-    # A graph replays the transformer and task head without Python: no hooks there (events must not be captured).
-    inside_graph = ('pts_bbox_head.transformer', 'pts_bbox_head.task_head') if cuda_graph == 'on' else ()
     timer = ModuleTimer(
         model,
         device,
@@ -619,7 +630,7 @@ def inference_markdown(args, results, device):
         f'calls after {args.warmup} warm-up; a call = data preprocessor (voxelization + image normalisation) + '
         f'predict (features, head, box decoding), eval mode, no_grad; part times: {r0["timer"]}.',
         '',
-        '| round | bias_mode (ran) | precision | head CUDA graph | sparse encoder | wall ms/call (median) | FPS '
+        '| round | bias_mode (ran) | precision | CUDA graphs | sparse encoder | wall ms/call (median) | FPS '
         '| CUDA-event ms (median) | peak allocated MiB | peak reserved MiB |',
         '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ]
@@ -632,11 +643,12 @@ def inference_markdown(args, results, device):
     parts = [p for p in INFER_PARTS if any(p in r['part_ms_median'] for r in results)]
     lines += [
         '', 'Time per part (ms, median; `pts_bbox_head` is the whole head predict, its transformer, task head '
-        'and box decoding are inside it):', '', '| part | ' +
-        ' | '.join(f'{r["resolved_path"]} {r["precision"]}' + (' graph' if r['cuda_graph'] == 'on' else '') +
-                   (' sparse fp16' if r['sparse_precision'] == 'fp16' else '') +
-                   (f' (round {r["round"] + 1})' if args.rounds > 1 else '')
-                   for r in results) + ' |', '| --- ' + '| ---: ' * len(results) + '|'
+        'and box decoding are inside it):', '',
+        '| part | ' + ' | '.join(f'{r["resolved_path"]} {r["precision"]}' +
+                                 (f' graph {r["cuda_graph"]}' if r['cuda_graph'] != 'off' else '') +
+                                 (' sparse fp16' if r['sparse_precision'] == 'fp16' else '') +
+                                 (f' (round {r["round"] + 1})' if args.rounds > 1 else '')
+                                 for r in results) + ' |', '| --- ' + '| ---: ' * len(results) + '|'
     ]
     for part in parts:
         lines.append(f'| {part} | ' + ' | '.join(_ms(r['part_ms_median'].get(part)) for r in results) + ' |')

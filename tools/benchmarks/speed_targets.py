@@ -9,7 +9,7 @@ and ``benchmark_attention.py`` write. Targets (one H200; ratios inside one run):
 
 - training step, the config's AMP, ``auto``: <= 250 ms; >= 1.5x faster than ``sdpa`` of the same round; peak
   allocated memory >= 55% below that ``sdpa`` run;
-- inference, batch 1, fp16: >= 25 FPS (every fp16 row: with and without the head graph / fp16 sparse encoder);
+- inference, batch 1, fp16: >= 25 FPS (every fp16 row: each CUDA-graph choice / sparse-encoder precision);
 - attention, ``triton`` row, bf16: fwd+bwd <= 1.15x bias-free SDPA at the training shape, fwd <= 1.3x at the
   inference shape (CUDA-event ratios; the wall-clock ratios are printed beside them).
 

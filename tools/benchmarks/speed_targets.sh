@@ -30,7 +30,7 @@ fi
 python tools/benchmarks/benchmark_attention.py "${ATT[@]}" --dtypes bfloat16 --phases train infer \
   --rows triton nobias --no-reference --out "$OUT/attention"
 python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --amp config "${TRAIN[@]}" --rounds 2 --out "$OUT/train"
-python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --inference "${INFER[@]}" --cuda-graph on \
-  --sparse-fp16 off on --rounds 2 --out "$OUT/inference"
+python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --inference "${INFER[@]}" --cuda-graph head all \
+  --rounds 2 --out "$OUT/inference"
 python tools/benchmarks/speed_targets.py --attention "$OUT/attention/attention_benchmark.json" \
   --train "$OUT/train/model_benchmark_config_amp.json" --inference "$OUT/inference/model_inference.json" --out "$OUT"

@@ -32,7 +32,7 @@ from ..layers.cmt_position_encoding import (denormalize_points, depth_bins, lida
                                             normalize_points, pixel_centres, pos2embed, project_points)
 from ..task_modules.box_codec import encode_boxes, gravity_center_boxes
 from ..task_modules.hungarian_assigner import linear_sum_assignments
-from ..utils.cuda_graph import CudaGraphCache
+from ..utils.cuda_graph import CudaGraphCache, graphs_apply
 from .query_denoising import DNQueries, build_dn_queries
 
 Lines = Tuple[Tensor, Tensor]
@@ -267,8 +267,8 @@ class CmtHead(BaseModule):
         else:
             img_feat, img_hw = None, None
         bev_feat = bev_feat if self.use_bev else None
-        if (self._graphs is not None and dn is None and not self.training and not torch.is_grad_enabled()
-                and (bev_feat if bev_feat is not None else img_feat).is_cuda):
+        first = bev_feat if bev_feat is not None else img_feat
+        if self._graphs is not None and dn is None and graphs_apply(self, first):
             return self._graphs(bev_feat, img_feat, lidar2img, img_hw=img_hw)
         return self._forward_tensors(bev_feat, img_feat, lidar2img, img_hw, dn)
 

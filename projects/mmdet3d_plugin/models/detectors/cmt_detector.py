@@ -13,6 +13,7 @@ from torch import Tensor
 from mmdet3d.models.detectors import MVXTwoStageDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
+from ..utils.cuda_graph import CudaGraphCache, autocast_dtype, graph_safe_autocast, graphs_apply
 from ..utils.pretrained import check_pretrained_path
 from ..utils.sparse_conv_precision import (CastWeights, call_in_dtype, resolve_sparse_conv_tf32, sparse_conv_tf32,
                                            sparse_conv_tf32_backward)
@@ -32,6 +33,12 @@ class CmtDetector(MVXTwoStageDetector):
             copy of its weights; its fp32 weights stay as they are) for inference speed. Default False: fp32, as CMT
             (its ``custom_fp16`` kept the middle encoder in fp32) and mmdet3d's ``SparseEncoder``. Training is not
             affected; the accuracy change is measured in ``docs/benchmarks/``.
+        cuda_graph (bool): at inference on CUDA (eval mode, no grad), replay the dense feature stages from CUDA
+            graphs captured once per input shape and precision (``models/utils/cuda_graph.py``): the image branch
+            (backbone + neck), launched on a side stream so that it runs on the GPU while the host drives the
+            sparse LiDAR branch, and the BEV backbone + neck. The sparse middle encoder (a different voxel count per
+            sample) stays eager. Off by default; ``--cfg-options model.cuda_graph=True`` (with
+            ``model.pts_bbox_head.cuda_graph=True`` for the head). Training never uses it.
         **kwargs: ``MVXTwoStageDetector`` arguments (img_backbone, img_neck, pts_voxel_encoder,
             pts_middle_encoder, pts_backbone, pts_neck, pts_bbox_head, train_cfg, test_cfg, data_preprocessor).
     """
@@ -40,6 +47,7 @@ class CmtDetector(MVXTwoStageDetector):
                  grid_mask: Optional[dict] = None,
                  sparse_conv_tf32: Optional[bool] = None,
                  sparse_conv_fp16_inference: bool = False,
+                 cuda_graph: bool = False,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.grid_mask = MODELS.build(grid_mask) if grid_mask else None
@@ -50,6 +58,11 @@ class CmtDetector(MVXTwoStageDetector):
                             f'{sparse_conv_fp16_inference!r}')
         self.sparse_conv_fp16_inference = sparse_conv_fp16_inference
         self._fp16_middle_encoder = CastWeights(torch.float16)
+        if not isinstance(cuda_graph, bool):
+            raise TypeError(f'model.cuda_graph must be True or False; got {cuda_graph!r}')
+        self._img_graphs = CudaGraphCache(self._img_branch) if cuda_graph else None
+        self._bev_graphs = CudaGraphCache(self._bev_dense) if cuda_graph else None
+        self._img_stream = None  # the side stream of the image graph (made on first use, on the model's device)
 
     def init_weights(self) -> None:
         """Checks every ``Pretrained`` init_cfg path first, so a missing file names its config key."""
@@ -69,10 +82,45 @@ class CmtDetector(MVXTwoStageDetector):
             raise ValueError(f'imgs must be (B, N, 3, H, W) or (B, 3, H, W), got {tuple(imgs.shape)}')
         if self.grid_mask is not None and self.training:
             imgs = self.grid_mask(imgs)
+        if self._img_graphs is not None and graphs_apply(self, imgs):
+            return self._img_graphs(imgs, autocast=autocast_dtype(imgs.device))['img_feat']
+        return self._img_backbone_neck(imgs)
+
+    def _img_backbone_neck(self, imgs: Tensor) -> Tensor:
         feats = self.img_backbone(imgs)
         if self.with_img_neck:
             feats = self.img_neck(feats)
         return feats[0]
+
+    def _img_branch(self, imgs: Tensor, autocast: Optional[torch.dtype]) -> Dict[str, Tensor]:
+        """The image graph's function: imgs (B*N, 3, H, W) -> img_feat (B*N, C, h, w) under the caller's autocast."""
+        with graph_safe_autocast(imgs.device, autocast):
+            return {'img_feat': self._img_backbone_neck(imgs)}
+
+    def _launch_img_branch(self, imgs: Optional[Tensor]) -> Tuple[Optional[Tensor], Optional[torch.cuda.Stream]]:
+        """At graphed inference, replays the image graph on a side stream and returns (img_feat, side stream)
+        without waiting for it: the caller drives the LiDAR branch meanwhile, then waits with ``_join``. Elsewhere
+        runs ``extract_img_feat`` and returns (img_feat, None)."""
+        if self._img_graphs is None or not graphs_apply(self, imgs):
+            return self.extract_img_feat(imgs), None
+        main = torch.cuda.current_stream(imgs.device)
+        if self._img_stream is None:
+            self._img_stream = torch.cuda.Stream(imgs.device)
+        side = self._img_stream
+        side.wait_stream(main)  # imgs are written on the main stream
+        with torch.cuda.stream(side):
+            img_feat = self.extract_img_feat(imgs)
+        imgs.record_stream(side)  # the side stream still reads imgs when the main stream frees them
+        return img_feat, side
+
+    @staticmethod
+    def _join(img_feat: Optional[Tensor], side: Optional[torch.cuda.Stream]) -> Optional[Tensor]:
+        """Makes the main stream wait for the side stream's image features."""
+        if side is not None:
+            main = torch.cuda.current_stream(img_feat.device)
+            main.wait_stream(side)
+            img_feat.record_stream(main)  # made on the side stream, read and freed on the main stream
+        return img_feat
 
     def _grid_shape(self) -> Optional[Tuple[int, int, int]]:
         enc = self.pts_middle_encoder
@@ -90,6 +138,7 @@ class CmtDetector(MVXTwoStageDetector):
         if voxel_dict is None or not self.with_pts_backbone:
             return None
         coors = voxel_dict['coors']
+        caller_autocast = autocast_dtype(coors.device)  # the neck's precision
         grid = self._grid_shape()
         if grid is not None and coors.numel():
             over = coors[:, 1:] >= coors.new_tensor(grid)
@@ -107,16 +156,26 @@ class CmtDetector(MVXTwoStageDetector):
                 with sparse_conv_tf32(tf32):
                     x = self.pts_middle_encoder(feats, coors, batch_size)
                 x = sparse_conv_tf32_backward(x, tf32)  # spconv reads the flag again in the backward pass
+        if self._bev_graphs is not None and graphs_apply(self, x):
+            return self._bev_graphs(x, autocast=caller_autocast)['bev_feat']
+        return self._bev_dense(x, autocast=caller_autocast)['bev_feat']
+
+    def _bev_dense(self, x: Tensor, autocast: Optional[torch.dtype]) -> Dict[str, Tensor]:
+        """BEV backbone (fp32) + neck (under ``autocast``, the caller's): x (B, C*D, H, W) dense middle encoder output
+        -> bev_feat (B, C', H', W'). The BEV graph's function."""
+        with torch.autocast(x.device.type, enabled=False):
             x = self.pts_backbone(x.float())
         if self.with_pts_neck:
-            x = self.pts_neck(x)  # under the caller's autocast (CMT: SECONDFPN's own auto_fp16)
-        return x[0]
+            with graph_safe_autocast(x[0].device, autocast):
+                x = self.pts_neck(x)  # CMT: SECONDFPN's own auto_fp16
+        return {'bev_feat': x[0]}
 
     def extract_feat(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample]) -> Tuple:
         """-> bev_feat (B, C, H, W) | None, img_feat (B*N, C, h, w) | None, img_hw (H, W) | None."""
         imgs = batch_inputs_dict.get('imgs')
-        img_feat = self.extract_img_feat(imgs)
+        img_feat, side = self._launch_img_branch(imgs)  # graphed inference: overlaps the LiDAR branch
         bev_feat = self.extract_pts_feat(batch_inputs_dict.get('voxels'), len(batch_data_samples))
+        img_feat = self._join(img_feat, side)
         img_hw = tuple(imgs.shape[-2:]) if img_feat is not None else None
         return bev_feat, img_feat, img_hw
 

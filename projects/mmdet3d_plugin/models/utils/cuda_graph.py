@@ -16,7 +16,8 @@ its error check) and must read everything that changes between calls from its te
 steps, ``load_state_dict``) but must not be replaced; ``clear()`` drops the graphs.
 """
 from collections import OrderedDict
-from typing import Callable, Dict, Hashable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Dict, Hashable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -86,3 +87,23 @@ class CudaGraphCache:
                             f'{type(static_out).__name__}')
         self.captures += 1
         return graph, static_in, static_out
+
+
+def graphs_apply(module: torch.nn.Module, tensor: Optional[Tensor]) -> bool:
+    """True where an inference graph may replace eager code: eval mode, autograd off, ``tensor`` on CUDA."""
+    return (tensor is not None and tensor.is_cuda and not module.training and not torch.is_grad_enabled())
+
+
+def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
+    """The caller's autocast dtype on ``device`` (None: autocast off): a graph's ``static`` key, because the captured
+    kernels differ per precision."""
+    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+
+
+@contextmanager
+def graph_safe_autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
+    """Autocast as the caller had it (``dtype`` from ``autocast_dtype``; None: off), with the weight-cast cache off:
+    a cached cast made before a capture would be read by the graph after autocast frees it (PyTorch's rule for
+    graphs under autocast)."""
+    with torch.autocast(device.type, dtype=dtype or torch.float16, enabled=dtype is not None, cache_enabled=False):
+        yield
