@@ -61,9 +61,9 @@ def test_graph_replay_matches_eager_for_new_inputs(mode):
     assert graphed._graphs.captures == 2
 
 
-def _detector(cuda_graph, seed=0):
-    """The demo fusion model with the detector's feature graphs and the head's graph on or off (same weights)."""
-    cfg = load_cfg(DEMO['fusion'])
+def _detector(cuda_graph, seed=0, modality='fusion'):
+    """A demo model with the detector's feature graphs and the head's graph on or off (same weights)."""
+    cfg = load_cfg(DEMO[modality])
     cfg.model.cuda_graph = cuda_graph
     cfg.model.pts_bbox_head.cuda_graph = cuda_graph
     torch.manual_seed(seed)
@@ -78,19 +78,22 @@ def _fresh(data):
     return data['inputs'], data['data_samples']
 
 
-def test_feature_graph_switch_is_checked_and_idle_on_cpu():
-    cfg = load_cfg(DEMO['fusion'])
+@pytest.mark.parametrize('modality', ['fusion', 'lidar', 'camera'])
+def test_feature_graph_switch_is_checked_and_idle_on_cpu(modality):
+    cfg = load_cfg(DEMO[modality])
     cfg.model.cuda_graph = 1
     with pytest.raises(TypeError, match='model.cuda_graph must be True or False'):
         MODELS.build(cfg.model)
-    eager, graphed = _detector(False).eval(), _detector(True).eval()
-    data = demo_batch(eager, 'fusion', num_gt=0, seed=3)
+    eager, graphed = _detector(False, modality=modality).eval(), _detector(True, modality=modality).eval()
+    data = demo_batch(eager, modality, num_gt=0, seed=3)
     with torch.no_grad():
         ref = eager.extract_feat(*_fresh(data))
         out = graphed.extract_feat(*_fresh(data))
     assert len(graphed._img_graphs) == len(graphed._bev_graphs) == 0  # CPU: the eager path ran
+    assert [t is None for t in out[:2]] == [modality == 'camera', modality == 'lidar']
     for r, o in zip(ref[:2], out[:2]):
-        torch.testing.assert_close(o, r, rtol=0, atol=0)
+        if r is not None:
+            torch.testing.assert_close(o, r, rtol=0, atol=0)
 
 
 @pytest.mark.gpu
@@ -125,3 +128,24 @@ def test_feature_graphs_match_eager_for_new_inputs(precision):
     graphed.train()
     graphed.extract_feat(*_fresh(data))  # training: eager, nothing captured
     assert graphed._img_graphs.captures == graphed._bev_graphs.captures == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('modality', ['lidar', 'camera'])
+def test_feature_graphs_with_one_modality(modality):
+    """A model without an image (LiDAR-only) or LiDAR (camera-only) branch graphs the branch it has and gives the
+    eager predictions."""
+    eager = _detector(False, modality=modality).cuda().eval()
+    graphed = _detector(True, modality=modality).cuda().eval()
+    graphed.load_state_dict(eager.state_dict())
+    with torch.no_grad():
+        for seed in (1, 2):
+            data = demo_batch(eager, modality, num_gt=0, device='cuda', seed=seed)
+            ref, out = eager.predict(*_fresh(data)), graphed.predict(*_fresh(data))
+            for r, o in zip(ref, out):
+                torch.testing.assert_close(
+                    o.pred_instances_3d.scores_3d, r.pred_instances_3d.scores_3d, rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(
+                    o.pred_instances_3d.bboxes_3d.tensor, r.pred_instances_3d.bboxes_3d.tensor, rtol=1e-5, atol=1e-4)
+    assert (len(graphed._img_graphs), len(graphed._bev_graphs)) == ((0, 1) if modality == 'lidar' else (1, 0))
