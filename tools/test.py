@@ -10,6 +10,10 @@ testing never builds the training set.
 keeps its fp32 islands: voxel encoder, sparse middle encoder and SECOND backbone run with autocast off, the detection
 head runs in fp32 except its attention core (the decoder's ``cross_attn_dtype``); the image backbone/neck and the BEV
 neck (SECONDFPN) run in reduced precision.
+
+``--cuda-graph`` replays the model's static-shape parts from CUDA graphs at inference (the same as
+``--cfg-options model.cuda_graph=True model.pts_bbox_head.cuda_graph=True``): the image backbone + neck on a side
+stream while the sparse LiDAR branch runs, SECOND + SECONDFPN, and the head. No effect on CPU.
 """
 import argparse
 import os
@@ -51,6 +55,11 @@ def parse_args(argv=None):
         choices=['float16', 'bfloat16'],
         default=None,
         help='CUDA autocast dtype for --amp (default float16; implies --amp; CPU autocast is bfloat16)')
+    parser.add_argument(
+        '--cuda-graph',
+        action='store_true',
+        help='inference CUDA graphs: model.cuda_graph=True (image branch, BEV backbone + neck) and '
+        'model.pts_bbox_head.cuda_graph=True (head); CUDA only')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -69,6 +78,15 @@ def apply_amp(cfg, amp: bool) -> None:
     test_cfg = dict(test_cfg)
     test_cfg['fp16'] = True
     cfg.test_cfg = test_cfg
+
+
+def apply_cuda_graph(cfg, cuda_graph: bool) -> None:
+    """In place: ``model.cuda_graph = True`` and ``model.pts_bbox_head.cuda_graph = True`` when ``cuda_graph``."""
+    if not cuda_graph:
+        return
+    cfg.model.cuda_graph = True
+    if cfg.model.get('pts_bbox_head') is not None:
+        cfg.model.pts_bbox_head.cuda_graph = True
 
 
 def set_cuda_autocast_dtype(amp_dtype) -> None:
@@ -90,6 +108,7 @@ def main(argv=None):
             raise FileNotFoundError(f'Checkpoint {args.checkpoint!r} does not exist')
         cfg.launcher = args.launcher
         apply_amp(cfg, args.amp)
+        apply_cuda_graph(cfg, args.cuda_graph)
         check_checkpoint_file(args.checkpoint)
         check_data(cfg, ('test_dataloader', ))
     except (DataFileError, FileNotFoundError, KeyError, CheckpointFileError) as err:

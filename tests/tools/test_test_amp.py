@@ -107,3 +107,56 @@ def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, 
     assert seen['score_dtype'] == torch.float32  # the head decodes in fp32
     assert f'test.py --amp: test loop under {dev} autocast ({str(amp_dtype)[6:]})' in out.out + out.err
     assert 'pred_instances_3d_NuScenes/mAP' in out.out + out.err
+
+
+@pytest.mark.parametrize('path', [DEMO, FULL])
+def test_cuda_graph_flag_sets_both_graph_switches(path):
+    """``--cuda-graph`` gives the config of ``--cfg-options model.cuda_graph=True model.pts_bbox_head.cuda_graph=True``;
+    without it the config keeps its defaults (graphs off)."""
+    from projects.mmdet3d_plugin.utils import load_config
+    tool = _tool()
+    cfg = load_config(path, None)
+    tool.apply_cuda_graph(cfg, tool.parse_args([path, 'ckpt.pth']).cuda_graph)
+    assert not cfg.model.get('cuda_graph', False) and not cfg.model.pts_bbox_head.get('cuda_graph', False)
+    tool.apply_cuda_graph(cfg, tool.parse_args([path, 'ckpt.pth', '--cuda-graph']).cuda_graph)
+    via_options = load_config(path, {'model.cuda_graph': True, 'model.pts_bbox_head.cuda_graph': True})
+    assert cfg.model.to_dict() == via_options.model.to_dict()
+    assert cfg.model.cuda_graph is True and cfg.model.pts_bbox_head.cuda_graph is True
+
+
+@pytest.mark.slow
+def test_cuda_graph_test_run_predicts_as_the_eager_run(synthetic_root, tmp_path, capsys, monkeypatch):
+    """The whole test loop with --cuda-graph: the model it builds has the feature and head graphs switched on, and its
+    scores equal the eager run's on every test sample (CPU: the eager path runs, equal exactly; CUDA: the graphs
+    replay, equal to float noise), and the metric is computed."""
+    from reliability_helpers import config_file, load_config
+
+    from mmdet3d.registry import MODELS
+    from projects.mmdet3d_plugin.models.detectors.cmt_detector import CmtDetector
+    cfg = load_config(synthetic_root)
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, ckpt)
+    runs, orig_predict = {}, CmtDetector.predict
+
+    def spy_predict(self, *args, **kwargs):
+        graphs = (self._img_graphs is not None, self._bev_graphs is not None, self.pts_bbox_head._graphs is not None)
+        results = orig_predict(self, *args, **kwargs)
+        run = runs.setdefault(graphs, {})
+        for r in results:
+            run[r.sample_idx] = r.pred_instances_3d.scores_3d.detach().cpu()
+        return results
+
+    monkeypatch.setattr(CmtDetector, 'predict', spy_predict)
+    tool = _tool()
+    for flags in ([], ['--cuda-graph']):
+        code = tool.main([config_file(tmp_path, cfg), str(ckpt), '--work-dir', str(tmp_path / 'wd'), *flags])
+        out = capsys.readouterr()
+        assert code == 0, out.err[-3000:]
+        assert 'pred_instances_3d_NuScenes/mAP' in out.out + out.err
+    assert set(runs) == {(False, False, False), (True, True, True)}
+    eager, graphed = runs[(False, False, False)], runs[(True, True, True)]
+    assert eager.keys() == graphed.keys() and len(eager) > 1
+    tol = dict(rtol=1e-4, atol=1e-5) if torch.cuda.is_available() else dict(rtol=0, atol=0)
+    for idx in eager:
+        torch.testing.assert_close(graphed[idx], eager[idx], **tol)
