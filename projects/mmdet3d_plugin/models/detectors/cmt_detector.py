@@ -101,8 +101,8 @@ class CmtDetector(MVXTwoStageDetector):
         """At graphed inference, replays the image graph on a side stream and returns (img_feat, side stream)
         without waiting for it: the caller drives the LiDAR branch meanwhile, then waits with ``_join``. Elsewhere
         runs ``extract_img_feat`` and returns (img_feat, None)."""
-        if self._img_graphs is None or not graphs_apply(self, imgs):
-            return self.extract_img_feat(imgs), None
+        if self._img_graphs is None or not self.with_img_backbone or not graphs_apply(self, imgs):
+            return self.extract_img_feat(imgs), None  # (a LiDAR-only model given images: None)
         main = torch.cuda.current_stream(imgs.device)
         if self._img_stream is None:
             self._img_stream = torch.cuda.Stream(imgs.device)
