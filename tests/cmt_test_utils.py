@@ -1,5 +1,6 @@
 """Helpers of the CMT model tests: build configs' models, make synthetic batches."""
 import os.path as osp
+from typing import Optional
 
 import torch
 from mmengine.config import Config
@@ -22,9 +23,15 @@ def load_cfg(path: str) -> Config:
     return Config.fromfile(osp.join(ROOT, path))
 
 
-def build_model(path: str, seed: int = 0, no_dropout: bool = False, **head_overrides):
-    """Model of a config (weights initialised with ``seed``); ``no_dropout`` also removes GridMask."""
+def build_model(path: str,
+                seed: int = 0,
+                no_dropout: bool = False,
+                model_overrides: Optional[dict] = None,
+                **head_overrides):
+    """Model of a config (weights initialised with ``seed``); ``no_dropout`` also removes GridMask;
+    ``model_overrides`` update ``cfg.model`` (the detector's arguments), ``head_overrides`` its ``pts_bbox_head``."""
     cfg = load_cfg(path)
+    cfg.model.update(model_overrides or {})
     cfg.model.pts_bbox_head.update(head_overrides)
     if no_dropout:
         cfg.model.grid_mask = None

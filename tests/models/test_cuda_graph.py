@@ -61,15 +61,9 @@ def test_graph_replay_matches_eager_for_new_inputs(mode):
     assert graphed._graphs.captures == 2
 
 
-def _detector(cuda_graph, seed=0, modality='fusion'):
+def _detector(cuda_graph, modality='fusion'):
     """A demo model with the detector's feature graphs and the head's graph on or off (same weights)."""
-    cfg = load_cfg(DEMO[modality])
-    cfg.model.cuda_graph = cuda_graph
-    cfg.model.pts_bbox_head.cuda_graph = cuda_graph
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model
+    return build_model(DEMO[modality], model_overrides=dict(cuda_graph=cuda_graph), cuda_graph=cuda_graph)
 
 
 def _fresh(data):

@@ -19,6 +19,18 @@ def _tool():
     return tool
 
 
+def _random_checkpoint(synthetic_root, tmp_path):
+    """(config of the synthetic set, path of a checkpoint of its model with seeded random weights)."""
+    from reliability_helpers import load_config
+
+    from mmdet3d.registry import MODELS
+    cfg = load_config(synthetic_root)
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, ckpt)
+    return cfg, ckpt
+
+
 @pytest.mark.parametrize('path', [DEMO, FULL])
 def test_amp_sets_the_test_loop_fp16_flag(path):
     from projects.mmdet3d_plugin.utils import load_config
@@ -59,13 +71,10 @@ def test_amp_test_run_predicts_under_autocast(synthetic_root, tmp_path, capsys, 
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     amp_dtype = torch.float16 if dev == 'cuda' else torch.bfloat16
     from mmengine.runner import Runner
-    from reliability_helpers import config_file, load_config
+    from reliability_helpers import config_file
 
-    from mmdet3d.registry import MODELS
     from projects.mmdet3d_plugin.models.detectors.cmt_detector import CmtDetector
-    cfg = load_config(synthetic_root)
-    ckpt = tmp_path / 'model.pth'
-    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, ckpt)
+    cfg, ckpt = _random_checkpoint(synthetic_root, tmp_path)
 
     seen = dict(calls=0, dtypes={}, fp16=None)
     orig_predict, orig_test = CmtDetector.predict, Runner.test
@@ -129,14 +138,10 @@ def test_cuda_graph_test_run_predicts_as_the_eager_run(synthetic_root, tmp_path,
     """The whole test loop with --cuda-graph: the model it builds has the feature and head graphs switched on, and its
     scores equal the eager run's on every test sample (CPU: the eager path runs, equal exactly; CUDA: the graphs
     replay, equal to float noise), and the metric is computed."""
-    from reliability_helpers import config_file, load_config
+    from reliability_helpers import config_file
 
-    from mmdet3d.registry import MODELS
     from projects.mmdet3d_plugin.models.detectors.cmt_detector import CmtDetector
-    cfg = load_config(synthetic_root)
-    torch.manual_seed(0)
-    ckpt = tmp_path / 'model.pth'
-    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, ckpt)
+    cfg, ckpt = _random_checkpoint(synthetic_root, tmp_path)
     runs, orig_predict = {}, CmtDetector.predict
 
     def spy_predict(self, *args, **kwargs):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue #12's speed measurements in one run (about 4 minutes on an H200, from the times of these benchmark runs on
-# 2026-12-02: attention 46 s, 4 training runs 89 s, 4 inference runs ~60 s; fits one 10-minute device call), then
+# Issue #12's speed measurements in one run (179-186 s on an H200 in three whole runs on 2026-12-02; fits one
+# 10-minute device call), then
 # their verdicts (speed_targets.py). Each benchmark alternates the order of its runs over two rounds, because the
 # host speed of a lent machine drifts and the model's forward is bound by the host.
 #   bash tools/benchmarks/speed_targets.sh OUT            # on the GPU machine, nothing else running on it
