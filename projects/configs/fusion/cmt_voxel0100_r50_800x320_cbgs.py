@@ -77,7 +77,7 @@ model = dict(
     img_neck=dict(type='CPFPN', in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2),
     pts_voxel_encoder=dict(type='HardSimpleVFE', num_features=5),
     pts_middle_encoder=dict(
-        type='SparseEncoder',
+        type='SparseEncoderSharedIndices',  # mmdet3d's SparseEncoder, one index build per stage
         in_channels=5,
         sparse_shape=sparse_shape,
         output_channels=128,
