@@ -77,10 +77,10 @@ def reference_losses(head, outs, gt_boxes, gt_labels, dn):
     return ref
 
 
-def test_losses_match_the_fp64_formula():
-    seed = int(torch.randint(0, 2**31 - 1, ()))
+def random_loss_inputs(head, seed: int):
+    """(outs, gt_boxes, gt_labels, dn) of 3 samples (5, 0 and 3 GT boxes, one of zero size): random predictions of
+    every decoder layer, sample 2's boxes near its GT."""
     gen = torch.Generator().manual_seed(seed)
-    head = build_model(DEMO['fusion'], bias_mode='exact').pts_bbox_head
     K, Q, L, B = head.num_classes, head.num_query, len(head.transformer.decoder.layers), 3
     pc = head.pc_range.float()
     gt = [random_gt(5, pc, K, gen), random_gt(0, pc, K, gen), random_gt(3, pc, K, gen)]
@@ -98,6 +98,13 @@ def test_losses_match_the_fp64_formula():
     # predictions near some GT boxes, so the matching is not arbitrary
     codes = encode_boxes(gt_boxes[2])
     outs['bbox_preds'][:, 2, :3] = codes.nan_to_num(neginf=0.0) + 0.1 * torch.randn(L, 3, 10, generator=gen)
+    return outs, gt_boxes, gt_labels, dn
+
+
+def test_losses_match_the_fp64_formula():
+    seed = int(torch.randint(0, 2**31 - 1, ()))
+    head = build_model(DEMO['fusion'], bias_mode='exact').pts_bbox_head
+    outs, gt_boxes, gt_labels, dn = random_loss_inputs(head, seed)
     losses = head.loss_by_feat(outs, gt_boxes, gt_labels, dn)
     ref = reference_losses(head, outs, gt_boxes, gt_labels, dn)
     assert list(losses) == list(ref)  # keys and their order (the logged order)
@@ -107,6 +114,24 @@ def test_losses_match_the_fp64_formula():
     }
     assert not bad, f'seed {seed}: (ours, reference) {bad}'
     assert all(float(ref[k]) > 0 for k in ref), ref  # every term is exercised
+
+
+def test_matching_costs_are_evaluated_once_per_sample(monkeypatch):
+    """The cost matrices of all decoder layers of a sample come from one cost evaluation (per sample with GT), not
+    one per (layer, sample) pair; the matching itself is checked against per-pair assignment above."""
+    head = build_model(DEMO['fusion'], bias_mode='exact').pts_bbox_head
+    outs, gt_boxes, gt_labels, dn = random_loss_inputs(head, int(torch.randint(0, 2**31 - 1, ())))
+    calls = []
+    cost_matrix = head.assigner.cost_matrix
+
+    def counted(bbox_pred, *args):
+        calls.append(bbox_pred.shape[0])  # prediction rows in this evaluation
+        return cost_matrix(bbox_pred, *args)
+
+    monkeypatch.setattr(head.assigner, 'cost_matrix', counted)
+    head.loss_by_feat(outs, gt_boxes, gt_labels, dn)
+    L, _, Q = outs['cls_scores'].shape[:3]
+    assert L > 1 and calls == [L * Q, L * Q]  # samples 0 and 2 (sample 1 has no GT)
 
 
 def test_losses_without_gt_are_zero_but_connected():

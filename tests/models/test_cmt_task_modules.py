@@ -38,25 +38,11 @@ def _focal_cost(logits, labels, alpha=0.25, gamma=2.0, eps=1e-12):
     return pos[:, labels] - neg[:, labels]
 
 
-def test_hungarian_assigner_matches_brute_force():
-    g = torch.Generator().manual_seed(3)
-    nq, ng, nc = 5, 3, 4
-    cw = [2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2]
-    assigner = TASK_UTILS.build(
-        dict(
-            type='CmtHungarianAssigner3D',
-            cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
-            reg_cost=dict(type='CmtBBox3DL1Cost', weight=0.25),
-            code_weights=cw))
-    cls = torch.randn(nq, nc, generator=g)
-    pred = torch.randn(nq, 10, generator=g)
-    gt = torch.cat(
-        [torch.randn(ng, 3, generator=g),
-         torch.rand(ng, 3, generator=g) + 0.5,
-         torch.randn(ng, 3, generator=g)], 1)
-    labels = torch.tensor([0, 3, 3])
-    res = assigner.assign(pred, cls, gt, labels)
-    # fp64 reference cost
+CODE_WEIGHTS = [2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2]
+
+
+def _reference_cost(cls, pred, gt, labels, cw):
+    """fp64 matching cost (Nq, Ng): focal cost x 2 + 0.25 x L1 of the first 8 weighted codes (CMT's config)."""
     gt64 = gt.double().numpy()
     gt_code = np.concatenate([
         gt64[:, :2],
@@ -67,13 +53,59 @@ def test_hungarian_assigner_matches_brute_force():
     ], 1)
     w = np.array(cw[:8])
     reg = np.abs(pred.double().numpy()[:, None, :8] * w - gt_code[None] * w).sum(-1) * 0.25
-    cost = _focal_cost(cls.double().numpy(), labels.numpy()) * 2.0 + reg
+    return _focal_cost(cls.double().numpy(), labels.numpy()) * 2.0 + reg
+
+
+def _cmt_assigner(cw=CODE_WEIGHTS):
+    return TASK_UTILS.build(
+        dict(
+            type='CmtHungarianAssigner3D',
+            cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
+            reg_cost=dict(type='CmtBBox3DL1Cost', weight=0.25),
+            code_weights=cw))
+
+
+def _random_gt(ng, g):
+    return torch.cat(
+        [torch.randn(ng, 3, generator=g),
+         torch.rand(ng, 3, generator=g) + 0.5,
+         torch.randn(ng, 3, generator=g)], 1)
+
+
+def test_hungarian_assigner_matches_brute_force():
+    g = torch.Generator().manual_seed(3)
+    nq, ng, nc = 5, 3, 4
+    cw = CODE_WEIGHTS
+    assigner = _cmt_assigner(cw)
+    cls = torch.randn(nq, nc, generator=g)
+    pred = torch.randn(nq, 10, generator=g)
+    gt = _random_gt(ng, g)
+    labels = torch.tensor([0, 3, 3])
+    res = assigner.assign(pred, cls, gt, labels)
+    cost = _reference_cost(cls, pred, gt, labels, cw)
     best = min(sum(cost[q, j] for j, q in enumerate(perm)) for perm in itertools.permutations(range(nq), ng))
     got = res.gt_inds
     assert (got > 0).sum() == ng and sorted((got[got > 0] - 1).tolist()) == list(range(ng))
     total = sum(cost[q, got[q] - 1] for q in range(nq) if got[q] > 0)
     assert total == pytest.approx(best, rel=1e-5)
     assert res.labels[got > 0].tolist() == labels[got[got > 0] - 1].tolist()
+
+
+def test_cost_matrices_of_several_layers_equal_each_layers_cost():
+    """cost_matrices (all layers of a sample in one evaluation, from a strided slice of (L, B, Q, .) predictions)
+    against cost_matrix per layer (exactly) and the fp64 reference cost (1e-5)."""
+    g = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
+    L, B, nq, ng, nc = 3, 2, 7, 4, 5
+    assigner = _cmt_assigner()
+    cls = torch.randn(L, B, nq, nc, generator=g)
+    pred = torch.randn(L, B, nq, 10, generator=g)
+    gt, labels = _random_gt(ng, g), torch.randint(0, nc, (ng, ), generator=g)
+    costs = assigner.cost_matrices(pred[:, 1], cls[:, 1], gt, labels)
+    assert costs.shape == (L, nq, ng)
+    for layer in range(L):
+        assert torch.equal(costs[layer], assigner.cost_matrix(pred[layer, 1], cls[layer, 1], gt, labels))
+        ref = _reference_cost(cls[layer, 1], pred[layer, 1], gt, labels, CODE_WEIGHTS)
+        np.testing.assert_allclose(costs[layer].double().numpy(), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_hungarian_assigner_without_gt():

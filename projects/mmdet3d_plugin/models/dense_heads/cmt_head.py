@@ -370,15 +370,15 @@ class CmtHead(BaseModule):
                            gt_labels: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
         """cls (L, B, Q, K) logits, bbox (L, B, Q, 10), detached. Per layer: (query index into the flattened
         (B * Q), GT index into the batch's concatenated GT), int64 on the predictions' device, from CMT's
-        Hungarian assignment of each (layer, sample) pair."""
+        Hungarian assignment of each (layer, sample) pair. The costs of all layers of a sample are evaluated
+        together (one set of cost kernels per sample, not per pair)."""
         L, B, Q = cls.shape[:3]
-        pairs = [(layer, b) for layer in range(L) for b in range(B) if gt_boxes[b].shape[0] and Q]
-        costs = [
-            self.assigner.cost_matrix(bbox[layer, b], cls[layer, b], gt_boxes[b], gt_labels[b]) for layer, b in pairs
-        ]
+        samples = [b for b in range(B) if gt_boxes[b].shape[0] and Q]
+        costs = {b: self.assigner.cost_matrices(bbox[:, b], cls[:, b], gt_boxes[b], gt_labels[b]) for b in samples}
+        pairs = [(layer, b) for layer in range(L) for b in samples]
         offsets = np.cumsum([0] + [int(g.shape[0]) for g in gt_boxes])
         per_layer = [([], []) for _ in range(L)]
-        for (layer, b), (rows, cols) in zip(pairs, linear_sum_assignments(costs)):
+        for (layer, b), (rows, cols) in zip(pairs, linear_sum_assignments([costs[b][layer] for layer, b in pairs])):
             per_layer[layer][0].append(rows + b * Q)
             per_layer[layer][1].append(cols + offsets[b])
         sizes = [sum(len(r) for r in q) for q, _ in per_layer]

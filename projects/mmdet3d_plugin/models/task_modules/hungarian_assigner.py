@@ -41,6 +41,13 @@ class CmtHungarianAssigner3D(BaseAssigner):
         reg_cost = self.reg_cost(bbox_pred[:, :8] * weights, gt_codes[:, :8] * weights)
         return torch.nan_to_num(cls_cost + reg_cost, nan=1e8, posinf=1e8, neginf=-1e8)
 
+    def cost_matrices(self, bbox_pred: Tensor, cls_pred: Tensor, gt_bboxes: Tensor, gt_labels: Tensor) -> Tensor:
+        """The cost matrices of L prediction sets (e.g. the decoder layers) against one sample's GT in one
+        evaluation: bbox_pred (L, Nq, 10), cls_pred (L, Nq, C) -> (L, Nq, Ng), each [l] equal to
+        ``cost_matrix(bbox_pred[l], cls_pred[l], ...)`` (every cost term is computed per query row)."""
+        L, Nq = bbox_pred.shape[:2]
+        return self.cost_matrix(bbox_pred.flatten(0, 1), cls_pred.flatten(0, 1), gt_bboxes, gt_labels).view(L, Nq, -1)
+
     def assign(self, bbox_pred: Tensor, cls_pred: Tensor, gt_bboxes: Tensor, gt_labels: Tensor) -> AssignResult:
         """bbox_pred (Nq, 10) CMT codes, cls_pred (Nq, C) logits, gt_bboxes (Ng, 7|9) gravity centre,
         gt_labels (Ng,). Returns AssignResult with ``gt_inds`` (Nq,): 0 = background, i + 1 = GT i."""
