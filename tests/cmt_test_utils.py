@@ -23,6 +23,14 @@ def load_cfg(path: str) -> Config:
     return Config.fromfile(osp.join(ROOT, path))
 
 
+def random_voxels(sparse_shape, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """(M, 4) int32 unique (batch, z, y, x) voxel coordinates inside ``sparse_shape`` (z, y, x), M <= n: the
+    sparse middle encoders' input coordinates."""
+    coors = torch.stack([torch.randint(0, batch_size, (n, ), generator=generator)] +
+                        [torch.randint(0, s, (n, ), generator=generator) for s in sparse_shape], 1)
+    return coors.unique(dim=0).int()
+
+
 def build_model(path: str,
                 seed: int = 0,
                 no_dropout: bool = False,

@@ -9,7 +9,7 @@ import os.path as osp
 
 import pytest
 import torch
-from cmt_test_utils import DEMO, build_model, demo_batch, load_cfg
+from cmt_test_utils import DEMO, build_model, demo_batch, load_cfg, random_voxels
 from torch import nn
 
 from mmdet3d.registry import MODELS
@@ -106,11 +106,9 @@ def test_fp16_sparse_encoder_stays_close_to_fp32():
     torch.manual_seed(0)
     enc = MODELS.build(cfg.model.pts_middle_encoder).cuda().eval()
     g = torch.Generator().manual_seed(int(torch.randint(0, 1000, ())))
-    n = 300000
-    coors = torch.stack([torch.zeros(n, dtype=torch.long)] +
-                        [torch.randint(0, s, (n, ), generator=g) for s in enc.sparse_shape], 1).unique(dim=0)
+    coors = random_voxels(enc.sparse_shape, 300000, 1, g)
     feats = torch.randn(len(coors), cfg.model.pts_middle_encoder.in_channels, generator=g).cuda()
-    coors = coors.int().cuda()
+    coors = coors.cuda()
     with torch.no_grad():
         with sparse_conv_tf32(False):
             ref = enc(feats, coors, 1)

@@ -13,7 +13,7 @@ for path in (ROOT, osp.join(ROOT, 'tests')):  # run as a script (the child proce
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from cmt_test_utils import DEMO, build_model, demo_batch, load_cfg
+from cmt_test_utils import DEMO, build_model, demo_batch, load_cfg, random_voxels
 
 from mmdet3d.registry import MODELS
 from projects.mmdet3d_plugin.models.utils.sparse_conv_precision import resolve_sparse_conv_tf32, sparse_conv_tf32
@@ -83,12 +83,10 @@ def encoder_output(tf32: bool, out_path: str) -> None:
     torch.manual_seed(0)
     enc = MODELS.build(cfg.model.pts_middle_encoder).cuda().eval()
     g = torch.Generator().manual_seed(0)
-    n = 300000
-    coors = torch.stack([torch.zeros(n, dtype=torch.long)] +
-                        [torch.randint(0, s, (n, ), generator=g) for s in enc.sparse_shape], 1).unique(dim=0)
+    coors = random_voxels(enc.sparse_shape, 300000, 1, g)
     feats = torch.randn(len(coors), cfg.model.pts_middle_encoder.in_channels, generator=g)
     with torch.no_grad(), sparse_conv_tf32(tf32):
-        out = enc(feats.cuda(), coors.int().cuda(), 1)
+        out = enc(feats.cuda(), coors.cuda(), 1)
     torch.save(out.cpu(), out_path)
 
 

@@ -9,6 +9,7 @@ import os.path as osp
 
 import pytest
 import torch
+from cmt_test_utils import random_voxels
 
 from mmdet3d.models.layers import make_sparse_convmodule
 from mmdet3d.registry import MODELS
@@ -78,18 +79,8 @@ def test_layers_that_cannot_share_are_refused():
     enc = MODELS.build(encoder_cfg())
     enc.conv_input[0].kernel_size = [5, 5, 5]  # its pairs would differ from the 3x3x3 blocks' of stage 1
     with pytest.raises(ValueError, match=r'stage 1: SubMConv3d layers with kernel_size/dilation'):
-        enc.make_encoder_layers(make_sparse_convmodule, enc_norm_cfg(), 16, block_type='basicblock')
-
-
-def enc_norm_cfg() -> dict:
-    return dict(type='BN1d', eps=1e-3, momentum=0.01)
-
-
-def random_voxels(sparse_shape, n: int, batch_size: int, generator) -> torch.Tensor:
-    """(M, 4) int32 unique (batch, z, y, x) coordinates inside ``sparse_shape`` (z, y, x), M <= n."""
-    coors = torch.stack([torch.randint(0, batch_size, (n, ), generator=generator)] +
-                        [torch.randint(0, s, (n, ), generator=generator) for s in sparse_shape], 1)
-    return coors.unique(dim=0).int()
+        enc.make_encoder_layers(
+            make_sparse_convmodule, dict(type='BN1d', eps=1e-3, momentum=0.01), 16, block_type='basicblock')
 
 
 def index_reuse(enc) -> list:
