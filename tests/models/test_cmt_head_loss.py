@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from cmt_test_utils import DEMO, build_model
 
 from projects.mmdet3d_plugin.models.dense_heads.query_denoising import build_dn_queries
+from projects.mmdet3d_plugin.models.synthetic_inputs import random_head_predictions
 from projects.mmdet3d_plugin.models.task_modules.box_codec import encode_boxes
 
 
@@ -89,12 +90,7 @@ def random_loss_inputs(head, seed: int):
     torch.manual_seed(seed)
     dn = build_dn_queries(gt_boxes, gt_labels, Q, head.pc_range, K, head.dn_cfg['scalar'], head.dn_cfg['noise_scale'],
                           head.dn_cfg['noise_trans'], head.dn_cfg['split'])
-    P = dn.pad_size
-    outs = dict(
-        cls_scores=torch.randn(L, B, Q, K, generator=gen),
-        bbox_preds=torch.randn(L, B, Q, 10, generator=gen),
-        dn_cls_scores=torch.randn(L, B, P, K, generator=gen),
-        dn_bbox_preds=torch.randn(L, B, P, 10, generator=gen))
+    outs = random_head_predictions(L, B, Q, dn.pad_size, K, gen)
     # predictions near some GT boxes, so the matching is not arbitrary
     codes = encode_boxes(gt_boxes[2])
     outs['bbox_preds'][:, 2, :3] = codes.nan_to_num(neginf=0.0) + 0.1 * torch.randn(L, 3, 10, generator=gen)

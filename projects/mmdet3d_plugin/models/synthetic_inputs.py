@@ -1,4 +1,4 @@
-"""Synthetic detector inputs (camera rig, points, GT boxes) for tests and ``tools/benchmarks/benchmark_model.py``.
+"""Synthetic detector inputs (camera rig, points, GT boxes) and head predictions for tests and ``tools/benchmarks/``.
 
 The batch has the form ``Det3DDataPreprocessor`` consumes: ``dict(inputs=dict(points=[(P, 5)], img=[(N, 3, H, W)]),
 data_samples=[Det3DDataSample])`` with ``metainfo['lidar2img']`` (N 4x4 arrays) and ``gt_instances_3d``.
@@ -36,6 +36,23 @@ def random_points(num: int, pc_range: Sequence[float], generator: Optional[torch
     return torch.cat(
         [xyz, torch.rand(num, 1, generator=generator) * 255,
          torch.rand(num, 1, generator=generator) * 0.5], 1)
+
+
+def random_head_predictions(num_layers: int,
+                            batch: int,
+                            num_queries: int,
+                            num_dn: int,
+                            num_classes: int,
+                            generator: Optional[torch.Generator] = None) -> dict:
+    """Random outputs of every decoder layer in ``CmtHead.forward``'s layout, the input of ``loss_by_feat``:
+    ``cls_scores`` (L, B, Q, K) logits, ``bbox_preds`` (L, B, Q, 10) codes, ``dn_cls_scores`` / ``dn_bbox_preds``
+    (L, B, P, .) of the denoising queries, standard normal."""
+    shapes = dict(
+        cls_scores=(num_queries, num_classes),
+        bbox_preds=(num_queries, 10),
+        dn_cls_scores=(num_dn, num_classes),
+        dn_bbox_preds=(num_dn, 10))
+    return {k: torch.randn(num_layers, batch, *shape, generator=generator) for k, shape in shapes.items()}
 
 
 def synthetic_batch(batch_size: int,
