@@ -93,7 +93,8 @@ def test_hungarian_assigner_matches_brute_force():
 
 def test_cost_matrices_of_several_layers_equal_each_layers_cost():
     """cost_matrices (all layers of a sample in one evaluation, from a strided slice of (L, B, Q, .) predictions)
-    against cost_matrix per layer (exactly) and the fp64 reference cost (1e-5)."""
+    against cost_matrix per layer (to fp32 rounding: vectorised CPU kernels may round an element of ``log`` differently
+    by its position in the buffer, up to 3.3e-6 absolute over 2000 seeds) and the fp64 reference cost (1e-5)."""
     g = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
     L, B, nq, ng, nc = 3, 2, 7, 4, 5
     assigner = _cmt_assigner()
@@ -103,7 +104,7 @@ def test_cost_matrices_of_several_layers_equal_each_layers_cost():
     costs = assigner.cost_matrices(pred[:, 1], cls[:, 1], gt, labels)
     assert costs.shape == (L, nq, ng)
     for layer in range(L):
-        assert torch.equal(costs[layer], assigner.cost_matrix(pred[layer, 1], cls[layer, 1], gt, labels))
+        torch.testing.assert_close(costs[layer], assigner.cost_matrix(pred[layer, 1], cls[layer, 1], gt, labels))
         ref = _reference_cost(cls[layer, 1], pred[layer, 1], gt, labels, CODE_WEIGHTS)
         np.testing.assert_allclose(costs[layer].double().numpy(), ref, rtol=1e-5, atol=1e-5)
 

@@ -44,7 +44,8 @@ class CmtHungarianAssigner3D(BaseAssigner):
     def cost_matrices(self, bbox_pred: Tensor, cls_pred: Tensor, gt_bboxes: Tensor, gt_labels: Tensor) -> Tensor:
         """The cost matrices of L prediction sets (e.g. the decoder layers) against one sample's GT in one
         evaluation: bbox_pred (L, Nq, 10), cls_pred (L, Nq, C) -> (L, Nq, Ng), each [l] equal to
-        ``cost_matrix(bbox_pred[l], cls_pred[l], ...)`` (every cost term is computed per query row)."""
+        ``cost_matrix(bbox_pred[l], cls_pred[l], ...)`` up to fp32 rounding (every cost term is computed per query
+        row; vectorised kernels may round an element differently by its position)."""
         L, Nq = bbox_pred.shape[:2]
         return self.cost_matrix(bbox_pred.flatten(0, 1), cls_pred.flatten(0, 1), gt_bboxes, gt_labels).view(L, Nq, -1)
 
