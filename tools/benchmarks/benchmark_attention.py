@@ -4,9 +4,10 @@ For each shape (voxel0100/800x320: B=2, Nk=128^2+6*20*50=22384; voxel0075/
 1600x640: B=1, Nk=180^2+6*40*100=56400; H=8, head dim 32), phase (train:
 Nq=1800, forward and forward+backward; infer: Nq=900, forward under
 inference_mode) and dtype, every row (sdpa, svd, exact, exact-plain,
-exact-nocache, triton, triton-1pass (keys not split), auto, bias-free SDPA at head dim 32 and at q/k 64 with
-v 32, FlexAttention with a score_mod computing the same bias) reports median
-ms, peak extra memory (MiB) and relative errors (out, grad bias_scale, grad r,
+exact-nocache, triton, triton-1pass (keys not split), triton-nocache (key factors rebuilt every call), auto,
+bias-free SDPA at head dim 32 and at q/k 64 with v 32, FlexAttention with a score_mod computing the same bias)
+reports median ms (CUDA events, wall clock and host time per call), peak extra memory (MiB) and relative errors
+(out, grad bias_scale, grad r,
 grad q) against an fp64 dense reference on the same inputs, plus ratios to
 bias-free SDPA. Writes markdown + JSON + PNG to --out.
 
@@ -33,15 +34,16 @@ from projects.mmdet3d_plugin.attention import (bev_key_lines, bias_attention, ca
                                                exact_bias_attention, resolve_mode, sdpa_bias_attention,
                                                svd_bias_attention, triton_is_available, triton_path_attention)
 from projects.mmdet3d_plugin.attention.paths.triton import load_triton_module
-from projects.mmdet3d_plugin.attention.testing import (CMT_PC_RANGE, CMT_QUERIES, CMT_SHAPES, camera_rig, median_ms,
-                                                       median_wall_ms, peak_mib, reference_by_head, sync)
+from projects.mmdet3d_plugin.attention.testing import (CMT_PC_RANGE, CMT_QUERIES, CMT_SHAPES, camera_rig,
+                                                       median_host_ms, median_ms, median_wall_ms, peak_mib,
+                                                       reference_by_head, sync)
 
 PC_RANGE = CMT_PC_RANGE
 SHAPES = dict(CMT_SHAPES, quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
 PHASES = CMT_QUERIES
 QUICK_PHASES = {'train': 40, 'infer': 20}
-ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'triton-1pass', 'auto', 'nobias',
-        'nobias-qk64', 'flex')
+ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'triton-1pass', 'triton-nocache', 'auto',
+        'nobias', 'nobias-qk64', 'flex')
 DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
 
 
@@ -182,6 +184,10 @@ def build_rows(case, names):
         with mod.forced_kv_splits(1):
             return triton_path_attention(q, k, v, r, o, d, s, length)
 
+    def triton_nocache(q, k, v, r, s):
+        clear_key_factor_cache()
+        return triton_path_attention(q, k, v, r, o, d, s, length)
+
     table = {
         'sdpa': (geo(sdpa_bias_attention), 'dense mask -> SDPA'),
         'svd': (geo(svd_bias_attention), 'dense -> svd_lowrank(10) -> SDPA'),
@@ -190,13 +196,14 @@ def build_rows(case, names):
         'exact-nocache': (nocache, 'exact, key factors rebuilt every call'),
         'triton': (geo(triton_path_attention), 'fused Triton kernel (keys split when queries leave SMs idle)'),
         'triton-1pass': (triton_one_pass, 'fused Triton kernel, keys in one pass (no split)'),
+        'triton-nocache': (triton_nocache, 'triton, key factors rebuilt every call'),
         'auto': (geo(bias_attention, mode='auto'), f'auto -> {auto_mode}'),
         'nobias':
         (lambda q, k, v, r, s: F.scaled_dot_product_attention(q, k, v), 'bias-free SDPA, head dim 32 (the floor)'),
         'nobias-qk64': (nobias_qk64, 'bias-free SDPA, q/k zero-padded to 64'),
     }
     for name in names:
-        if name in ('triton', 'triton-1pass') and triton_ok is not True:
+        if name.startswith('triton') and triton_ok is not True:
             rows[name] = triton_ok or 'triton not available on this device'
         elif name == 'flex':
             if dev.type != 'cuda':
@@ -246,8 +253,10 @@ def measure_row(fn, case, train, ref, args):
 
         res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
         res['fwd_wall_ms'] = median_wall_ms(fwd, dev, args.iters)
+        res['fwd_host_ms'] = median_host_ms(fwd, dev, args.iters)
         res['fwd_bwd_ms'] = median_ms(fwd_bwd, dev, args.warmup, args.iters, args.slow_ms)
         res['fwd_bwd_wall_ms'] = median_wall_ms(fwd_bwd, dev, args.iters)
+        res['fwd_bwd_host_ms'] = median_host_ms(fwd_bwd, dev, args.iters)
         res['peak_mib'] = peak_mib(fwd_bwd, dev)
         if ref is not None:
             out = fn(q, k, v, r, s)
@@ -263,6 +272,7 @@ def measure_row(fn, case, train, ref, args):
 
         res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
         res['fwd_wall_ms'] = median_wall_ms(fwd, dev, args.iters)
+        res['fwd_host_ms'] = median_host_ms(fwd, dev, args.iters)
         res['peak_mib'] = peak_mib(fwd, dev)
         if ref is not None:
             res['out_err'] = rel_err(fwd(), ref['out'])
@@ -294,7 +304,8 @@ def markdown(results, env):
         'errors are relative Frobenius norms vs an fp64 dense '
         'reference on the same inputs; x = ratio to bias-free SDPA '
         '(head dim 32); ms: CUDA events; wall: wall clock of one synchronised call (host overhead included), '
-        'ratio to bias-free in brackets.', ''
+        'ratio to bias-free in brackets; host: time until the call returns, GPU idle before and not waited for '
+        '(the launch work).', ''
     ]
     groups = {}
     for res in results:
@@ -306,13 +317,13 @@ def markdown(results, env):
         lines += [
             f"## {shape} {phase} {dtype}: B={m['B']} H={m['H']} "
             f"Nq={m['Nq']} Nk={m['Nk']} D={m['D']}", '', '| row | fwd ms | fwd x | fwd+bwd ms | fwd+bwd x | fwd wall '
-            'ms (x) | fwd+bwd wall ms (x) | peak MiB | mem x | out err | grad bias_scale err | grad r err | '
-            'grad q err | note |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | '
-            '---: | ---: | ---: | --- |'
+            'ms (x) | fwd+bwd wall ms (x) | fwd host ms | fwd+bwd host ms | peak MiB | mem x | out err | '
+            'grad bias_scale err | grad r err | grad q err | note |', '| --- | ---: | ---: | ---: | ---: | ---: | '
+            '---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
         ]
         for res in rows:
             if 'skipped' in res:
-                lines.append(f"| {res['row']} | | | | | | | | | | | | | "
+                lines.append(f"| {res['row']} | | | | | | | | | | | | | | | "
                              f"skipped: {res['skipped']} |")
                 continue
             lines.append(f"| {res['row']} | {fmt(res.get('fwd_ms'), '.3f')} | "
@@ -320,6 +331,7 @@ def markdown(results, env):
                          f"{fmt(res.get('fwd_bwd_ms'), '.3f')} | "
                          f"{fmt(res.get('fwd_bwd_x'), '.2f')} | "
                          f"{wall(res, 'fwd')} | {wall(res, 'fwd_bwd')} | "
+                         f"{fmt(res.get('fwd_host_ms'), '.3f')} | {fmt(res.get('fwd_bwd_host_ms'), '.3f')} | "
                          f"{fmt(res.get('peak_mib'), '.1f')} | "
                          f"{fmt(res.get('mem_x'), '.2f')} | "
                          f"{fmt(res.get('out_err'), '.1e')} | "

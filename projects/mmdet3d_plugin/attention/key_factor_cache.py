@@ -6,10 +6,19 @@ counters of (o, d) plus a settings key. The cache holds references to the
 (small, (B, Nk, 3)) line tensors, so a matched tensor cannot be a new tensor
 that reuses freed memory.
 """
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
 from torch import Tensor
+
+_ALL_CACHES = weakref.WeakSet()  # every KeyFactorCache (the exact and triton paths each keep one)
+
+
+def clear_key_factor_caches() -> None:
+    """Empty every KeyFactorCache (they hold references to (o, d) and their factors)."""
+    for cache in list(_ALL_CACHES):
+        cache.clear()
 
 
 class KeyFactorCache:
@@ -18,6 +27,7 @@ class KeyFactorCache:
     def __init__(self, max_entries: int = 4):
         self.max_entries = max_entries
         self._entries = OrderedDict()
+        _ALL_CACHES.add(self)
 
     def clear(self) -> None:
         self._entries.clear()

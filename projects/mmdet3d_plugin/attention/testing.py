@@ -347,6 +347,21 @@ def median_wall_ms(run: Callable, device, iters: int = 20) -> float:
     return statistics.median(times)
 
 
+def median_host_ms(run: Callable, device, iters: int = 20) -> float:
+    """Median host time of one run() in ms: from the call to its return, the device idle before it (synchronised
+    first) and not waited for after. Launch-bound code shows here what it costs the host; GPU-bound code returns
+    early. Call after a warm-up."""
+    device = torch.device(device)
+    times = []
+    for _ in range(iters):
+        sync(device)
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    sync(device)
+    return statistics.median(times)
+
+
 def peak_mib(run: Callable, device) -> Optional[float]:
     """Peak CUDA memory above what was allocated before one run() (MiB); None on CPU."""
     device = torch.device(device)
@@ -416,5 +431,5 @@ __all__ = [
     'GRAD_NAMES', 'CMT_SHAPES', 'CMT_QUERIES', 'CMT_HEADS', 'CMT_HEAD_DIM', 'CMT_PC_RANGE', 'cmt_num_keys',
     'cmt_kernel_shape', 'reference_dist2', 'reference_attention', 'reference_attention_fp64', 'reference_dist2_fp64',
     'reference_by_head', 'make_kernel_inputs', 'kernel_relative_errors', 'cmt_kernel_inputs', 'camera_rig', 'sync',
-    'median_ms', 'peak_mib', 'install_interpreter_bounds_check'
+    'median_ms', 'median_wall_ms', 'median_host_ms', 'peak_mib', 'install_interpreter_bounds_check'
 ]

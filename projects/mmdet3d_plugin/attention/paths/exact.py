@@ -12,15 +12,15 @@ from torch import Tensor
 
 from ..factored_sdpa import default_compensated, key_factor_tail, low_rank_bias_attention
 from ..geometry import key_factors, query_factors
-from ..key_factor_cache import KeyFactorCache
+from ..key_factor_cache import KeyFactorCache, clear_key_factor_caches
 from ..path_inputs import check_dense, check_geometry, check_qkv, no_autocast, normalise, to_key_frame, work_dtype
 
 _key_tail_cache = KeyFactorCache()
 
 
 def clear_key_factor_cache() -> None:
-    """Drop the cached key-side factors (they hold refs to (o, d))."""
-    _key_tail_cache.clear()
+    """Drop the cached key-side factors of every path (they hold refs to (o, d))."""
+    clear_key_factor_caches()
 
 
 def _key_tail(o: Tensor, d: Tensor, o3: Tensor, d3: Tensor, length_scale, dtype: torch.dtype, compensated: bool,

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..path_inputs import check_geometry, check_qkv, key_centre, no_autocast, to_key_frame
+from ..path_inputs import check_geometry, check_qkv
 
 KERNEL_MODULE = __package__ + '.triton_kernels'
 KERNEL_FILE = 'projects/mmdet3d_plugin/attention/paths/triton_kernels.py'
@@ -63,9 +63,10 @@ def triton_path_attention(q: Tensor,
                           *,
                           attn_mask: Optional[Tensor] = None,
                           dropout_p: float = 0.0) -> Tensor:
-    """Fused Triton kernel; r, o, d centred at the key centroid, divided by
-    ``length_scale``, fp32. Inputs are checked once here (shapes, devices,
-    then the kernel's own limits), not again by the kernel."""
+    """Fused Triton kernel; coordinates in metres. The kernels map points and lines to the key frame
+    ((x - centroid of the line origins) / ``length_scale``, fp32) themselves; the key-side factors are built
+    once per (o, d) tensors (``key_factors``: the decoder layers share them). Inputs are checked once here
+    (shapes, devices, then the kernel's own limits), not again by the kernel."""
     check_qkv(q, k, v)
     o3, d3 = check_geometry(q, k, r, o, d, bias_scale)
     if attn_mask is not None or dropout_p > 0:
@@ -77,14 +78,8 @@ def triton_path_attention(q: Tensor,
         raise RuntimeError(f'Triton is not available for device {q.device} '
                            '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
     mod.check_kernel_limits(q, k, v)
-    with no_autocast(q.device):
-        o3 = o3.detach().float()
-        centre = key_centre(o3)
-        b, nk = q.shape[0], k.shape[2]
-        r_n = to_key_frame(r.float(), centre, length_scale).contiguous()
-        # Lines shared by the batch stay stride-0 views (the kernel then
-        # builds their factors once).
-        o_n = to_key_frame(o3, centre, length_scale).expand(b, nk, 3)
-        d_n = d3.detach().float().expand(b, nk, 3)
-        scale = bias_scale.float()
-    return mod.fused_attention(q, k, v, r_n, o_n, d_n, scale, 1.0 / math.sqrt(q.shape[-1]))
+    split = mod.split_factors('auto', q.dtype)
+    if o3.dtype != torch.float32 or d3.dtype != torch.float32:
+        o3, d3 = o3.float(), d3.float()
+    keys = mod.key_factors(o, d, o3.detach(), d3.detach(), split, length_scale, centred=True)
+    return mod.attention_with_keys(q, k, v, r.float(), bias_scale.float(), keys, 1.0 / math.sqrt(q.shape[-1]))

@@ -32,17 +32,21 @@ it lazily, so the package (and every other path) imports without Triton.
 import contextlib
 import functools
 import math
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
 from ..geometry import FACTOR_RANK
+from ..key_factor_cache import KeyFactorCache
 from .triton import interpreting, triton_is_available
+from .triton_launch_cache import CompiledLaunchCache
 
 __all__ = [
-    'triton_bias_attention', 'fused_attention', 'check_kernel_limits', 'autotune_winners', 'kernel_configs',
-    'forced_config', 'widen_configs', 'KERNEL_RANK', 'kv_splits', 'forced_kv_splits'
+    'triton_bias_attention', 'fused_attention', 'attention_with_keys', 'key_factors', 'KeyFactors', 'split_factors',
+    'check_kernel_limits', 'autotune_winners', 'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK',
+    'kv_splits', 'forced_kv_splits', 'COMPILED'
 ]
 
 
@@ -118,9 +122,9 @@ def _bias_mm(a_x, a_hi, b_x, b_hi, acc, SPLIT: tl.constexpr, FACT_PREC: tl.const
 
 
 @triton.jit
-def _query_phi(x, y, z, RANK: tl.constexpr):
-    """phi(r) (BM, RANK) = [x, y, z, 1, x^2, y^2, z^2, xy, xz, yz, 0...] from (BM,) x, y, z."""
-    c = tl.arange(0, RANK)[None, :]
+def _phi_columns(x, y, z, c):
+    """phi(r)[c] (BM, W) for column indices c (1, W) in [0, RANK): phi = [x, y, z, 1, x^2, y^2, z^2, xy, xz, yz,
+    0...], from (BM,) x, y, z."""
     x = x[:, None]
     y = y[:, None]
     z = z[:, None]
@@ -142,41 +146,59 @@ def _query_phi(x, y, z, RANK: tl.constexpr):
 
 
 @triton.jit
-def _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale, RANK: tl.constexpr,
-                   SPLIT: tl.constexpr, BLOCK: tl.constexpr):
-    """a = coef_scale * bias_scale[h] * phi(r[b, i]) into A (B, H, Nq, W) for query block pid:
-    SPLIT: W = 2 RANK, bf16 [a_lo | a_hi]; else W = RANK, fp32 a."""
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    ok = offs < N_Q
-    base = R + b * stride_rb + offs * stride_rm
-    phi = _query_phi(
-        tl.load(base, mask=ok, other=0.0), tl.load(base + stride_rc, mask=ok, other=0.0),
-        tl.load(base + 2 * stride_rc, mask=ok, other=0.0), RANK)
-    c = tl.arange(0, RANK)[None, :]
-    for h in range(H):
-        a = phi * (tl.load(BS + h) * coef_scale)
-        if SPLIT:
-            off = ((b * H + h) * N_Q + offs[:, None]) * (2 * RANK) + c
-            hi = a.to(tl.bfloat16)
-            tl.store(A + off, (a - hi.to(tl.float32)).to(tl.bfloat16), mask=ok[:, None])
-            tl.store(A + off + RANK, hi, mask=ok[:, None])
-        else:
-            tl.store(A + ((b * H + h) * N_Q + offs[:, None]) * RANK + c, a, mask=ok[:, None])
+def _query_phi(x, y, z, RANK: tl.constexpr):
+    """phi(r) (BM, RANK) from (BM,) x, y, z."""
+    return _phi_columns(x, y, z, tl.arange(0, RANK)[None, :])
 
 
 @triton.jit
-def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn, stride_dc, N_K,
-                 RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
-    """psi(o, d) with phi(r).psi(o, d) = |r - o|^2 - ((r - o).d)^2 and psi[..., ONES_COLUMN] = 1
-    (phi is 0 there: bias unchanged, see the dq kernel) into P (Bp, Nk, W) for key block pid:
-    SPLIT: W = 2 RANK, bf16 [psi_hi | psi_lo]; else W = RANK, fp32 psi."""
+def _key_frame_points(R, C, offs, ok, stride_rm, stride_rc, inv_len):
+    """Points (R[offs] - C) * inv_len as (BM,) x, y, z (0 - C where not ``ok``): R at the batch's first row,
+    C its key-frame centre (3 fp32)."""
+    base = R + offs * stride_rm
+    x = (tl.load(base, mask=ok, other=0.0) - tl.load(C)) * inv_len
+    y = (tl.load(base + stride_rc, mask=ok, other=0.0) - tl.load(C + 1)) * inv_len
+    z = (tl.load(base + 2 * stride_rc, mask=ok, other=0.0) - tl.load(C + 2)) * inv_len
+    return x, y, z
+
+
+@triton.jit
+def _query_factor_tiles(R, C, BS, offs, ok, stride_rm, stride_rc, inv_len, coef_scale, RANK: tl.constexpr,
+                        FW: tl.constexpr, SPLIT: tl.constexpr):
+    """Query factors a = coef_scale * bias_scale[h] * phi(r_n), r_n = (r - centre) * inv_len, of query rows
+    ``offs`` (R, C at the batch, BS at the head): (a_x (BM, FW), a_hi (BM, RANK)) as ``_factor_tiles`` loads
+    them from A. SPLIT: a_x = [a_lo | a_hi] (bf16, FW = 2 RANK), a_hi = bf16(a); else a_x = a_hi = fp32 a."""
+    x, y, z = _key_frame_points(R, C, offs, ok, stride_rm, stride_rc, inv_len)
+    scale = tl.load(BS) * coef_scale
+    a = _query_phi(x, y, z, RANK) * scale
+    if SPLIT:
+        cw = tl.arange(0, FW)[None, :]
+        a_w = _phi_columns(x, y, z, cw % RANK) * scale
+        hi_w = a_w.to(tl.bfloat16)
+        a_x = tl.where(cw < RANK, (a_w - hi_w.to(tl.float32)).to(tl.bfloat16), hi_w)
+        a_hi = a.to(tl.bfloat16)
+    else:
+        a_x = a
+        a_hi = a
+    return a_x, a_hi
+
+
+@triton.jit
+def _key_factor_kernel(O, DIR, C, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn, stride_dc, stride_cb, N_K,
+                       inv_len, RANK: tl.constexpr, SPLIT: tl.constexpr, BLOCK: tl.constexpr):
+    """psi(o_n, d), o_n = (o - centre) * inv_len, with phi(r).psi(o, d) = |r - o|^2 - ((r - o).d)^2 and
+    psi[..., ONES_COLUMN] = 1 (phi is 0 there: bias unchanged, see the dq kernel), into P (Bp, Nk, W) for key
+    block program_id(0) of line batch program_id(1). SPLIT: W = 2 RANK, bf16 [psi_hi | psi_lo]; else W = RANK,
+    fp32 psi."""
+    pid = tl.program_id(0)
+    b = tl.program_id(1)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N_K
-    ob = O + b * stride_ob + offs * stride_on
     db = DIR + b * stride_db + offs * stride_dn
-    ox = tl.load(ob, mask=ok, other=0.0)[:, None]
-    oy = tl.load(ob + stride_oc, mask=ok, other=0.0)[:, None]
-    oz = tl.load(ob + 2 * stride_oc, mask=ok, other=0.0)[:, None]
+    ox, oy, oz = _key_frame_points(O + b * stride_ob, C + b * stride_cb, offs, ok, stride_on, stride_oc, inv_len)
+    ox = ox[:, None]
+    oy = oy[:, None]
+    oz = oz[:, None]
     dx = tl.load(db, mask=ok, other=0.0)[:, None]
     dy = tl.load(db + stride_dc, mask=ok, other=0.0)[:, None]
     dz = tl.load(db + 2 * stride_dc, mask=ok, other=0.0)[:, None]
@@ -211,33 +233,15 @@ def _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, 
 
 
 @triton.jit
-def _factor_kernel(R, BS, A, O, DIR, P, stride_rb, stride_rm, stride_rc, stride_ob, stride_on, stride_oc, stride_db,
-                   stride_dn, stride_dc, H, N_Q, N_K, BP, coef_scale, RANK: tl.constexpr, SPLIT: tl.constexpr,
-                   BLOCK: tl.constexpr):
-    """Both factor sets in one launch, grid (cdiv(max(Nq, Nk), BLOCK), B): program (pid, b)
-    writes query block pid of batch b (if any) and key block pid of line batch b < BP (if any)."""
-    pid = tl.program_id(0)
-    b = tl.program_id(1)
-    if pid * BLOCK < N_Q:
-        _query_factors(pid, b, R, BS, A, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale, RANK, SPLIT, BLOCK)
-    if (pid * BLOCK < N_K) & (b < BP):
-        _key_factors(pid, b, O, DIR, P, stride_ob, stride_on, stride_oc, stride_db, stride_dn, stride_dc, N_K, RANK,
-                     SPLIT, BLOCK)
-
-
-@triton.jit
-def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, H, N_Q, coef_scale,
-                             RANK: tl.constexpr, BLOCK: tl.constexpr):
-    """From dA (B, H, Nq, RANK): dr (B, Nq, 3) summed over heads, and per-(b, block) partial
-    d bias_scale (B, n_blocks, H) (summed in torch: deterministic, no atomics)."""
+def _query_factor_bwd_kernel(R, C, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stride_rc, stride_cb, H, N_Q, coef_scale,
+                             inv_len, RANK: tl.constexpr, BLOCK: tl.constexpr):
+    """From dA (B, H, Nq, RANK): dr (B, Nq, 3) in r's units (d r_n summed over heads, times inv_len), and
+    per-(b, block) partial d bias_scale (B, n_blocks, H) (summed in torch: deterministic, no atomics)."""
     pid = tl.program_id(0)
     b = tl.program_id(1)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N_Q
-    base = R + b * stride_rb + offs * stride_rm
-    x = tl.load(base, mask=ok, other=0.0)
-    y = tl.load(base + stride_rc, mask=ok, other=0.0)
-    z = tl.load(base + 2 * stride_rc, mask=ok, other=0.0)
+    x, y, z = _key_frame_points(R + b * stride_rb, C + b * stride_cb, offs, ok, stride_rm, stride_rc, inv_len)
     phi = _query_phi(x, y, z, RANK)
     c = tl.arange(0, RANK)[None, :]
     dphi = tl.zeros([BLOCK, RANK], dtype=tl.float32)
@@ -256,9 +260,9 @@ def _query_factor_bwd_kernel(R, BS, DA, DR, DBS_PART, stride_rb, stride_rm, stri
     g8 = tl.sum(tl.where(c == 8, dphi, 0.0), 1)
     g9 = tl.sum(tl.where(c == 9, dphi, 0.0), 1)
     out = DR + (b * N_Q + offs) * 3
-    tl.store(out, g0 + 2.0 * x * g4 + y * g7 + z * g8, mask=ok)
-    tl.store(out + 1, g1 + 2.0 * y * g5 + x * g7 + z * g9, mask=ok)
-    tl.store(out + 2, g2 + 2.0 * z * g6 + x * g8 + y * g9, mask=ok)
+    tl.store(out, (g0 + 2.0 * x * g4 + y * g7 + z * g8) * inv_len, mask=ok)
+    tl.store(out + 1, (g1 + 2.0 * y * g5 + x * g7 + z * g9) * inv_len, mask=ok)
+    tl.store(out + 2, (g2 + 2.0 * z * g6 + x * g8 + y * g9) * inv_len, mask=ok)
 
 
 @triton.jit
@@ -371,31 +375,36 @@ def _dq_fp32_safe(cfg) -> bool:
 
 @triton.jit
 def _store_fwd_outputs(Out, Out32, LSE, acc, lse, b, h, row, offs_m, m_ok, stride_ob, stride_oh, stride_om, stride_od,
-                       N_Q, HEAD_DIM: tl.constexpr, PARTIAL: tl.constexpr):
-    """Normalised output acc (BM, D) fp32 and base-2 log-sum-exp lse (BM,) of query rows offs_m (valid where m_ok):
-    to row ``row`` of the contiguous fp32 copy Out32 (rows, Nq, D) and of LSE (rows, Nq), and unless PARTIAL (one key
-    split's part) to Out (q's dtype, strides of (B, H, Nq, D)) at (b, h). The fp32 copy is the backward's delta
-    input: a 16-bit O would put its rounding into every dS."""
+                       N_Q, HEAD_DIM: tl.constexpr, PARTIAL: tl.constexpr, SAVE: tl.constexpr):
+    """Normalised output acc (BM, D) fp32 and base-2 log-sum-exp lse (BM,) of query rows offs_m (valid where m_ok).
+    PARTIAL (one key split's part): to row ``row`` of the contiguous fp32 Out32 (rows, Nq, D) and LSE (rows, Nq).
+    Else to Out (q's dtype, strides of (B, H, Nq, D)) at (b, h), and when SAVE (a backward follows) also to Out32
+    and LSE. The fp32 copy is the backward's delta input: a 16-bit O would put its rounding into every dS."""
     offs_d = tl.arange(0, HEAD_DIM)
     if not PARTIAL:
         tl.store(
             Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od,
             acc.to(Out.dtype.element_ty),
             mask=m_ok[:, None])
-    tl.store(Out32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
-    tl.store(LSE + row * N_Q + offs_m, lse, mask=m_ok)
+    if PARTIAL or SAVE:
+        tl.store(Out32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
+        tl.store(LSE + row * N_Q + offs_m, lse, mask=m_ok)
 
 
-@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY + ['KV_SPLIT'])
+@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY + ['KV_SPLIT', 'SAVE'])
 @triton.jit
-def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
-              stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
-              stride_od, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr,
-              FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
-              KV_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
+              stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
+              stride_om, stride_od, stride_rb, stride_rm, stride_rc, stride_cb, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT,
+              qk_scale, coef_scale, inv_len, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
+              SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, KV_SPLIT: tl.constexpr,
+              SAVE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (query block, b*h, key split s): keys s * KEYS_PER_SPLIT .. + KEYS_PER_SPLIT.
-    KV_SPLIT False (one split): writes Out, Out32 and LSE. KV_SPLIT True: writes the split's normalised
-    fp32 output to Out32 (S, B*H, Nq, D) and its log-sum-exp to LSE (S, B*H, Nq), for _combine_kv_splits."""
+    The query factors of the block come from r, the key-frame centre C and bias_scale in registers; with SAVE
+    (a backward follows) split 0 also writes them to A (B, H, Nq, FW) for the backward kernels.
+    KV_SPLIT False (one split): writes Out, and with SAVE Out32 and LSE. KV_SPLIT True: writes the split's
+    normalised fp32 output to Out32 (S, B*H, Nq, D) and its log-sum-exp to LSE (S, B*H, Nq), for
+    _combine_kv_splits."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -408,7 +417,11 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, s
         Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,
         mask=m_ok[:, None],
         other=0.0)
-    a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
+    a_x, a_hi = _query_factor_tiles(R + b * stride_rb, C + b * stride_cb, BS + h, offs_m, m_ok, stride_rm, stride_rc,
+                                    inv_len, coef_scale, RANK, FW, SPLIT)
+    if SAVE:
+        if pid_s == 0:
+            tl.store(A + (pid_bh * N_Q + offs_m[:, None]) * FW + tl.arange(0, FW)[None, :], a_x, mask=m_ok[:, None])
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
     p_base = P + b * stride_pb
@@ -428,15 +441,15 @@ def _attn_fwd(Q, K, V, A, P, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, s
                                   BLOCK_M, BLOCK_N, True)
     row = pid_s * tl.num_programs(1) + pid_bh  # the (split, b*h) row of the fp32 outputs
     _store_fwd_outputs(Out, Out32, LSE, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, row, offs_m, m_ok, stride_ob,
-                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, KV_SPLIT)
+                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, KV_SPLIT, SAVE)
 
 
 @triton.jit
 def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, N_SPLITS,
-                       HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
+                       HEAD_DIM: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
     """Merges the key splits of _attn_fwd: from the normalised split outputs OP (S, B*H, Nq, D) fp32 and
     their base-2 log-sum-exps LP (S, B*H, Nq), out = sum_s 2^(lse_s - lse) o_s with lse = log2 sum_s 2^lse_s,
-    written to Out (q's dtype, any strides), Out32 (B, H, Nq, D) and LSE (B, H, Nq)."""
+    written to Out (q's dtype, any strides), and with SAVE to Out32 (B, H, Nq, D) and LSE (B, H, Nq)."""
     pid = tl.program_id(0)
     pid_bh = tl.program_id(1)
     n_bh = tl.num_programs(1)
@@ -457,7 +470,7 @@ def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om,
         l_sum += w
         acc += w[:, None] * o
     _store_fwd_outputs(Out, Out32, LSE, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, offs, ok, stride_ob,
-                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False)
+                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False, SAVE)
 
 
 @triton.jit
@@ -647,23 +660,39 @@ _attn_bwd_dq_fp32 = triton.autotune(
 # Kernel name -> Autotuner; 'dq_fp32_factors' is the dq kernel over the configs that suit fp32
 # factors (see _dq_fp32_safe).
 _TUNERS = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq, 'dq_fp32_factors': _attn_bwd_dq_fp32}
+_JIT_KERNELS = {
+    'key_factors': _key_factor_kernel,
+    'combine': _combine_kv_splits,
+    'delta': _delta_kernel,
+    'query_factor_bwd': _query_factor_bwd_kernel
+}
 _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
+_INTERPRETING = interpreting()  # fixed per process: TRITON_INTERPRET is read when triton is imported
+COMPILED = CompiledLaunchCache()  # compiled kernels launched without Triton's per-call binding
 
 
-def _launch(name, grid, args, consts):
-    """Launch kernel `name` ('fwd', 'dkdv', 'dq') on grid(meta): with a forced config if set,
-    16x16 tiles under TRITON_INTERPRET, else through its autotuner (the dq kernel with fp32
-    factors through the one over its safe configs)."""
-    tuner = _TUNERS[name]
-    cfg = _FORCED.get(name)
-    if cfg is not None:
-        tuner.fn[grid](*args, **consts, **cfg.all_kwargs())
-    elif interpreting():
-        tuner.fn[grid](*args, **consts, **_INTERPRET_META)
+def _launch(name, grid, tensors, scalars, consts):
+    """Launch kernel `name` (a key of _TUNERS or _JIT_KERNELS) with arguments (*tensors, *scalars, **consts) on
+    grid (a tuple, or a function of the config's BLOCK_M/BLOCK_N). Autotuned kernels: with a forced config if
+    set, 16x16 tiles under TRITON_INTERPRET, else the autotuner's choice (the dq kernel with fp32 factors from
+    its safe configs). Compiled launches after the first with the same key skip Triton's binding
+    (COMPILED)."""
+    if name in _JIT_KERNELS:
+        kernel, options = _JIT_KERNELS[name], {'num_warps': 4}
+        if _INTERPRETING:
+            kernel[grid](*tensors, *scalars, **consts, **options)
+            return
     else:
+        kernel, options = _TUNERS[name], {}
+        cfg = _FORCED.get(name)
+        if cfg is not None or _INTERPRETING:
+            meta = cfg.all_kwargs() if cfg is not None else _INTERPRET_META
+            kernel.fn[grid](*tensors, *scalars, **consts, **meta)
+            return
         if name == 'dq' and not consts['SPLIT']:
-            tuner = _TUNERS['dq_fp32_factors']
-        tuner[grid](*args, **consts)
+            name = 'dq_fp32_factors'
+            kernel = _TUNERS[name]
+    COMPILED.launch(name, kernel, grid, tensors, scalars, consts, options)
 
 
 def kernel_configs(name: str) -> list:
@@ -679,6 +708,7 @@ def widen_configs(extra: dict) -> None:
     for name, configs in extra.items():
         kernel_configs(name).extend(configs)
     _TUNERS['dq_fp32_factors'].configs = [c for c in kernel_configs('dq') if _dq_fp32_safe(c)]
+    COMPILED.clear()  # re-tune on the next call (the autotuners' own caches are keyed without the configs)
 
 
 @contextlib.contextmanager
@@ -729,7 +759,7 @@ def _split_granule() -> int:
     cfg = _FORCED.get('fwd')
     if cfg is not None:
         return cfg.kwargs['BLOCK_N']
-    if interpreting():
+    if _INTERPRETING:
         return _INTERPRET_META['BLOCK_N']
     return max(c.kwargs['BLOCK_N'] for c in kernel_configs('fwd'))
 
@@ -742,17 +772,23 @@ def kv_splits(B: int, H: int, Nq: int, Nk: int, device) -> tuple:
     Then the keys are split so that about two programs per SM run, each split at least
     ``_MIN_KEYS_PER_SPLIT`` keys; one split otherwise, and on CPU (interpreter) unless forced.
     """
-    forced = _FORCED_KV_SPLITS.get('n')
+    device = torch.device(device)
+    compiled = not _INTERPRETING and device.type == 'cuda'
+    sms = _num_sms(device.index or 0) if compiled else 0
+    return _kv_splits(B, H, Nq, Nk, sms, _FORCED_KV_SPLITS.get('n'), _split_granule())
+
+
+@functools.lru_cache(maxsize=1024)
+def _kv_splits(B, H, Nq, Nk, sms, forced, granule) -> tuple:
+    """kv_splits for ``sms`` streaming multiprocessors (0: one split unless forced)."""
     if forced is not None:
         n = forced
-    elif interpreting() or torch.device(device).type != 'cuda':
+    elif sms == 0:
         n = 1
     else:
-        sms = _num_sms(torch.device(device).index or 0)
         programs = B * H * triton.cdiv(Nq, 128)
         n = 1 if programs >= sms else min(triton.cdiv(2 * sms, programs), max(1, Nk // _MIN_KEYS_PER_SPLIT))
     n = max(1, min(n, Nk))
-    granule = _split_granule()
     keys = triton.cdiv(triton.cdiv(Nk, n), granule) * granule
     return triton.cdiv(Nk, keys), keys
 
@@ -775,136 +811,177 @@ def forced_kv_splits(n: int):
 
 
 # ----------------------------------------------------------------------------------------------
-# Autograd
+# Key-side factors: once per set of key lines (decoder layers share them)
 # ----------------------------------------------------------------------------------------------
+class KeyFactors(NamedTuple):
+    """The key side of one attention call.
+
+    centre: (Bc, 1, 3) fp32, Bc in {1, B}: origin of the key frame, in the caller's units (metres for the path).
+    psi: (Bp, Nk, FW) factors of the lines in the key frame ((o - centre) * inv_len, d); Bp in {1, B}; SPLIT
+        layout (FW = 2 RANK, bf16 [psi_hi | psi_lo]) or fp32 (FW = RANK).
+    inv_len: 1 / length scale (query points are mapped as (r - centre) * inv_len in the kernels).
+    split: the layout of psi (and of the query factors A).
+    """
+    centre: torch.Tensor
+    psi: torch.Tensor
+    inv_len: float
+    split: bool
+
+
+_KEY_FACTORS = KeyFactorCache()
+
+
 def _aux_block() -> int:
     """Rows per program of the small factor / delta kernels."""
-    return 16 if interpreting() else 64
+    return 16 if _INTERPRETING else 64
 
 
+def _batch_stride(t: torch.Tensor) -> int:
+    """Stride of dim 0, 0 when it has one entry (broadcast over the batch)."""
+    return 0 if t.shape[0] == 1 else t.stride(0)
+
+
+def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: bool = False) -> KeyFactors:
+    """KeyFactors of lines (o3, d3) (Bk, Nk, 3) fp32 (batch stride 0 allowed), cached per caller tensors (o, d)
+    (identity and in-place version) and settings: the decoder layers of one forward build them once.
+
+    centred: the key frame's origin is the origins' centroid (the path: metres in, divided by ``length_scale``);
+    else 0 (coordinates already in the kernel frame). Lines are shared by the batch (Bp = 1) when both o3 and d3
+    have one entry or batch stride 0.
+    """
+
+    def build():
+        shared_o = o3.shape[0] == 1 or o3.stride(0) == 0
+        bp = 1 if shared_o and (d3.shape[0] == 1 or d3.stride(0) == 0) else max(o3.shape[0], d3.shape[0])
+        with torch.no_grad():
+            first = o3[:1] if shared_o else o3
+            centre = first.mean(dim=1, keepdim=True) if centred else first.new_zeros((1, 1, 3))
+        nk = o3.shape[1]
+        fw = 2 * KERNEL_RANK if split else KERNEL_RANK
+        psi = torch.empty((bp, nk, fw), dtype=torch.bfloat16 if split else torch.float32, device=o3.device)
+        lines_o, lines_d = (o3[:1], d3[:1]) if bp == 1 else (o3.expand(bp, nk, 3), d3.expand(bp, nk, 3))
+        blk = _aux_block()
+        with _on_device(psi):
+            _launch('key_factors', (triton.cdiv(nk, blk), bp), (lines_o, lines_d, centre, psi),
+                    (*lines_o.stride(), *lines_d.stride(), _batch_stride(centre), nk, 1.0 / float(length_scale)),
+                    dict(RANK=KERNEL_RANK, SPLIT=split, BLOCK=blk))
+        return KeyFactors(centre, psi, 1.0 / float(length_scale), split)
+
+    # inference tensors (built under torch.inference_mode) cannot be saved for a backward: their own entries
+    settings = ('triton', split, float(length_scale), centred, torch.is_inference_mode_enabled())
+    return _KEY_FACTORS.get_or_build(o, d, settings, build)
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward, backward
+# ----------------------------------------------------------------------------------------------
 def _on_device(t: torch.Tensor):
     """Triton launches on the current CUDA device: make it t's device (tensors on cuda:1 etc.)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+    if t.is_cuda and t.device.index != torch.cuda.current_device():
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
+
+
+def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
+    """out (B, H, Nq, D); with ``save`` also (A, out32, lse) for the backward (else None).
+
+    r (B, Nq, 3) fp32 in the caller's units, bias_scale (H,) fp32."""
+    B, H, Nq, D = q.shape
+    Nk = k.shape[2]
+    dev = q.device
+    split = keys.split
+    fw = 2 * KERNEL_RANK if split else KERNEL_RANK
+    out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
+    if save:
+        a = torch.empty((B, H, Nq, fw), dtype=torch.bfloat16 if split else torch.float32, device=dev)
+        out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
+        lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
+    else:  # never written (SAVE False): any pointer
+        a = out32 = lse = out
+    n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, dev)
+    if n_splits > 1:  # split outputs first, merged below
+        out32_s = torch.empty((n_splits, B, H, Nq, D), dtype=torch.float32, device=dev)
+        lse_s = torch.empty((n_splits, B, H, Nq), dtype=torch.float32, device=dev)
+    else:
+        out32_s, lse_s = out32, lse
+    _launch(
+        'fwd', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
+        (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, out32_s, lse_s),
+        (*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
+         _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale, keys.inv_len),
+        dict(
+            HEAD_DIM=D,
+            RANK=KERNEL_RANK,
+            FW=fw,
+            SPLIT=split,
+            DOT_PREC='tf32x3' if q.dtype == torch.float32 else 'none',
+            FACT_PREC=fact_prec,
+            KV_SPLIT=n_splits > 1,
+            SAVE=save))
+    if n_splits > 1:
+        blk = _aux_block()
+        _launch('combine', (triton.cdiv(Nq, blk), B * H), (out32_s, lse_s, out, out32, lse),
+                (*out.stride(), H, Nq, n_splits), dict(HEAD_DIM=D, SAVE=save, BLOCK=blk))
+    return out, ((a, out32, lse) if save else None)
+
+
+def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, out32, lse, dout, sm_scale: float, fact_prec: str):
+    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units."""
+    B, H, Nq, D = q.shape
+    Nk = k.shape[2]
+    dev = q.device
+    blk = _aux_block()
+    dout = dout.to(q.dtype)
+    split = keys.split
+    delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
+    _launch('delta', (triton.cdiv(Nq, blk), B * H), (out32, dout, delta), (*dout.stride(), H, Nq),
+            dict(HEAD_DIM=D, BLOCK=blk))
+    dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
+    dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
+    dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
+    da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
+    scalars = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), _batch_stride(keys.psi), H, Nq, Nk,
+               sm_scale * _LOG2E, sm_scale)
+    consts = dict(
+        HEAD_DIM=D,
+        RANK=KERNEL_RANK,
+        FW=2 * KERNEL_RANK if split else KERNEL_RANK,
+        SPLIT=split,
+        DOT_PREC='tf32x3' if q.dtype == torch.float32 else 'none',
+        FACT_PREC=fact_prec)
+    _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dk, dv),
+            scalars, consts)
+    _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dq, da),
+            scalars, consts)
+    n_blk = triton.cdiv(Nq, blk)
+    dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
+    dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
+    _launch('query_factor_bwd', (n_blk, B), (r, keys.centre, bias_scale, da, dr, dbs_part),
+            (*r.stride(), _batch_stride(keys.centre), H, Nq, -1.0 / sm_scale, keys.inv_len),
+            dict(RANK=KERNEL_RANK, BLOCK=blk))
+    return dq, dk, dv, dr, dbs_part.sum(dim=(0, 1))
 
 
 class _GeoBiasFlashAttention(torch.autograd.Function):
-    """Fused geometric-bias attention; see triton_bias_attention for the arguments. fact_prec
-    'off' (tools/benchmarks/tune_triton_attention.py only) times the same kernels without the bias."""
+    """Fused geometric-bias attention with gradients to q, k, v, r and bias_scale; see attention_with_keys.
+    fact_prec 'off' (tools/benchmarks/tune_triton_attention.py only) times the same kernels without the bias."""
 
     @staticmethod
-    def forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec='tf32x3'):
+    def forward(ctx, q, k, v, r, bias_scale, keys, sm_scale, fact_prec):
         with _on_device(q):
-            return _GeoBiasFlashAttention._forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec)
-
-    @staticmethod
-    def backward(ctx, dout):
-        with _on_device(dout):
-            return _GeoBiasFlashAttention._backward(ctx, dout)
-
-    @staticmethod
-    def _forward(ctx, q, k, v, r, o, d, bias_scale, sm_scale, split, fact_prec):
-        B, H, Nq, D = q.shape
-        Nk = k.shape[2]
-        dev = q.device
-        fac_dtype = torch.bfloat16 if split else torch.float32
-        dot_prec = 'tf32x3' if q.dtype == torch.float32 else 'none'
-        blk = _aux_block()
-        coef_scale = -1.0 / sm_scale
-
-        fw = 2 * KERNEL_RANK if split else KERNEL_RANK
-        a = torch.empty((B, H, Nq, fw), dtype=fac_dtype, device=dev)
-        bp = 1 if (o.stride(0) == 0 and d.stride(0) == 0) else B  # key lines shared by the batch
-        psi = torch.empty((bp, Nk, fw), dtype=fac_dtype, device=dev)
-        _factor_kernel[(triton.cdiv(max(Nq, Nk), blk),
-                        B)](r,
-                            bias_scale,
-                            a,
-                            o,
-                            d,
-                            psi,
-                            *r.stride(),
-                            *o.stride(),
-                            *d.stride(),
-                            H,
-                            Nq,
-                            Nk,
-                            bp,
-                            coef_scale,
-                            RANK=KERNEL_RANK,
-                            SPLIT=split,
-                            BLOCK=blk,
-                            num_warps=4)
-        stride_pb = 0 if bp == 1 else Nk * fw
-
-        out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
-        out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
-        lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
-        n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, dev)
-        if n_splits > 1:  # split outputs first, merged below
-            out32_s = torch.empty((n_splits, B, H, Nq, D), dtype=torch.float32, device=dev)
-            lse_s = torch.empty((n_splits, B, H, Nq), dtype=torch.float32, device=dev)
-        else:
-            out32_s, lse_s = out32, lse
-        grid = lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H, n_splits)  # noqa: E731
-        _launch(
-            'fwd', grid, (q, k, v, a, psi, out, out32_s, lse_s, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
-                          stride_pb, H, Nq, Nk, keys_per_split, sm_scale * _LOG2E),
-            dict(
-                HEAD_DIM=D,
-                RANK=KERNEL_RANK,
-                FW=fw,
-                SPLIT=split,
-                DOT_PREC=dot_prec,
-                FACT_PREC=fact_prec,
-                KV_SPLIT=n_splits > 1))
-        if n_splits > 1:
-            _combine_kv_splits[(triton.cdiv(Nq, blk), B * H)](
-                out32_s, lse_s, out, out32, lse, *out.stride(), H, Nq, n_splits, HEAD_DIM=D, BLOCK=blk, num_warps=4)
-        ctx.save_for_backward(q, k, v, r, bias_scale, a, psi, out32, lse)
-        ctx.consts = (sm_scale, split, fw, stride_pb, dot_prec, fact_prec)
+            out, (a, out32, lse) = _forward(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save=True)
+        ctx.save_for_backward(q, k, v, r, bias_scale, keys.centre, keys.psi, a, out32, lse)
+        ctx.consts = (keys.inv_len, keys.split, sm_scale, fact_prec)
         return out
 
     @staticmethod
-    def _backward(ctx, dout):
-        q, k, v, r, bias_scale, a, psi, out32, lse = ctx.saved_tensors
-        sm_scale, split, fw, stride_pb, dot_prec, fact_prec = ctx.consts
-        B, H, Nq, D = q.shape
-        Nk = k.shape[2]
-        dev = q.device
-        blk = _aux_block()
-        dout = dout.to(q.dtype)
-        delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
-        _delta_kernel[(triton.cdiv(Nq, blk), B * H)](
-            out32, dout, delta, *dout.stride(), H, Nq, HEAD_DIM=D, BLOCK=blk, num_warps=4)
-        dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
-        dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
-        dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
-        da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
-        common = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), stride_pb, H, Nq, Nk, sm_scale * _LOG2E,
-                  sm_scale)
-        consts = dict(HEAD_DIM=D, RANK=KERNEL_RANK, FW=fw, SPLIT=split, DOT_PREC=dot_prec, FACT_PREC=fact_prec)
-        _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H),
-                (q, k, v, a, psi, dout, lse, delta, dk, dv, *common), consts)
-        _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H),
-                (q, k, v, a, psi, dout, lse, delta, dq, da, *common), consts)
-
-        n_blk = triton.cdiv(Nq, blk)
-        dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
-        dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
-        _query_factor_bwd_kernel[(n_blk,
-                                  B)](r,
-                                      bias_scale,
-                                      da,
-                                      dr,
-                                      dbs_part,
-                                      *r.stride(),
-                                      H,
-                                      Nq,
-                                      -1.0 / sm_scale,
-                                      RANK=KERNEL_RANK,
-                                      BLOCK=blk,
-                                      num_warps=4)
-        return dq, dk, dv, dr, None, None, dbs_part.sum(dim=(0, 1)), None, None, None
+    def backward(ctx, dout):
+        q, k, v, r, bias_scale, centre, psi, a, out32, lse = ctx.saved_tensors
+        inv_len, split, sm_scale, fact_prec = ctx.consts
+        with _on_device(dout):
+            grads = _backward(q, k, v, r, bias_scale, KeyFactors(centre, psi, inv_len, split), a, out32, lse, dout,
+                              sm_scale, fact_prec)
+        return (*grads, None, None, None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -964,14 +1041,31 @@ def _check_inputs(q, k, v, r, o, d, bias_scale):
                            'TRITON_INTERPRET=1 set before triton is imported)')
 
 
-def fused_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, factor_precision='auto'):
-    """``triton_bias_attention`` without the input checks (the triton path has checked them)."""
+def split_factors(factor_precision: str, dtype: torch.dtype) -> bool:
+    """True for the bf16x3 factor layout: 'bf16x3', or 'auto' with 16-bit q/k/v; False for 'tf32x3'."""
     if factor_precision not in _FACTOR_PRECISIONS:
         raise ValueError(f'triton_bias_attention: factor_precision must be one of {_FACTOR_PRECISIONS}; '
                          f'got {factor_precision!r}')
+    return factor_precision == 'bf16x3' or (factor_precision == 'auto' and dtype != torch.float32)
+
+
+def attention_with_keys(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str = 'tf32x3'):
+    """The fused attention on checked inputs: r (B, Nq, 3) and bias_scale (H,) fp32, key side from
+    ``key_factors``. Through the autograd function when a gradient is wanted, else straight to the forward
+    kernels (no saved tensors)."""
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad or r.requires_grad
+                                    or bias_scale.requires_grad):
+        return _GeoBiasFlashAttention.apply(q, k, v, r, bias_scale, keys, sm_scale, fact_prec)
+    with _on_device(q):
+        return _forward(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save=False)[0]
+
+
+def fused_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, factor_precision='auto'):
+    """``triton_bias_attention`` without the input checks (kernel-frame coordinates)."""
+    split = split_factors(factor_precision, q.dtype)
     sm_scale = 1.0 / math.sqrt(q.shape[-1]) if sm_scale is None else float(sm_scale)
-    split = factor_precision == 'bf16x3' or (factor_precision == 'auto' and q.dtype != torch.float32)
-    return _GeoBiasFlashAttention.apply(q, k, v, r, o, d, bias_scale, sm_scale, split)
+    keys = key_factors(o, d, o, d, split)
+    return attention_with_keys(q, k, v, r, bias_scale, keys, sm_scale)
 
 
 def triton_bias_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, *, factor_precision='auto'):
@@ -986,10 +1080,9 @@ def triton_bias_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, *, factor
         factor_precision: 'auto' (bf16x3 for 16-bit q/k/v, tf32x3 for fp32), 'bf16x3' or 'tf32x3'.
     Returns:
         (B, H, Nq, D) in q's dtype = softmax(sm_scale q k^T - bias_scale[h] dist2(r_i, line_j)) v.
-    Gradients reach q, k, v, r and bias_scale (none for o, d).
+    Gradients reach q, k, v, r and bias_scale (none for o, d). The key factors of (o, d) are built once per
+    pair of tensors (and in-place version) and reused by later calls.
     """
-    if factor_precision not in _FACTOR_PRECISIONS:
-        raise ValueError(f'triton_bias_attention: factor_precision must be one of {_FACTOR_PRECISIONS}; '
-                         f'got {factor_precision!r}')
+    split_factors(factor_precision, q.dtype)  # validates the name
     _check_inputs(q, k, v, r, o, d, bias_scale)
     return fused_attention(q, k, v, r, o, d, bias_scale, sm_scale, factor_precision)

@@ -1,0 +1,80 @@
+"""Launch compiled Triton kernels without Triton's per-call argument binding and autotuner lookup.
+
+``kernel[grid](*args)`` through ``triton.JITFunction`` binds every argument to the signature, computes the
+specialization key and looks the compiled kernel up on each call; ``triton.autotune`` adds its own key on top.
+That Python work per launch took longer than launching the compiled kernel itself on the H200 hosts, and the
+attention's launches per training step took more host time than its forward kernel runs (the host columns of
+``tools/benchmarks/benchmark_attention.py``; docs/benchmarks/README.md, "Lean triton launch").
+
+``CompiledLaunchCache`` launches through Triton once per distinct argument set, keeps the compiled kernel it
+returns (and the autotuner's choice), and launches that kernel directly afterwards. The key holds everything
+Triton specializes on, conservatively: the exact values of the integer arguments (Triton specializes on
+``== 1`` and divisibility by 16), each tensor's dtype and data pointer modulo 16 (alignment), the constexpr
+values, the launch options and the CUDA device. Equal keys therefore give the same compiled kernel. Only for
+compiled CUDA launches; forced configs and the interpreter go through Triton every time (see triton_kernels).
+"""
+from typing import Callable, Dict, Sequence, Tuple, Union
+
+import torch
+from triton.runtime import Autotuner
+
+Grid = Union[Tuple[int, ...], Callable[[dict], Tuple[int, ...]]]
+
+
+class CompiledLaunchCache:
+    """Compiled kernels by launch key; ``launch`` runs one kernel.
+
+    Args:
+        max_entries (int): entries kept; when full the cache starts over (a training run with varying query
+            counts adds about seven entries per new count).
+    """
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = max_entries
+        self._entries: Dict[tuple, tuple] = {}
+        self.hits = 0  # launches that skipped Triton's binding (tests, benchmarks)
+        self.misses = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def launch(self, name: str, kernel, grid: Grid, tensors: Sequence[torch.Tensor], scalars: tuple, consts: dict,
+               options: dict) -> None:
+        """Run ``kernel`` (a ``triton.JITFunction`` or ``triton.autotune`` wrapper) on ``grid``.
+
+        The kernel's signature must be ``(*tensors, *scalars, *constexprs)``: the pointer arguments first, then
+        the runtime scalars, then constexpr parameters given by ``consts`` and, for an autotuned kernel, by the
+        chosen config. ``grid`` is a tuple or a function of the config's meta-parameters. ``options``: launch
+        options of a plain jit kernel (``num_warps``).
+        """
+        key = (name, torch.cuda.current_device(), tuple(consts.values()), tuple(options.values()),
+               tuple(t.dtype for t in tensors), tuple(t.data_ptr() % 16 for t in tensors), scalars)
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            entry = self._launch_through_triton(kernel, grid, tensors, scalars, consts, options)
+            if entry is not None:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[key] = entry
+            return
+        self.hits += 1
+        compiled, tail, meta = entry
+        compiled[grid(meta) if callable(grid) else grid](*tensors, *scalars, *tail)
+
+    @staticmethod
+    def _launch_through_triton(kernel, grid, tensors, scalars, consts, options):
+        """Launch through Triton (compiling/autotuning if needed); the (compiled kernel, constexpr tail, config
+        meta) to cache, or None when the kernel's signature is not ``(*tensors, *scalars, *constexprs)``."""
+        compiled = kernel[grid](*tensors, *scalars, **consts, **options)
+        tuned = isinstance(kernel, Autotuner)
+        meta = dict(kernel.best_config.kwargs) if tuned else {}
+        jit_fn = kernel.fn if tuned else kernel
+        names = jit_fn.arg_names[len(tensors) + len(scalars):]
+        given = {**consts, **meta}
+        if compiled is None or sorted(names) != sorted(given):
+            return None
+        return compiled, tuple(given[n] for n in names), meta
