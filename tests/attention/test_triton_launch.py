@@ -108,7 +108,7 @@ def test_launch_cache_keys_on_what_triton_specializes(monkeypatch):
     launch((x, y), 7)
     launch((x, y), 7)
     assert kernel.through_triton == [((3, 1), (x, y, 7, 0.5), dict(BLOCK=16, MODE='a', num_warps=4))]
-    assert kernel.direct == [((3, 1), (x, y, 7, 0.5, 16, 'a'))]
+    assert kernel.direct == [((3, 1, 1), (x, y, 7, 0.5, 16, 'a'))]  # grids padded to 3 dims for the launcher
     launch((x, y), 8)  # another int value
     launch((x[1:], y), 7)  # data pointer 4 bytes past a 16-byte boundary
     launch((x.double(), y), 7)  # dtype
@@ -160,7 +160,7 @@ def test_gpu_compiled_launches_match_triton_launches(dtype):
     entries, hits, misses = len(ta.COMPILED), ta.COMPILED.hits, ta.COMPILED.misses
     again = run()  # forward, delta, dk/dv, dq, dr: five launches, all from the cache
     assert (len(ta.COMPILED), ta.COMPILED.misses, ta.COMPILED.hits - hits) == (entries, misses, 5)
-    for name, a, b in zip(['out'] + GRAD_NAMES, first, again):
+    for name, a, b in zip(('out', *GRAD_NAMES), first, again):
         assert torch.equal(a, b), name
     errs = kernel_relative_errors(*inputs, ta.triton_bias_attention)
     rtol, atol = {torch.float32: (1e-4, 1e-5), torch.bfloat16: (3e-2, 1e-3)}[dtype]

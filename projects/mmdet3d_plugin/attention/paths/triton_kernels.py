@@ -3,9 +3,11 @@
     out[b,h,i] = softmax_j(sm_scale * q_i.k_j - bias_scale[h] * dist2(r_i, line(o_j, d_j))) @ v
     dist2(r, line(o, d)) = |r - o|^2 - ((r - o).d)^2
 
-The Nq x Nk bias never exists in memory. One small kernel writes the exact rank-10 factors (padded
-to 16) once per call: A = -bias_scale[h] * phi(r) / sm_scale (B, H, Nq, 16) and psi(o, d)
-(B or 1, Nk, 16), with phi . psi = dist2. Inside the tile loop the bias tile A psi^T is
+The Nq x Nk bias never exists in memory. Its exact rank-10 factors (padded to 16), with phi . psi = dist2:
+psi(o, d) (B or 1, Nk, 16) from a small kernel once per set of key lines (``key_factors``: cached, the
+decoder layers share the lines), and A = -bias_scale[h] * phi(r) / sm_scale (B, H, Nq, 16) in the forward
+kernel's registers, from r mapped to the key frame there ((r - centre) / length scale); the forward writes A
+out only for the backward. Inside the tile loop the bias tile A psi^T is
 accumulated on the tensor cores in fp32, chained into the same accumulator as q k^T, so the
 per-score CUDA-core work (exp2, max, sum, casts) is that of bias-free flash attention:
 
@@ -14,8 +16,8 @@ per-score CUDA-core work (exp2, max, sum, casts) is that of bias-free flash atte
   product, against 2^-8 for a bf16 dense bias.
 * 'tf32x3' (default for fp32): Triton's 3-pass TF32 dot on fp32 factors (fp32-level products).
 
-With s = q.k + A.psi, p = exp2(s * sm_scale * log2(e) - lse2). The forward saves the output,
-an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp32, (B, H, Nq)). When the query
+With s = q.k + A.psi, p = exp2(s * sm_scale * log2(e) - lse2). When a gradient is wanted the forward
+saves the output, an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp32, (B, H, Nq)). When the query
 blocks alone would leave SMs idle (batch-1 inference), the forward splits the keys over several
 programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``).
 The backward is
@@ -26,7 +28,8 @@ d r (through the polynomial phi, summed over heads) and to per-(b, query block, 
 d bias_scale, added up in torch: deterministic, no atomics.
 
 Layout follows Triton's fused-attention tutorial: top-level ``@triton.jit`` kernels, the three main
-ones under ``@triton.autotune``. This module imports triton at its top; ``paths/triton.py`` imports
+ones under ``@triton.autotune``. Compiled launches go through ``CompiledLaunchCache`` (triton_launch_cache.py):
+Triton's per-call binding and autotuner lookup only for a new argument set. This module imports triton at its top; ``paths/triton.py`` imports
 it lazily, so the package (and every other path) imports without Triton.
 """
 import contextlib
