@@ -29,7 +29,8 @@ d bias_scale, added up in torch: deterministic, no atomics.
 
 Layout follows Triton's fused-attention tutorial: top-level ``@triton.jit`` kernels, the three main
 ones under ``@triton.autotune``. Compiled launches go through ``CompiledLaunchCache`` (triton_launch_cache.py):
-Triton's per-call binding and autotuner lookup only for a new argument set. This module imports triton at its top; ``paths/triton.py`` imports
+Triton's per-call binding and autotuner lookup only for a new argument set.
+This module imports triton at its top; ``paths/triton.py`` imports
 it lazily, so the package (and every other path) imports without Triton.
 """
 import contextlib
