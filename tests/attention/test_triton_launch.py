@@ -4,18 +4,12 @@ Triton's per-call binding, no saved tensors when no gradient is wanted.
 CPU: the key-factor cache through the path under the Triton interpreter (a subprocess: TRITON_INTERPRET=1 must be
 set before triton is imported). GPU (skipped on CPU): the compiled-launch cache against an fp64 reference.
 """
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from projects.mmdet3d_plugin.attention.testing import (GRAD_NAMES, kernel_relative_errors, make_kernel_inputs,
                                                        reference_attention)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.attention.interpreted import run_interpreted
 
 # Three decoder-layer-like calls on one (o, d) pair, an in-place change of o, then equal values in new tensors:
 # counts the key-factor builds (launches of the key factor kernel) and compares each output with fp64 math.
@@ -54,19 +48,7 @@ print('RESULT' + json.dumps(res))
 def test_key_factors_built_once_per_key_lines():
     pytest.importorskip('triton')
     seed = int(torch.randint(0, 10**6, ()).item())
-    env = dict(
-        os.environ,
-        TRITON_INTERPRET='1',
-        CUDA_VISIBLE_DEVICES='',
-        PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-c', KEY_CACHE_SCRIPT.replace('SEED', str(seed))],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads([x for x in proc.stdout.splitlines() if x.startswith('RESULT')][-1][len('RESULT'):])
+    res = run_interpreted(KEY_CACHE_SCRIPT.replace('SEED', str(seed)))
     # one build for the three calls, one after the in-place change, one for new tensors, one after clearing
     assert res['builds'] == [1, 1, 1, 2, 3, 4], res
     assert max(res['err']) < 1e-4, (seed, res)

@@ -4,14 +4,9 @@ argument order) vs the fp64 reference, through the Triton interpreter.
 TRITON_INTERPRET=1 must be set before triton is imported, so the cases run
 in one subprocess that prints their errors as JSON.
 """
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.attention.interpreted import run_interpreted
 
 SCRIPT = r'''
 import json, torch
@@ -39,16 +34,7 @@ print('RESULT' + json.dumps(res))
 
 def test_triton_path_under_interpreter():
     pytest.importorskip('triton')
-    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-c', SCRIPT],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [x for x in proc.stdout.splitlines() if x.startswith('RESULT')][-1]
-    res = json.loads(line[len('RESULT'):])
+    res = run_interpreted(SCRIPT)
     tol = {'fp32_shared': 1e-4, 'bf16_per_batch': 2e-2}
     for name, bound in tol.items():
         errs = res[name]['errs']

@@ -336,27 +336,27 @@ def median_ms(run: Callable, device, warmup: int = 5, iters: int = 20, slow_ms: 
 def median_wall_ms(run: Callable, device, iters: int = 20) -> float:
     """Median wall clock of one run() in ms, synchronised before and after each call (host and launch overhead
     included: what a caller waits for). Call after ``median_ms`` or another warm-up."""
-    device = torch.device(device)
-    times = []
-    for _ in range(iters):
-        sync(device)
-        t0 = time.perf_counter()
-        run()
-        sync(device)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return _median_call_ms(run, device, iters, wait=True)
 
 
 def median_host_ms(run: Callable, device, iters: int = 20) -> float:
     """Median host time of one run() in ms: from the call to its return, the device idle before it (synchronised
     first) and not waited for after. Launch-bound code shows here what it costs the host; GPU-bound code returns
     early. Call after a warm-up."""
+    return _median_call_ms(run, device, iters, wait=False)
+
+
+def _median_call_ms(run: Callable, device, iters: int, wait: bool) -> float:
+    """Median ms from calling run() (device synchronised first) to its return, or with ``wait`` to the device's
+    end of its work."""
     device = torch.device(device)
     times = []
     for _ in range(iters):
         sync(device)
         t0 = time.perf_counter()
         run()
+        if wait:
+            sync(device)
         times.append((time.perf_counter() - t0) * 1e3)
     sync(device)
     return statistics.median(times)
