@@ -79,7 +79,5 @@ def triton_path_attention(q: Tensor,
                            '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
     mod.check_kernel_limits(q, k, v)
     split = mod.split_factors('auto', q.dtype)
-    if o3.dtype != torch.float32 or d3.dtype != torch.float32:
-        o3, d3 = o3.float(), d3.float()
-    keys = mod.key_factors(o, d, o3.detach(), d3.detach(), split, length_scale, centred=True)
+    keys = mod.key_factors(o, d, o3.detach().float(), d3.detach().float(), split, length_scale, centred=True)
     return mod.attention_with_keys(q, k, v, r.float(), bias_scale.float(), keys, 1.0 / math.sqrt(q.shape[-1]))

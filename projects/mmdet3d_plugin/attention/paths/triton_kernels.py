@@ -44,6 +44,7 @@ import triton.language as tl
 
 from ..geometry import FACTOR_RANK
 from ..key_factor_cache import KeyFactorCache
+from ..path_inputs import key_centre
 from .triton import interpreting, triton_is_available
 from .triton_launch_cache import CompiledLaunchCache
 
@@ -824,12 +825,16 @@ class KeyFactors(NamedTuple):
     psi: (Bp, Nk, FW) factors of the lines in the key frame ((o - centre) * inv_len, d); Bp in {1, B}; SPLIT
         layout (FW = 2 RANK, bf16 [psi_hi | psi_lo]) or fp32 (FW = RANK).
     inv_len: 1 / length scale (query points are mapped as (r - centre) * inv_len in the kernels).
-    split: the layout of psi (and of the query factors A).
+    The query factors A take psi's layout and dtype.
     """
     centre: torch.Tensor
     psi: torch.Tensor
     inv_len: float
-    split: bool
+
+    @property
+    def split(self) -> bool:
+        """True for the bf16 [hi | lo] layout (FW = 2 RANK)."""
+        return self.psi.shape[-1] == 2 * KERNEL_RANK
 
 
 _KEY_FACTORS = KeyFactorCache()
@@ -853,13 +858,13 @@ def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: b
     else 0 (coordinates already in the kernel frame). Lines are shared by the batch (Bp = 1) when both o3 and d3
     have one entry or batch stride 0.
     """
+    inv_len = 1.0 / float(length_scale)
 
     def build():
         shared_o = o3.shape[0] == 1 or o3.stride(0) == 0
         bp = 1 if shared_o and (d3.shape[0] == 1 or d3.stride(0) == 0) else max(o3.shape[0], d3.shape[0])
-        with torch.no_grad():
-            first = o3[:1] if shared_o else o3
-            centre = first.mean(dim=1, keepdim=True) if centred else first.new_zeros((1, 1, 3))
+        first = o3[:1] if shared_o else o3
+        centre = key_centre(first) if centred else first.new_zeros((1, 1, 3))
         nk = o3.shape[1]
         fw = 2 * KERNEL_RANK if split else KERNEL_RANK
         psi = torch.empty((bp, nk, fw), dtype=torch.bfloat16 if split else torch.float32, device=o3.device)
@@ -867,9 +872,9 @@ def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: b
         blk = _aux_block()
         with _on_device(psi):
             _launch('key_factors', (triton.cdiv(nk, blk), bp), (lines_o, lines_d, centre, psi),
-                    (*lines_o.stride(), *lines_d.stride(), _batch_stride(centre), nk, 1.0 / float(length_scale)),
+                    (*lines_o.stride(), *lines_d.stride(), _batch_stride(centre), nk, inv_len),
                     dict(RANK=KERNEL_RANK, SPLIT=split, BLOCK=blk))
-        return KeyFactors(centre, psi, 1.0 / float(length_scale), split)
+        return KeyFactors(centre, psi, inv_len)
 
     # inference tensors (built under torch.inference_mode) cannot be saved for a backward: their own entries
     settings = ('triton', split, float(length_scale), centred, torch.is_inference_mode_enabled())
@@ -886,6 +891,17 @@ def _on_device(t: torch.Tensor):
     return contextlib.nullcontext()
 
 
+def _tile_consts(q, keys: KeyFactors, fact_prec: str) -> dict:
+    """The constexprs the forward, dk/dv and dq kernels share."""
+    return dict(
+        HEAD_DIM=q.shape[-1],
+        RANK=KERNEL_RANK,
+        FW=keys.psi.shape[-1],
+        SPLIT=keys.split,
+        DOT_PREC='tf32x3' if q.dtype == torch.float32 else 'none',
+        FACT_PREC=fact_prec)
+
+
 def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
     """out (B, H, Nq, D); with ``save`` also (A, out32, lse) for the backward (else None).
 
@@ -893,11 +909,9 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     dev = q.device
-    split = keys.split
-    fw = 2 * KERNEL_RANK if split else KERNEL_RANK
     out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
     if save:
-        a = torch.empty((B, H, Nq, fw), dtype=torch.bfloat16 if split else torch.float32, device=dev)
+        a = torch.empty((B, H, Nq, keys.psi.shape[-1]), dtype=keys.psi.dtype, device=dev)
         out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
         lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
     else:  # never written (SAVE False): any pointer
@@ -908,20 +922,11 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
         lse_s = torch.empty((n_splits, B, H, Nq), dtype=torch.float32, device=dev)
     else:
         out32_s, lse_s = out32, lse
-    _launch(
-        'fwd', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
-        (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, out32_s, lse_s),
-        (*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
-         _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale, keys.inv_len),
-        dict(
-            HEAD_DIM=D,
-            RANK=KERNEL_RANK,
-            FW=fw,
-            SPLIT=split,
-            DOT_PREC='tf32x3' if q.dtype == torch.float32 else 'none',
-            FACT_PREC=fact_prec,
-            KV_SPLIT=n_splits > 1,
-            SAVE=save))
+    _launch('fwd', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
+            (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, out32_s, lse_s),
+            (*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
+             _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale, keys.inv_len),
+            dict(**_tile_consts(q, keys, fact_prec), KV_SPLIT=n_splits > 1, SAVE=save))
     if n_splits > 1:
         blk = _aux_block()
         _launch('combine', (triton.cdiv(Nq, blk), B * H), (out32_s, lse_s, out, out32, lse),
@@ -936,7 +941,6 @@ def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, out32, lse, dout, sm_
     dev = q.device
     blk = _aux_block()
     dout = dout.to(q.dtype)
-    split = keys.split
     delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
     _launch('delta', (triton.cdiv(Nq, blk), B * H), (out32, dout, delta), (*dout.stride(), H, Nq),
             dict(HEAD_DIM=D, BLOCK=blk))
@@ -946,13 +950,7 @@ def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, out32, lse, dout, sm_
     da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
     scalars = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), _batch_stride(keys.psi), H, Nq, Nk,
                sm_scale * _LOG2E, sm_scale)
-    consts = dict(
-        HEAD_DIM=D,
-        RANK=KERNEL_RANK,
-        FW=2 * KERNEL_RANK if split else KERNEL_RANK,
-        SPLIT=split,
-        DOT_PREC='tf32x3' if q.dtype == torch.float32 else 'none',
-        FACT_PREC=fact_prec)
+    consts = _tile_consts(q, keys, fact_prec)
     _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dk, dv),
             scalars, consts)
     _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dq, da),
@@ -975,16 +973,16 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         with _on_device(q):
             out, (a, out32, lse) = _forward(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save=True)
         ctx.save_for_backward(q, k, v, r, bias_scale, keys.centre, keys.psi, a, out32, lse)
-        ctx.consts = (keys.inv_len, keys.split, sm_scale, fact_prec)
+        ctx.consts = (keys.inv_len, sm_scale, fact_prec)
         return out
 
     @staticmethod
     def backward(ctx, dout):
         q, k, v, r, bias_scale, centre, psi, a, out32, lse = ctx.saved_tensors
-        inv_len, split, sm_scale, fact_prec = ctx.consts
+        inv_len, sm_scale, fact_prec = ctx.consts
         with _on_device(dout):
-            grads = _backward(q, k, v, r, bias_scale, KeyFactors(centre, psi, inv_len, split), a, out32, lse, dout,
-                              sm_scale, fact_prec)
+            grads = _backward(q, k, v, r, bias_scale, KeyFactors(centre, psi, inv_len), a, out32, lse, dout, sm_scale,
+                              fact_prec)
         return (*grads, None, None, None)
 
 
