@@ -2,9 +2,9 @@
 
 ``kernel[grid](*args)`` through ``triton.JITFunction`` binds every argument to the signature, computes the
 specialization key and looks the compiled kernel up on each call; ``triton.autotune`` adds its own key on top.
-That Python work per launch took longer than launching the compiled kernel itself on the H200 hosts, and the
-attention's launches per training step took more host time than its forward kernel runs (the host columns of
-``tools/benchmarks/benchmark_attention.py``; docs/benchmarks/README.md, "Lean triton launch").
+That Python work runs on every call, and before this cache the attention's launches kept the GPU waiting for the
+host (the host columns of ``tools/benchmarks/benchmark_attention.py``; docs/benchmarks/README.md, "Lean triton
+launch").
 
 ``CompiledLaunchCache`` launches through Triton once per distinct argument set, keeps the compiled kernel it
 returns (and the autotuner's choice), and launches that kernel directly afterwards. The key holds everything
