@@ -107,7 +107,8 @@ def frozen_norms(enc):
 def test_same_features_and_gradients_as_sparse_encoder_on_gpu():
     """voxel0100 encoders with the same random weights, 2 samples of random voxels, fp32 with TF32 off: the BEV
     features and the gradients of the input features and of every weight agree to 1e-4 (relative Frobenius norm;
-    the plain encoder run twice gives the rounding floor, printed); 4 index builds instead of 17."""
+    the plain encoder run twice gives the rounding floor, printed); 4 index builds, against 17 for the plain encoder
+    under spconv 2 (mmcv's op, used without spconv, finds keyless pairs again by itself)."""
     from projects.mmdet3d_plugin.models.utils.sparse_conv_precision import sparse_conv_tf32
     seed = int(torch.randint(0, 10000, ()))
     torch.manual_seed(seed)
@@ -141,6 +142,8 @@ def test_same_features_and_gradients_as_sparse_encoder_on_gpu():
     print(f'shared vs plain: output {errs[0]:.1e}, gradients max {max(errs[1:]):.1e}; plain twice {floor:.1e}')
     assert plain[0].shape == (2, 256, 128, 128)
     assert max(errs) < 1e-4, errs
-    assert reused['ref'][:n_plain] == [False] * 17
+    from mmdet3d.models.layers.spconv import IS_SPCONV2_AVAILABLE
+    if IS_SPCONV2_AVAILABLE:  # spconv rebuilds the pairs of every keyless SubMConv3d; mmcv's op reuses them itself
+        assert reused['ref'][:n_plain] == [False] * 17
     first_of_stage = [True] + [False] * 4 + [True] + [False] * 3 + [True] + [False] * 3 + [True] + [False] * 3
     assert reused['shared'] == [not f for f in first_of_stage]

@@ -21,9 +21,10 @@ saves the output, an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp3
 blocks alone would leave SMs idle (batch-1 inference), the forward splits the keys over several
 programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``).
 The backward is
-flash-attention-2 style: delta = rowsum(dO * O), a dk/dv kernel looping over query blocks per key
-block, and a dq kernel looping over key blocks per query block that also accumulates
-G_i = sum_j dS_ij psi_j (tensor cores). dA = sm_scale * G, and a last small kernel maps dA to
+flash-attention-2 style: a dq kernel looping over key blocks per query block, which also writes
+delta = rowsum(dO * O) of its rows (it runs first: no separate delta kernel, so the GPU waits for one launch
+after the forward, not two) and accumulates G_i = sum_j dS_ij psi_j (tensor cores), then a dk/dv kernel
+looping over query blocks per key block. dA = sm_scale * G, and a last small kernel maps dA to
 d r (through the polynomial phi, summed over heads) and to per-(b, query block, h) partial sums of
 d bias_scale, added up in torch: deterministic, no atomics.
 
@@ -268,25 +269,6 @@ def _query_factor_bwd_kernel(R, C, BS, DA, DR, DBS_PART, stride_rb, stride_rm, s
     tl.store(out, (g0 + 2.0 * x * g4 + y * g7 + z * g8) * inv_len, mask=ok)
     tl.store(out + 1, (g1 + 2.0 * y * g5 + x * g7 + z * g9) * inv_len, mask=ok)
     tl.store(out + 2, (g2 + 2.0 * z * g6 + x * g8 + y * g9) * inv_len, mask=ok)
-
-
-@triton.jit
-def _delta_kernel(O32, DO, DELTA, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, HEAD_DIM: tl.constexpr,
-                  BLOCK: tl.constexpr):
-    """delta (B, H, Nq) = rowsum(dO * O) with O the fp32 output (contiguous)."""
-    pid = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = pid_bh // H
-    h = pid_bh % H
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    ok = offs < N_Q
-    offs_d = tl.arange(0, HEAD_DIM)
-    o = tl.load(O32 + (pid_bh * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
-    do = tl.load(
-        DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
-        mask=ok[:, None],
-        other=0.0)
-    tl.store(DELTA + pid_bh * N_Q + offs, tl.sum(o * do.to(tl.float32), 1), mask=ok)
 
 
 # Factor layout: A (B, H, Nq, FW) and psi (Bp, Nk, FW) are contiguous; SPLIT: FW = 2 RANK with
@@ -594,12 +576,14 @@ def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base, 
 
 @triton.autotune(configs=_DQ_CONFIGS, key=_TUNE_KEY)
 @triton.jit
-def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
+def _attn_bwd_dq(Q, K, V, A, P, DO, O32, LSE, DELTA, DQ, DA, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
                  stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
                  stride_om, stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr,
                  RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr,
                  FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program per (query block, b*h); writes dq (B, H, Nq, D) and dA (B, H, Nq, RANK) fp32."""
+    """One program per (query block, b*h); writes dq (B, H, Nq, D), dA (B, H, Nq, RANK) fp32 and delta (B, H, Nq)
+    = rowsum(dO * O) fp32 of its rows, from the forward's fp32 output O32 (B, H, Nq, D) contiguous: the backward's
+    first launch, so the dk/dv kernel after it reads delta."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -618,7 +602,9 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, LSE, DELTA, DQ, DA, stride_qb, stride_qh, st
         other=0.0)
     a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
     lse = tl.load(LSE + pid_bh * N_Q + offs_m, mask=m_ok, other=float('inf'))
-    delta = tl.load(DELTA + pid_bh * N_Q + offs_m, mask=m_ok, other=0.0)
+    o32 = tl.load(O32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], mask=m_ok[:, None], other=0.0)
+    delta = tl.sum(o32 * do.to(tl.float32), 1)
+    tl.store(DELTA + pid_bh * N_Q + offs_m, delta, mask=m_ok)
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
     p_base = P + b * stride_pb
@@ -668,7 +654,6 @@ _TUNERS = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq, 'dq_fp3
 _JIT_KERNELS = {
     'key_factors': _key_factor_kernel,
     'combine': _combine_kv_splits,
-    'delta': _delta_kernel,
     'query_factor_bwd': _query_factor_bwd_kernel
 }
 _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
@@ -841,7 +826,7 @@ _KEY_FACTORS = KeyFactorCache()
 
 
 def _aux_block() -> int:
-    """Rows per program of the small factor / delta kernels."""
+    """Rows per program of the small kernels (key factors, split merge, query-factor backward)."""
     return 16 if _INTERPRETING else 64
 
 
@@ -935,26 +920,28 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
 
 
 def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, out32, lse, dout, sm_scale: float, fact_prec: str):
-    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units."""
+    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units.
+
+    The dq kernel goes first: it also writes delta = rowsum(dO * O), which the dk/dv kernel reads. The host work
+    before that first launch is all the GPU waits for after the forward kernel (the later launches are queued
+    while the dq kernel runs), so the other buffers are allocated after it."""
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     dev = q.device
-    blk = _aux_block()
     dout = dout.to(q.dtype)
     delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
-    _launch('delta', (triton.cdiv(Nq, blk), B * H), (out32, dout, delta), (*dout.stride(), H, Nq),
-            dict(HEAD_DIM=D, BLOCK=blk))
     dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
-    dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
-    dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
     da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
     scalars = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), _batch_stride(keys.psi), H, Nq, Nk,
                sm_scale * _LOG2E, sm_scale)
     consts = _tile_consts(q, keys, fact_prec)
+    _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H),
+            (q, k, v, a, keys.psi, dout, out32, lse, delta, dq, da), scalars, consts)
+    dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
+    dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
     _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dk, dv),
             scalars, consts)
-    _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dq, da),
-            scalars, consts)
+    blk = _aux_block()
     n_blk = triton.cdiv(Nq, blk)
     dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
     dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)

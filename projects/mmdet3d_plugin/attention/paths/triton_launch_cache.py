@@ -12,11 +12,21 @@ Triton specializes on, conservatively: the exact values of the integer arguments
 ``== 1`` and divisibility by 16), each tensor's dtype and data pointer modulo 16 (alignment), the constexpr
 values, the launch options and the CUDA device. Equal keys therefore give the same compiled kernel. Only for
 compiled CUDA launches; forced configs and the interpreter go through Triton every time (see triton_kernels).
+
+A cached launch calls the compiled kernel's launcher (``CompiledKernel.run``) with the arguments Triton's own
+``kernel[grid](...)`` runner passes, minus the per-call work that only launch hooks read (the runner builds a
+``launch_metadata`` record for them on every call): with a launch hook installed (e.g. Triton's profiler), or on a
+Triton without ``knobs``, cached launches go through that runner instead.
 """
 from typing import Callable, Dict, Sequence, Tuple, Union
 
 import torch
 from triton.runtime import Autotuner
+
+try:  # Triton >= 3.4: launch hooks live in knobs.runtime (hook chains)
+    from triton import knobs as _knobs
+except ImportError:  # older Triton: always through the runner
+    _knobs = None
 
 Grid = Union[Tuple[int, ...], Callable[[dict], Tuple[int, ...]]]
 
@@ -62,9 +72,16 @@ class CompiledLaunchCache:
                 self._entries[key] = entry
             return
         self.hits += 1
-        compiled, tail, meta = entry
-        grid = grid(meta) if callable(grid) else grid
-        compiled[(*grid, 1, 1)[:3]](*tensors, *scalars, *tail)  # the compiled kernel's launcher reads 3 dims
+        compiled, tail, meta, direct = entry
+        g = grid(meta) if callable(grid) else grid
+        g = (*g, 1, 1)  # the compiled kernel's launcher reads 3 dims
+        hooks = _quiet_launch_hooks() if direct is not None else None
+        if hooks is None:
+            compiled[g[:3]](*tensors, *scalars, *tail)
+            return
+        run, function, packed_metadata = direct
+        stream = torch._C._cuda_getCurrentRawStream(key[1])
+        run(g[0], g[1], g[2], stream, function, packed_metadata, None, *hooks, *tensors, *scalars, *tail)
 
     @staticmethod
     def _launch_through_triton(kernel, grid, tensors, scalars, consts, options):
@@ -78,4 +95,20 @@ class CompiledLaunchCache:
         given = {**consts, **meta}
         if compiled is None or sorted(names) != sorted(given):
             return None
-        return compiled, tuple(given[n] for n in names), meta
+        try:  # what Triton's runner passes to the launcher (None: launch through the runner)
+            direct = (compiled.run, compiled.function, compiled.packed_metadata)
+        except AttributeError:
+            direct = None
+        return compiled, tuple(given[n] for n in names), meta, direct
+
+
+def _quiet_launch_hooks():
+    """Triton's (enter, exit) launch hooks when no hook is installed (empty hook chains or None), else None: a
+    hook reads the launch_metadata record that only Triton's runner builds."""
+    if _knobs is None:
+        return None
+    hooks = (_knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook)
+    for hook in hooks:
+        if hook is not None and getattr(hook, 'calls', True):
+            return None
+    return hooks
