@@ -2,8 +2,8 @@
 
 For each row of ``benchmark_attention.py`` (same inputs: ``make_case``/``build_rows``) and phase (train: forward
 and backward through ``torch.autograd.grad``; infer: forward under ``inference_mode``), the call is run as the
-benchmark times it (device synchronised before, CUDA events around) under ``torch.profiler``. From the profiler's
-trace, per call and per kernel: when the host issued the launch and when the kernel ran on the GPU, both in
+benchmark times it (``timed_call``; the device synchronised before and after) under ``torch.profiler``. From the
+profiler's trace, per call and per kernel: when the host issued the launch and when the kernel ran on the GPU, both in
 microseconds from the call's start, and how long the GPU sat idle before it. The summary splits the call into
 GPU busy time and GPU idle time (waiting for the host). With ``--cprofile`` the host's Python work of the call is
 also broken down by function (``cProfile``, ``tottime`` per call; the profiler slows the host, so read the shares,
@@ -28,9 +28,11 @@ ROOT = osp.abspath(__file__).rsplit(f'{osp.sep}tools{osp.sep}', 1)[0]  # the rep
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.mmdet3d_plugin.attention import clear_key_factor_cache  # noqa: E402
-from projects.mmdet3d_plugin.attention.testing import sync  # noqa: E402
-from tools.benchmarks.benchmark_attention import DTYPES, PHASES, SHAPES, build_rows, leaves, make_case  # noqa: E402
+from projects.mmdet3d_plugin.attention import clear_key_factor_cache
+from projects.mmdet3d_plugin.attention.paths.triton import load_triton_module
+from projects.mmdet3d_plugin.attention.testing import sync
+from tools.benchmarks.benchmark_attention import (DTYPES, PHASES, SHAPES, build_rows, forced_splits_row, make_case,
+                                                  timed_call)
 
 LAUNCH_CALLS = ('cudaLaunchKernel', 'cuLaunchKernel', 'cuLaunchKernelEx', 'cudaLaunchKernelExC')
 
@@ -60,42 +62,15 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def call_of(fn, case, train):
-    """The benchmark's unit of work: a no-argument callable."""
-    q, k, v, r, s = leaves(case, train)
-    if train:
-        inputs = [q, k, v, r, s]
-
-        def run():
-            out = fn(q, k, v, r, s)
-            torch.autograd.grad(out, inputs, case['g'], allow_unused=True)
-    else:
-
-        def run():
-            with torch.inference_mode():
-                fn(q, k, v, r, s)
-
-    return run
-
-
 def split_rows(case, splits) -> dict:
     """'triton-split{n}': the triton path with the forward's keys forced into n splits."""
     if not splits:
         return {}
-    from projects.mmdet3d_plugin.attention import triton_path_attention
-    from projects.mmdet3d_plugin.attention.paths.triton import load_triton_module
     mod = load_triton_module(required=True)
-    o, d, length = case['o'], case['d'], case['L']
-
-    def row(n):
-
-        def fn(q, k, v, r, s):
-            with mod.forced_kv_splits(n):
-                return triton_path_attention(q, k, v, r, o, d, s, length)
-
-        return fn, f'triton, keys forced into {n} splits'
-
-    return {f'triton-split{n}': row(n) for n in splits}
+    return {
+        f'triton-split{n}': (forced_splits_row(mod, case, n), f'triton, keys forced into {n} splits')
+        for n in splits
+    }
 
 
 def trace_calls(run, calls: int) -> list:
@@ -103,10 +78,10 @@ def trace_calls(run, calls: int) -> list:
     from torch.profiler import ProfilerActivity, profile, record_function
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(calls):
-            torch.cuda.synchronize()
+            sync('cuda')
             with record_function('timeline_call'):
                 run()
-            torch.cuda.synchronize()
+            sync('cuda')
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'trace.json')
         prof.export_chrome_trace(path)
@@ -240,7 +215,7 @@ def main(argv=None):
             if isinstance(row, str):
                 print(f'{phase} {name}: skipped ({row})')
                 continue
-            run = call_of(row[0], case, train)
+            run = timed_call(row[0], case, train)
             for _ in range(5):  # compile, autotune, fill the caches
                 run()
             sync(dev)

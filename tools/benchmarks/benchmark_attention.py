@@ -155,6 +155,18 @@ def flex_row(case):
     return fn
 
 
+def forced_splits_row(mod, case, n):
+    """fn(q, k, v, r, bias_scale): the triton path with the forward's keys forced into n splits (n = 1: one pass);
+    ``mod`` the triton kernel module (the row is only run where it loaded)."""
+    o, d, length = case['o'], case['d'], case['L']
+
+    def fn(q, k, v, r, s):
+        with mod.forced_kv_splits(n):
+            return triton_path_attention(q, k, v, r, o, d, s, length)
+
+    return fn
+
+
 def build_rows(case, names):
     """name -> (fn(q, k, v, r, bias_scale) -> out, note) or a skip reason."""
     o, d, length = case['o'], case['d'], case['L']
@@ -180,10 +192,6 @@ def build_rows(case, names):
         triton_ok = f'triton module failed: {err!r}'
     auto_mode = resolve_mode('auto', case['q'], case['v'])
 
-    def triton_one_pass(q, k, v, r, s):
-        with mod.forced_kv_splits(1):
-            return triton_path_attention(q, k, v, r, o, d, s, length)
-
     def triton_nocache(q, k, v, r, s):
         clear_key_factor_cache()
         return triton_path_attention(q, k, v, r, o, d, s, length)
@@ -195,7 +203,7 @@ def build_rows(case, names):
         'exact-plain': (geo(exact_bias_attention, compensated=False), 'phi/psi factors in the attention dtype -> SDPA'),
         'exact-nocache': (nocache, 'exact, key factors rebuilt every call'),
         'triton': (geo(triton_path_attention), 'fused Triton kernel (keys split when queries leave SMs idle)'),
-        'triton-1pass': (triton_one_pass, 'fused Triton kernel, keys in one pass (no split)'),
+        'triton-1pass': (forced_splits_row(mod, case, 1), 'fused Triton kernel, keys in one pass (no split)'),
         'triton-nocache': (triton_nocache, 'triton, key factors rebuilt every call'),
         'auto': (geo(bias_attention, mode='auto'), f'auto -> {auto_mode}'),
         'nobias':
@@ -235,22 +243,37 @@ def rel_err(a, b):
     return float((a.double() - b).norm() / b.norm().clamp_min(1e-30))
 
 
+def timed_call(fn, case, train):
+    """The benchmark's unit of work as a no-argument callable on fresh leaves, returning the output: train: the
+    forward and ``torch.autograd.grad`` to q, k, v, r and bias_scale; infer: the forward under inference_mode."""
+    q, k, v, r, s = leaves(case, train)
+    if train:
+        inputs = [q, k, v, r, s]
+
+        def run():
+            out = fn(q, k, v, r, s)
+            torch.autograd.grad(out, inputs, case['g'], allow_unused=True)
+            return out
+    else:
+
+        def run():
+            with torch.inference_mode():
+                return fn(q, k, v, r, s)
+
+    return run
+
+
 def measure_row(fn, case, train, ref, args):
     """Timings, peak memory and (when ``ref`` is given) errors of a row."""
     dev = case['q'].device
     res = {}
-    q, k, v, r, s = leaves(case, train)
-    g = case['g']
     if train:
-        inputs = [q, k, v, r, s]
+        q, k, v, r, s = leaves(case, train)
 
         def fwd():
             return fn(q, k, v, r, s)
 
-        def fwd_bwd():
-            out = fn(q, k, v, r, s)
-            torch.autograd.grad(out, inputs, g, allow_unused=True)
-
+        fwd_bwd = timed_call(fn, case, train)
         res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
         res['fwd_wall_ms'] = median_wall_ms(fwd, dev, args.iters)
         res['fwd_host_ms'] = median_host_ms(fwd, dev, args.iters)
@@ -260,16 +283,12 @@ def measure_row(fn, case, train, ref, args):
         res['peak_mib'] = peak_mib(fwd_bwd, dev)
         if ref is not None:
             out = fn(q, k, v, r, s)
-            grads = torch.autograd.grad(out, [q, s, r], g, allow_unused=True)
+            grads = torch.autograd.grad(out, [q, s, r], case['g'], allow_unused=True)
             res['out_err'] = rel_err(out.detach(), ref['out'])
             for name, gr in zip(('q', 'bias_scale', 'r'), grads):
                 res[f'grad_{name}_err'] = None if gr is None else rel_err(gr, ref[name])
     else:
-
-        def fwd():
-            with torch.inference_mode():
-                return fn(q, k, v, r, s)
-
+        fwd = timed_call(fn, case, train)
         res['fwd_ms'] = median_ms(fwd, dev, args.warmup, args.iters, args.slow_ms)
         res['fwd_wall_ms'] = median_wall_ms(fwd, dev, args.iters)
         res['fwd_host_ms'] = median_host_ms(fwd, dev, args.iters)
