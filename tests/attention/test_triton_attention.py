@@ -268,6 +268,39 @@ def test_bad_input_names_the_field(field, value, match):
         ta.triton_bias_attention(**args)
 
 
+def test_int32_guard_measures_strided_views():
+    """``check_kernel_limits`` refuses q/k/v whose element offsets reach 2**31 (the kernels' int32 offsets): the
+    extent it computes equals the largest offset of any element + 1, enumerated by brute force on random strided
+    views; a view of a normal shape with one huge stride (a meta tensor: no memory) is refused, its contiguous
+    copy is not."""
+    ta = _ta()
+    gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
+    for _ in range(20):
+        shape = [int(n) for n in torch.randint(1, 5, (4, ), generator=gen)]
+        base = torch.zeros(4000)
+        strides = [int(s) for s in torch.randint(0, 40, (4, ), generator=gen)]
+        offset = int(torch.randint(0, 50, (), generator=gen))
+        view = base.as_strided(shape, strides, offset)
+        idx = torch.cartesian_prod(*(torch.arange(n) for n in shape)).reshape(-1, 4)
+        brute = int((idx * torch.tensor(strides)).sum(1).max()) + offset + 1
+        assert ta._extent(view) == brute, (shape, strides, offset)
+    q = torch.empty((1, 2, 5, 32), device='meta')
+    k = torch.empty((1, 2, 7, 32), device='meta')
+    ta.check_kernel_limits(q, k, k)
+    wide = q.as_strided((1, 2, 5, 32), (2**32, 2**31, 32, 1))  # head 1 starts 2**31 elements in
+    with pytest.raises(ValueError, match='int32 offsets'):
+        ta.check_kernel_limits(wide, k, k)
+    ta.check_kernel_limits(wide.contiguous(), k, k)
+
+
+def test_host_cdiv_is_the_ceiling():
+    ta = _ta()
+    a = torch.randint(0, 10**6, (100, ))
+    b = torch.randint(1, 300, (100, ))
+    for x, y in zip(a.tolist(), b.tolist()):
+        assert ta._cdiv(x, y) == (x + y - 1) // y
+
+
 def test_bad_factor_precision_lists_choices():
     ta = _ta()
     with pytest.raises(ValueError, match="one of \\('auto', 'bf16x3', 'tf32x3'\\)"):

@@ -74,9 +74,22 @@ class _FakeKernel:
         self.direct.append((grid, args))
 
 
+class _OnDevice:
+    """A tensor's stand-in that reports another device index (``get_device``)."""
+
+    def __init__(self, t, device: int):
+        self.t, self.dtype, self.device = t, t.dtype, device
+
+    def data_ptr(self):
+        return self.t.data_ptr()
+
+    def get_device(self):
+        return self.device
+
+
 def test_launch_cache_keys_on_what_triton_specializes(monkeypatch):
     """Launches through Triton once per key, then the compiled kernel with the arguments in signature order (the
-    constexprs appended); another int value, tensor alignment, dtype or constexpr is a new key."""
+    constexprs appended); another int value, tensor alignment, dtype, device or constexpr is a new key."""
     pytest.importorskip('triton')
     from projects.mmdet3d_plugin.attention.paths.triton_launch_cache import CompiledLaunchCache
     monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
@@ -95,9 +108,10 @@ def test_launch_cache_keys_on_what_triton_specializes(monkeypatch):
     launch((x[1:], y), 7)  # data pointer 4 bytes past a 16-byte boundary
     launch((x.double(), y), 7)  # dtype
     launch((x, y), 7, mode='b')  # constexpr
-    assert len(kernel.through_triton) == 5 and len(kernel.direct) == 1
+    launch((_OnDevice(x, 0), y), 7)  # device (a CPU tensor never shares a key with a CUDA one)
+    assert len(kernel.through_triton) == 6 and len(kernel.direct) == 1
     launch((x[4:], y), 7)  # another tensor, aligned like x: the same compiled kernel
-    assert (cache.misses, cache.hits) == (5, 2) and kernel.direct[-1][1][0] is not x
+    assert (cache.misses, cache.hits) == (6, 2) and kernel.direct[-1][1][0] is not x
 
 
 def test_launch_cache_skips_kernels_of_another_signature(monkeypatch):
@@ -131,7 +145,8 @@ class _FakeCompiled:
 def test_cached_launch_calls_the_launcher_directly_unless_hooked(monkeypatch):
     """Without launch hooks a cached launch calls the compiled kernel's launcher itself, with the arguments
     Triton's runner passes (grid, current stream, function, metadata, no hook record, the hook chains, the
-    kernel's arguments); with a hook installed it goes through the runner, which builds the hooks' record."""
+    kernel's arguments, tensors as their data pointers); with a hook installed it goes through the runner, which
+    builds the hooks' record, with the tensors themselves."""
     pytest.importorskip('triton')
     from triton import knobs
 
@@ -148,7 +163,9 @@ def test_cached_launch_calls_the_launcher_directly_unless_hooked(monkeypatch):
     launch()  # through Triton
     launch()
     enter, leave = knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
-    assert compiled.launcher_calls == [(2, 1, 1, 777, 1234, ('warps', 4), None, enter, leave, x, x, 5, 0.5, 16, 'a')]
+    ptr = x.data_ptr()  # tensors go to the launcher as their device addresses
+    assert compiled.launcher_calls == [(2, 1, 1, 777, 1234, ('warps', 4), None, enter, leave, ptr, ptr, 5, 0.5, 16, 'a')
+                                       ]
     assert not compiled.runner_calls
     hook = [].append
     if hasattr(enter, 'add'):  # a hook chain (Triton >= 3.5)

@@ -37,13 +37,21 @@ def triton_is_available(device) -> bool:
     return device.type == 'cpu' and interpreting()
 
 
+_LOADED = {}  # KERNEL_MODULE -> the imported kernel module (the path's calls skip the import machinery)
+_CUDA_READY = set()  # CUDA devices on which the kernel module loaded and triton_is_available said yes
+
+
 def load_triton_module(required: bool):
     """The kernel module, or None (when not ``required``) if it fails to import.
 
     Raises a RuntimeError naming the kernel file when ``required``.
     """
+    mod = _LOADED.get(KERNEL_MODULE)
+    if mod is not None:
+        return mod
     try:
-        return importlib.import_module(KERNEL_MODULE)
+        mod = _LOADED[KERNEL_MODULE] = importlib.import_module(KERNEL_MODULE)
+        return mod
     except ImportError as err:
         if not required:
             return None
@@ -73,11 +81,23 @@ def triton_path_attention(q: Tensor,
         raise ValueError("bias_mode='triton' supports neither attn_mask/"
                          "key_padding_mask nor attention dropout; use "
                          "bias_mode='exact' (or 'auto')")
-    mod = load_triton_module(required=True)
-    if not triton_is_available(q.device):
-        raise RuntimeError(f'Triton is not available for device {q.device} '
-                           '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
+    mod = _ready_kernel_module(q.device)
     mod.check_kernel_limits(q, k, v)
     split = mod.split_factors('auto', q.dtype)
-    keys = mod.key_factors(o, d, o3.detach().float(), d3.detach().float(), split, length_scale, centred=True)
+    keys = mod.key_factors(o, d, o3, d3, split, length_scale, centred=True)
     return mod.attention_with_keys(q, k, v, r.float(), bias_scale.float(), keys, 1.0 / math.sqrt(q.shape[-1]))
+
+
+def _ready_kernel_module(device: torch.device):
+    """The kernel module, after checking that Triton runs on ``device`` (remembered per CUDA device: the path's
+    calls then skip both checks)."""
+    mod = _LOADED.get(KERNEL_MODULE)
+    if mod is not None and device in _CUDA_READY:
+        return mod
+    mod = load_triton_module(required=True)
+    if not triton_is_available(device):
+        raise RuntimeError(f'Triton is not available for device {device} '
+                           '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
+    if device.type == 'cuda':
+        _CUDA_READY.add(device)
+    return mod

@@ -17,7 +17,8 @@ per-score CUDA-core work (exp2, max, sum, casts) is that of bias-free flash atte
 * 'tf32x3' (default for fp32): Triton's 3-pass TF32 dot on fp32 factors (fp32-level products).
 
 With s = q.k + A.psi, p = exp2(s * sm_scale * log2(e) - lse2). When a gradient is wanted the forward
-saves the output, an fp32 copy of it (for delta) and the base-2 log-sum-exp (fp32, (B, H, Nq)). When the query
+saves the output, and in one fp32 buffer (``_f32_rows``) an fp32 copy of it (for delta), the base-2 log-sum-exp
+and room for delta (each (B, H, Nq)). When the query
 blocks alone would leave SMs idle (batch-1 inference), the forward splits the keys over several
 programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``).
 The backward is
@@ -361,12 +362,24 @@ def _dq_fp32_safe(cfg) -> bool:
 
 
 @triton.jit
-def _store_fwd_outputs(Out, Out32, LSE, acc, lse, b, h, row, offs_m, m_ok, stride_ob, stride_oh, stride_om, stride_od,
+def _f32_lse(F32, n_rows, N_Q, HEAD_DIM: tl.constexpr):
+    """The log-sum-exp part of an fp32 buffer of ``n_rows`` rows (see ``_f32_rows``): (n_rows, Nq) after O."""
+    return F32 + n_rows * N_Q * HEAD_DIM
+
+
+@triton.jit
+def _f32_delta(F32, n_rows, N_Q, HEAD_DIM: tl.constexpr):
+    """The delta part of the forward's saved fp32 buffer (see ``_f32_rows``): (n_rows, Nq) after the lse part."""
+    return F32 + n_rows * N_Q * (HEAD_DIM + 1)
+
+
+@triton.jit
+def _store_fwd_outputs(Out, F32, acc, lse, b, h, row, n_rows, offs_m, m_ok, stride_ob, stride_oh, stride_om, stride_od,
                        N_Q, HEAD_DIM: tl.constexpr, PARTIAL: tl.constexpr, SAVE: tl.constexpr):
     """Normalised output acc (BM, D) fp32 and base-2 log-sum-exp lse (BM,) of query rows offs_m (valid where m_ok).
-    PARTIAL (one key split's part): to row ``row`` of the contiguous fp32 Out32 (rows, Nq, D) and LSE (rows, Nq).
-    Else to Out (q's dtype, strides of (B, H, Nq, D)) at (b, h), and when SAVE (a backward follows) also to Out32
-    and LSE. The fp32 copy is the backward's delta input: a 16-bit O would put its rounding into every dS."""
+    PARTIAL (one key split's part): to row ``row`` of the fp32 buffer F32 of ``n_rows`` rows (``_f32_rows``).
+    Else to Out (q's dtype, strides of (B, H, Nq, D)) at (b, h), and when SAVE (a backward follows) also to F32.
+    The fp32 copy is the backward's delta input: a 16-bit O would put its rounding into every dS."""
     offs_d = tl.arange(0, HEAD_DIM)
     if not PARTIAL:
         tl.store(
@@ -374,24 +387,24 @@ def _store_fwd_outputs(Out, Out32, LSE, acc, lse, b, h, row, offs_m, m_ok, strid
             acc.to(Out.dtype.element_ty),
             mask=m_ok[:, None])
     if PARTIAL or SAVE:
-        tl.store(Out32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
-        tl.store(LSE + row * N_Q + offs_m, lse, mask=m_ok)
+        tl.store(F32 + (row * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], acc, mask=m_ok[:, None])
+        tl.store(_f32_lse(F32, n_rows, N_Q, HEAD_DIM) + row * N_Q + offs_m, lse, mask=m_ok)
 
 
 @triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY + ['KV_SPLIT', 'SAVE'])
 @triton.jit
-def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, Out32, LSE, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
-              stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
-              stride_om, stride_od, stride_rb, stride_rm, stride_rc, stride_cb, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT,
-              qk_scale, coef_scale, inv_len, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
-              SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, KV_SPLIT: tl.constexpr,
-              SAVE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, F32, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
+              stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
+              stride_od, stride_rb, stride_rm, stride_rc, stride_cb, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT, qk_scale,
+              coef_scale, inv_len, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
+              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, KV_SPLIT: tl.constexpr, SAVE: tl.constexpr,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (query block, b*h, key split s): keys s * KEYS_PER_SPLIT .. + KEYS_PER_SPLIT.
     The query factors of the block come from r, the key-frame centre C and bias_scale in registers; with SAVE
     (a backward follows) split 0 also writes them to A (B, H, Nq, FW) for the backward kernels.
-    KV_SPLIT False (one split): writes Out, and with SAVE Out32 and LSE. KV_SPLIT True: writes the split's
-    normalised fp32 output to Out32 (S, B*H, Nq, D) and its log-sum-exp to LSE (S, B*H, Nq), for
-    _combine_kv_splits."""
+    KV_SPLIT False (one split): writes Out, and with SAVE the fp32 output and log-sum-exp to F32 (B*H rows). KV_SPLIT
+    True: writes the split's normalised fp32 output and log-sum-exp to F32 (S * B*H rows, row s * B*H + b*h), for
+    _combine_kv_splits. F32's layout: ``_f32_rows``."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -427,16 +440,17 @@ def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, Out32, LSE, stride_qb, stride_qh, st
                                   stride_vd, n_full, hi, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
                                   BLOCK_M, BLOCK_N, True)
     row = pid_s * tl.num_programs(1) + pid_bh  # the (split, b*h) row of the fp32 outputs
-    _store_fwd_outputs(Out, Out32, LSE, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, row, offs_m, m_ok, stride_ob,
-                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, KV_SPLIT, SAVE)
+    _store_fwd_outputs(Out, F32, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, row,
+                       tl.num_programs(1) * tl.num_programs(2), offs_m, m_ok, stride_ob, stride_oh, stride_om,
+                       stride_od, N_Q, HEAD_DIM, KV_SPLIT, SAVE)
 
 
 @triton.jit
-def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, N_SPLITS,
+def _combine_kv_splits(PART, Out, F32, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, N_SPLITS,
                        HEAD_DIM: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
-    """Merges the key splits of _attn_fwd: from the normalised split outputs OP (S, B*H, Nq, D) fp32 and
-    their base-2 log-sum-exps LP (S, B*H, Nq), out = sum_s 2^(lse_s - lse) o_s with lse = log2 sum_s 2^lse_s,
-    written to Out (q's dtype, any strides), and with SAVE to Out32 (B, H, Nq, D) and LSE (B, H, Nq)."""
+    """Merges the key splits of _attn_fwd: from the normalised split outputs o_s and their base-2 log-sum-exps
+    lse_s in PART (S * B*H rows, ``_f32_rows``), out = sum_s 2^(lse_s - lse) o_s with lse = log2 sum_s 2^lse_s,
+    written to Out (q's dtype, any strides), and with SAVE to F32 (B*H rows)."""
     pid = tl.program_id(0)
     pid_bh = tl.program_id(1)
     n_bh = tl.num_programs(1)
@@ -445,6 +459,8 @@ def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om,
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N_Q
     offs_d = tl.arange(0, HEAD_DIM)
+    OP = PART
+    LP = _f32_lse(PART, N_SPLITS * n_bh, N_Q, HEAD_DIM)
     m = tl.full([BLOCK], float('-inf'), dtype=tl.float32)
     for s in range(N_SPLITS):
         m = tl.maximum(m, tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0))
@@ -456,7 +472,7 @@ def _combine_kv_splits(OP, LP, Out, Out32, LSE, stride_ob, stride_oh, stride_om,
             OP + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
         l_sum += w
         acc += w[:, None] * o
-    _store_fwd_outputs(Out, Out32, LSE, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, offs, ok, stride_ob,
+    _store_fwd_outputs(Out, F32, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, n_bh, offs, ok, stride_ob,
                        stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False, SAVE)
 
 
@@ -486,12 +502,13 @@ def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b,
 
 @triton.autotune(configs=_DKDV_CONFIGS, key=_TUNE_KEY)
 @triton.jit
-def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
-                   stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
-                   stride_om, stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr,
-                   RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr,
-                   FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program per (key block, b*h); dk, dv outputs are contiguous (B, H, Nk, D)."""
+def _attn_bwd_dkdv(Q, K, V, A, P, DO, F32, DK, DV, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
+                   stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
+                   stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr,
+                   FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program per (key block, b*h); dk, dv outputs are contiguous (B, H, Nk, D). Reads lse and delta from the
+    forward's fp32 buffer F32 (``_f32_rows``; delta written by the dq kernel)."""
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -511,8 +528,9 @@ def _attn_bwd_dkdv(Q, K, V, A, P, DO, LSE, DELTA, DK, DV, stride_qb, stride_qh, 
     q_base = Q + b * stride_qb + h * stride_qh
     do_base = DO + b * stride_ob + h * stride_oh
     a_base = A + pid_bh * N_Q * FW
-    LSE_b = LSE + pid_bh * N_Q
-    DELTA_b = DELTA + pid_bh * N_Q
+    n_bh = tl.num_programs(1)
+    LSE_b = _f32_lse(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q
+    DELTA_b = _f32_delta(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     m_full = (N_Q // BLOCK_M) * BLOCK_M
@@ -576,14 +594,14 @@ def _dq_tile(dq, g, pbar, q, do, a_x, a_hi, lse, delta, k_base, v_base, p_base, 
 
 @triton.autotune(configs=_DQ_CONFIGS, key=_TUNE_KEY)
 @triton.jit
-def _attn_bwd_dq(Q, K, V, A, P, DO, O32, LSE, DELTA, DQ, DA, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
-                 stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
-                 stride_om, stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr,
-                 RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr,
-                 FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program per (query block, b*h); writes dq (B, H, Nq, D), dA (B, H, Nq, RANK) fp32 and delta (B, H, Nq)
-    = rowsum(dO * O) fp32 of its rows, from the forward's fp32 output O32 (B, H, Nq, D) contiguous: the backward's
-    first launch, so the dk/dv kernel after it reads delta."""
+def _attn_bwd_dq(Q, K, V, A, P, DO, F32, DQ, DA, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
+                 stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
+                 stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr,
+                 FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program per (query block, b*h); writes dq (B, H, Nq, D), dA (B, H, Nq, RANK) fp32 and delta
+    = rowsum(dO * O) fp32 of its rows, from the forward's fp32 output O in F32 (``_f32_rows``), into F32's delta
+    part: the backward's first launch, so the dk/dv kernel after it reads delta."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -601,10 +619,11 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, O32, LSE, DELTA, DQ, DA, stride_qb, stride_q
         mask=m_ok[:, None],
         other=0.0)
     a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
-    lse = tl.load(LSE + pid_bh * N_Q + offs_m, mask=m_ok, other=float('inf'))
-    o32 = tl.load(O32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], mask=m_ok[:, None], other=0.0)
+    n_bh = tl.num_programs(1)
+    lse = tl.load(_f32_lse(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q + offs_m, mask=m_ok, other=float('inf'))
+    o32 = tl.load(F32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], mask=m_ok[:, None], other=0.0)
     delta = tl.sum(o32 * do.to(tl.float32), 1)
-    tl.store(DELTA + pid_bh * N_Q + offs_m, delta, mask=m_ok)
+    tl.store(_f32_delta(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q + offs_m, delta, mask=m_ok)
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
     p_base = P + b * stride_pb
@@ -659,6 +678,12 @@ _JIT_KERNELS = {
 _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
 _INTERPRETING = interpreting()  # fixed per process: TRITON_INTERPRET is read when triton is imported
 COMPILED = CompiledLaunchCache()  # compiled kernels launched without Triton's per-call binding
+
+
+def _cdiv(a: int, b: int) -> int:
+    """ceil(a / b) of host integers (``triton.cdiv`` is a constexpr function since Triton 3.5: microseconds a call
+    on the host)."""
+    return -(-a // b)
 
 
 def _launch(name, grid, tensors, scalars, consts):
@@ -776,11 +801,11 @@ def _kv_splits(B, H, Nq, Nk, sms, forced, granule) -> tuple:
     elif sms == 0:
         n = 1
     else:
-        programs = B * H * triton.cdiv(Nq, 128)
-        n = 1 if programs >= sms else min(triton.cdiv(2 * sms, programs), max(1, Nk // _MIN_KEYS_PER_SPLIT))
+        programs = B * H * _cdiv(Nq, 128)
+        n = 1 if programs >= sms else min(_cdiv(2 * sms, programs), max(1, Nk // _MIN_KEYS_PER_SPLIT))
     n = max(1, min(n, Nk))
-    keys = triton.cdiv(triton.cdiv(Nk, n), granule) * granule
-    return triton.cdiv(Nk, keys), keys
+    keys = _cdiv(_cdiv(Nk, n), granule) * granule
+    return _cdiv(Nk, keys), keys
 
 
 @contextlib.contextmanager
@@ -836,8 +861,9 @@ def _batch_stride(t: torch.Tensor) -> int:
 
 
 def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: bool = False) -> KeyFactors:
-    """KeyFactors of lines (o3, d3) (Bk, Nk, 3) fp32 (batch stride 0 allowed), cached per caller tensors (o, d)
-    (identity and in-place version) and settings: the decoder layers of one forward build them once.
+    """KeyFactors of lines (o3, d3) (Bk, Nk, 3) (batch stride 0 allowed; detached and taken in fp32 when built),
+    cached per caller tensors (o, d) (identity and in-place version) and settings: the decoder layers of one forward
+    build them once, and a cached call does no tensor work.
 
     centred: the key frame's origin is the origins' centroid (the path: metres in, divided by ``length_scale``);
     else 0 (coordinates already in the kernel frame). Lines are shared by the batch (Bp = 1) when both o3 and d3
@@ -846,24 +872,30 @@ def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: b
     inv_len = 1.0 / float(length_scale)
 
     def build():
-        shared_o = o3.shape[0] == 1 or o3.stride(0) == 0
-        bp = 1 if shared_o and (d3.shape[0] == 1 or d3.stride(0) == 0) else max(o3.shape[0], d3.shape[0])
-        first = o3[:1] if shared_o else o3
-        centre = key_centre(first) if centred else first.new_zeros((1, 1, 3))
-        nk = o3.shape[1]
-        fw = 2 * KERNEL_RANK if split else KERNEL_RANK
-        psi = torch.empty((bp, nk, fw), dtype=torch.bfloat16 if split else torch.float32, device=o3.device)
-        lines_o, lines_d = (o3[:1], d3[:1]) if bp == 1 else (o3.expand(bp, nk, 3), d3.expand(bp, nk, 3))
-        blk = _aux_block()
-        with _on_device(psi):
-            _launch('key_factors', (triton.cdiv(nk, blk), bp), (lines_o, lines_d, centre, psi),
-                    (*lines_o.stride(), *lines_d.stride(), _batch_stride(centre), nk, inv_len),
-                    dict(RANK=KERNEL_RANK, SPLIT=split, BLOCK=blk))
-        return KeyFactors(centre, psi, inv_len)
+        o3_, d3_ = o3.detach().float(), d3.detach().float()
+        return _build_key_factors(o3_, d3_, split, inv_len, centred)
 
     # inference tensors (built under torch.inference_mode) cannot be saved for a backward: their own entries
     settings = ('triton', split, float(length_scale), centred, torch.is_inference_mode_enabled())
     return _KEY_FACTORS.get_or_build(o, d, settings, build)
+
+
+def _build_key_factors(o3, d3, split: bool, inv_len: float, centred: bool) -> KeyFactors:
+    """KeyFactors of fp32 lines (o3, d3) (Bk, Nk, 3): one launch of the key factor kernel."""
+    shared_o = o3.shape[0] == 1 or o3.stride(0) == 0
+    bp = 1 if shared_o and (d3.shape[0] == 1 or d3.stride(0) == 0) else max(o3.shape[0], d3.shape[0])
+    first = o3[:1] if shared_o else o3
+    centre = key_centre(first) if centred else first.new_zeros((1, 1, 3))
+    nk = o3.shape[1]
+    fw = 2 * KERNEL_RANK if split else KERNEL_RANK
+    psi = torch.empty((bp, nk, fw), dtype=torch.bfloat16 if split else torch.float32, device=o3.device)
+    lines_o, lines_d = (o3[:1], d3[:1]) if bp == 1 else (o3.expand(bp, nk, 3), d3.expand(bp, nk, 3))
+    blk = _aux_block()
+    with _on_device(psi):
+        _launch('key_factors', (_cdiv(nk, blk), bp), (lines_o, lines_d, centre, psi),
+                (*lines_o.stride(), *lines_d.stride(), _batch_stride(centre), nk, inv_len),
+                dict(RANK=KERNEL_RANK, SPLIT=split, BLOCK=blk))
+    return KeyFactors(centre, psi, inv_len)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -887,8 +919,17 @@ def _tile_consts(q, keys: KeyFactors, fact_prec: str) -> dict:
         FACT_PREC=fact_prec)
 
 
+def _f32_rows(rows: int, nq: int, d: int, delta: bool, device) -> torch.Tensor:
+    """One flat fp32 buffer for ``rows`` rows of ``nq`` queries: [O (rows, Nq, D) | lse (rows, Nq)], and with
+    ``delta`` [... | delta (rows, Nq)]. Rows are b*h (the forward's saved output; delta is written by the dq
+    kernel) or s * B*H + b*h (the key splits' parts). The kernels find lse and delta from the row count
+    (``_f32_lse``, ``_f32_delta``): one allocation where there were two or three, on the path to a launch."""
+    return torch.empty(rows * nq * (d + 2 if delta else d + 1), dtype=torch.float32, device=device)
+
+
 def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
-    """out (B, H, Nq, D); with ``save`` also (A, out32, lse) for the backward (else None).
+    """out (B, H, Nq, D); with ``save`` also (A, f32) for the backward (else None): A (B, H, Nq, FW) the query
+    factors, f32 the fp32 output, lse and room for delta (``_f32_rows``, B*H rows).
 
     r (B, Nq, 3) fp32 in the caller's units, bias_scale (H,) fp32."""
     B, H, Nq, D = q.shape
@@ -897,52 +938,46 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
     out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
     if save:
         a = torch.empty((B, H, Nq, keys.psi.shape[-1]), dtype=keys.psi.dtype, device=dev)
-        out32 = torch.empty((B, H, Nq, D), dtype=torch.float32, device=dev)
-        lse = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
+        f32 = _f32_rows(B * H, Nq, D, True, dev)
     else:  # never written (SAVE False): any pointer
-        a = out32 = lse = out
+        a = f32 = out
     n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, dev)
-    if n_splits > 1:  # split outputs first, merged below
-        out32_s = torch.empty((n_splits, B, H, Nq, D), dtype=torch.float32, device=dev)
-        lse_s = torch.empty((n_splits, B, H, Nq), dtype=torch.float32, device=dev)
-    else:
-        out32_s, lse_s = out32, lse
-    _launch('fwd', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
-            (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, out32_s, lse_s),
+    part = _f32_rows(n_splits * B * H, Nq, D, False, dev) if n_splits > 1 else f32  # the splits' parts, merged below
+    _launch('fwd', lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
+            (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, part),
             (*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
              _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale, keys.inv_len),
             dict(**_tile_consts(q, keys, fact_prec), KV_SPLIT=n_splits > 1, SAVE=save))
     if n_splits > 1:
         blk = _aux_block()
-        _launch('combine', (triton.cdiv(Nq, blk), B * H), (out32_s, lse_s, out, out32, lse),
-                (*out.stride(), H, Nq, n_splits), dict(HEAD_DIM=D, SAVE=save, BLOCK=blk))
-    return out, ((a, out32, lse) if save else None)
+        _launch('combine', (_cdiv(Nq, blk), B * H), (part, out, f32), (*out.stride(), H, Nq, n_splits),
+                dict(HEAD_DIM=D, SAVE=save, BLOCK=blk))
+    return out, ((a, f32) if save else None)
 
 
-def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, out32, lse, dout, sm_scale: float, fact_prec: str):
-    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units.
+def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, f32, dout, sm_scale: float, fact_prec: str):
+    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units. a, f32: what the forward saved.
 
-    The dq kernel goes first: it also writes delta = rowsum(dO * O), which the dk/dv kernel reads. The host work
-    before that first launch is all the GPU waits for after the forward kernel (the later launches are queued
-    while the dq kernel runs), so the other buffers are allocated after it."""
+    The dq kernel goes first: it also writes delta = rowsum(dO * O) into f32, which the dk/dv kernel reads. The
+    host work before that first launch is all the GPU waits for after the forward kernel (the later launches are
+    queued while the dq kernel runs), so the other buffers are allocated after it."""
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     dev = q.device
     dout = dout.to(q.dtype)
-    delta = torch.empty((B, H, Nq), dtype=torch.float32, device=dev)
     dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
     da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
     scalars = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), _batch_stride(keys.psi), H, Nq, Nk,
                sm_scale * _LOG2E, sm_scale)
     consts = _tile_consts(q, keys, fact_prec)
-    _launch('dq', lambda m: (triton.cdiv(Nq, m['BLOCK_M']), B * H),
-            (q, k, v, a, keys.psi, dout, out32, lse, delta, dq, da), scalars, consts)
+    _launch('dq', lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H), (q, k, v, a, keys.psi, dout, f32, dq, da), scalars,
+            consts)
     dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
     dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
-    _launch('dkdv', lambda m: (triton.cdiv(Nk, m['BLOCK_N']), B * H), (q, k, v, a, keys.psi, dout, lse, delta, dk, dv),
-            scalars, consts)
+    _launch('dkdv', lambda m: (_cdiv(Nk, m['BLOCK_N']), B * H), (q, k, v, a, keys.psi, dout, f32, dk, dv), scalars,
+            consts)
     blk = _aux_block()
-    n_blk = triton.cdiv(Nq, blk)
+    n_blk = _cdiv(Nq, blk)
     dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
     dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
     _launch('query_factor_bwd', (n_blk, B), (r, keys.centre, bias_scale, da, dr, dbs_part),
@@ -958,17 +993,17 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, r, bias_scale, keys, sm_scale, fact_prec):
         with _on_device(q):
-            out, (a, out32, lse) = _forward(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save=True)
-        ctx.save_for_backward(q, k, v, r, bias_scale, keys.centre, keys.psi, a, out32, lse)
+            out, (a, f32) = _forward(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save=True)
+        ctx.save_for_backward(q, k, v, r, bias_scale, keys.centre, keys.psi, a, f32)
         ctx.consts = (keys.inv_len, sm_scale, fact_prec)
         return out
 
     @staticmethod
     def backward(ctx, dout):
-        q, k, v, r, bias_scale, centre, psi, a, out32, lse = ctx.saved_tensors
+        q, k, v, r, bias_scale, centre, psi, a, f32 = ctx.saved_tensors
         inv_len, sm_scale, fact_prec = ctx.consts
         with _on_device(dout):
-            grads = _backward(q, k, v, r, bias_scale, KeyFactors(centre, psi, inv_len), a, out32, lse, dout, sm_scale,
+            grads = _backward(q, k, v, r, bias_scale, KeyFactors(centre, psi, inv_len), a, f32, dout, sm_scale,
                               fact_prec)
         return (*grads, None, None, None)
 
@@ -994,12 +1029,16 @@ def check_kernel_limits(q, k, v):
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError('triton_bias_attention: q, k, v must share one dtype among float16, bfloat16, '
                          f'float32; got {q.dtype}, {k.dtype}, {v.dtype}')
-    if max(
-            B * H * max(Nq, Nk) * max(D, KERNEL_RANK),
-            max(t.storage_offset() + 1 + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()))
-                for t in (q, k, v))) >= 2**31:
+    if max(B * H * max(Nq, Nk) * (max(D, KERNEL_RANK) + 2), _extent(q), _extent(k), _extent(v)) >= 2**31:
         raise ValueError('triton_bias_attention: tensors must have < 2**31 elements (int32 offsets); got '
                          f'B={B}, H={H}, Nq={Nq}, Nk={Nk}, D={D}')
+
+
+def _extent(t: torch.Tensor) -> int:
+    """1 + the largest element offset a 4-D tensor reaches in its storage (straight-line: checked every call)."""
+    n0, n1, n2, n3 = t.shape
+    s0, s1, s2, s3 = t.stride()
+    return t.storage_offset() + 1 + (n0 - 1) * abs(s0) + (n1 - 1) * abs(s1) + (n2 - 1) * abs(s2) + (n3 - 1) * abs(s3)
 
 
 def _check_inputs(q, k, v, r, o, d, bias_scale):

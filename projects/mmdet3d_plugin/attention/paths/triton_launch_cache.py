@@ -9,14 +9,19 @@ launch").
 ``CompiledLaunchCache`` launches through Triton once per distinct argument set, keeps the compiled kernel it
 returns (and the autotuner's choice), and launches that kernel directly afterwards. The key holds everything
 Triton specializes on, conservatively: the exact values of the integer arguments (Triton specializes on
-``== 1`` and divisibility by 16), each tensor's dtype and data pointer modulo 16 (alignment), the constexpr
+``== 1`` and divisibility by 16), each tensor's dtype, device and data pointer modulo 16 (alignment), the constexpr
 values, the launch options and the CUDA device. Equal keys therefore give the same compiled kernel. Only for
 compiled CUDA launches; forced configs and the interpreter go through Triton every time (see triton_kernels).
 
 A cached launch calls the compiled kernel's launcher (``CompiledKernel.run``) with the arguments Triton's own
 ``kernel[grid](...)`` runner passes, minus the per-call work that only launch hooks read (the runner builds a
 ``launch_metadata`` record for them on every call): with a launch hook installed (e.g. Triton's profiler), or on a
-Triton without ``knobs``, cached launches go through that runner instead.
+Triton without ``knobs``, cached launches go through that runner instead. The direct launch passes the tensors'
+device addresses as integers (already read for the key): Triton's launcher takes an integer as the pointer itself,
+where for a tensor it calls ``data_ptr()`` and asks the driver to translate the address (``cuPointerGetAttribute``,
+one driver call per pointer argument on every launch). The key holds each tensor's device, so the first launch of a
+key, through Triton, has checked that such addresses are memory the kernel can reach (a CPU tensor is refused there
+and never cached).
 """
 from typing import Callable, Dict, Sequence, Tuple, Union
 
@@ -60,8 +65,10 @@ class CompiledLaunchCache:
         chosen config. ``grid`` is a tuple or a function of the config's meta-parameters. ``options``: launch
         options of a plain jit kernel (``num_warps``).
         """
+        ptrs = [t.data_ptr() for t in tensors]
         key = (name, torch.cuda.current_device(), tuple(consts.values()), tuple(options.values()),
-               tuple(t.dtype for t in tensors), tuple(t.data_ptr() % 16 for t in tensors), scalars)
+               tuple(t.dtype for t in tensors), tuple(t.get_device() for t in tensors), tuple(p % 16
+                                                                                              for p in ptrs), scalars)
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -81,7 +88,7 @@ class CompiledLaunchCache:
             return
         run, function, packed_metadata = direct
         stream = torch._C._cuda_getCurrentRawStream(key[1])
-        run(g[0], g[1], g[2], stream, function, packed_metadata, None, *hooks, *tensors, *scalars, *tail)
+        run(g[0], g[1], g[2], stream, function, packed_metadata, None, *hooks, *ptrs, *scalars, *tail)
 
     @staticmethod
     def _launch_through_triton(kernel, grid, tensors, scalars, consts, options):
