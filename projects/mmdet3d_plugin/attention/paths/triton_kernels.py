@@ -872,8 +872,7 @@ def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: b
     inv_len = 1.0 / float(length_scale)
 
     def build():
-        o3_, d3_ = o3.detach().float(), d3.detach().float()
-        return _build_key_factors(o3_, d3_, split, inv_len, centred)
+        return _build_key_factors(o3.detach().float(), d3.detach().float(), split, inv_len, centred)
 
     # inference tensors (built under torch.inference_mode) cannot be saved for a backward: their own entries
     settings = ('triton', split, float(length_scale), centred, torch.is_inference_mode_enabled())
