@@ -38,7 +38,7 @@ def triton_is_available(device) -> bool:
 
 
 _LOADED = {}  # KERNEL_MODULE -> the imported kernel module (the path's calls skip the import machinery)
-_CUDA_READY = set()  # CUDA devices on which the kernel module loaded and triton_is_available said yes
+_CUDA_READY = set()  # CUDA devices on which triton_is_available said yes
 
 
 def load_triton_module(required: bool):
@@ -89,15 +89,13 @@ def triton_path_attention(q: Tensor,
 
 
 def _ready_kernel_module(device: torch.device):
-    """The kernel module, after checking that Triton runs on ``device`` (remembered per CUDA device: the path's
-    calls then skip both checks)."""
-    mod = _LOADED.get(KERNEL_MODULE)
-    if mod is not None and device in _CUDA_READY:
-        return mod
+    """The kernel module (``load_triton_module`` keeps it), after checking that Triton runs on ``device``
+    (remembered per CUDA device: the path's calls then skip that check)."""
     mod = load_triton_module(required=True)
-    if not triton_is_available(device):
-        raise RuntimeError(f'Triton is not available for device {device} '
-                           '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
-    if device.type == 'cuda':
-        _CUDA_READY.add(device)
+    if device not in _CUDA_READY:
+        if not triton_is_available(device):
+            raise RuntimeError(f'Triton is not available for device {device} '
+                               '(needs CUDA, or TRITON_INTERPRET=1 on CPU)')
+        if device.type == 'cuda':
+            _CUDA_READY.add(device)
     return mod

@@ -66,9 +66,11 @@ class CompiledLaunchCache:
         options of a plain jit kernel (``num_warps``).
         """
         ptrs = [t.data_ptr() for t in tensors]
-        key = (name, torch.cuda.current_device(), tuple(consts.values()), tuple(options.values()),
-               tuple(t.dtype for t in tensors), tuple(t.get_device() for t in tensors), tuple(p % 16
-                                                                                              for p in ptrs), scalars)
+        dtypes = tuple(t.dtype for t in tensors)
+        devices = tuple(t.get_device() for t in tensors)
+        alignments = tuple(p % 16 for p in ptrs)
+        key = (name, torch.cuda.current_device(), tuple(consts.values()), tuple(options.values()), dtypes, devices,
+               alignments, scalars)
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
