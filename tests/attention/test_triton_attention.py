@@ -403,5 +403,39 @@ def test_gpu_inference_shape_key_splits_match_one_pass():
     assert not bad, f'split vs one-pass errors: {bad}; all: {split} vs {single}'
 
 
+@pytest.mark.gpu
+@gpu
+def test_gpu_backward_side_stream_joins_the_callers_stream():
+    """The dq and dk/dv kernels run on two streams. On a caller's own (non-default) stream, copies of the gradients
+    queued right after the backward returns, with no synchronisation, must equal the gradients read after a device
+    synchronisation (a missing join would copy dk/dv before their kernel ends), and equal those of a run on the
+    default stream and of a serial backward (the same deterministic kernels)."""
+    ta = _ta()
+    q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(
+        2, 8, 1800, 22384, 32, torch.bfloat16, 'far', device='cuda', seed=11)
+
+    def grads():
+        leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v, r, bs)]
+        out = ta.triton_bias_attention(*leaves[:4], o, d, leaves[4])
+        return torch.autograd.grad(out, leaves, grad_out.bfloat16())
+
+    on_default = [g.clone() for g in grads()]
+    with ta.serial_backward():
+        serial = grads()
+    torch.cuda.synchronize()
+    for name, g, ref in zip(GRAD_NAMES, serial, on_default):
+        assert torch.equal(g, ref), f'grad {name}: the serial backward differs from the two-stream one'
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        ours = grads()
+        copies = [g.clone() for g in ours]
+    torch.cuda.synchronize()
+    for name, c, g, ref in zip(GRAD_NAMES, copies, ours, on_default):
+        assert torch.equal(c, g), f'grad {name}: copied before its kernel ended'
+        assert torch.equal(g, ref), f'grad {name}: differs from the default-stream run'
+
+
 if __name__ == '__main__' and '--interpreted-cases' in sys.argv:
     _run_interpreted_cases(sys.argv[sys.argv.index('--interpreted-cases') + 1])

@@ -4,6 +4,8 @@ Triton's per-call binding, no saved tensors when no gradient is wanted.
 CPU: the key-factor cache through the path under the Triton interpreter (a subprocess: TRITON_INTERPRET=1 must be
 set before triton is imported). GPU (skipped on CPU): the compiled-launch cache against an fp64 reference.
 """
+import types
+
 import pytest
 import torch
 
@@ -167,6 +169,10 @@ def test_cached_launch_calls_the_launcher_directly_unless_hooked(monkeypatch):
     assert compiled.launcher_calls == [(2, 1, 1, 777, 1234, ('warps', 4), None, enter, leave, ptr, ptr, 5, 0.5, 16, 'a')
                                        ]
     assert not compiled.runner_calls
+    # a given stream: its handle goes to the launcher instead of the current stream's
+    cache.launch('k', kernel, (2, ), (x, x), (5, 0.5), dict(BLOCK=16, MODE='a'), {},
+                 types.SimpleNamespace(cuda_stream=99))
+    assert compiled.launcher_calls.pop()[3] == 99 and not compiled.runner_calls
     hook = [].append
     if hasattr(enter, 'add'):  # a hook chain (Triton >= 3.5)
         enter.add(hook)
@@ -207,8 +213,8 @@ def test_gpu_compiled_launches_match_triton_launches(dtype):
     ta.COMPILED.clear()
     first = run()  # through Triton: compiles/autotunes, fills the cache
     entries, hits, misses = len(ta.COMPILED), ta.COMPILED.hits, ta.COMPILED.misses
-    again = run()  # forward, dq (with delta), dk/dv, dr: four launches, all from the cache
-    assert (len(ta.COMPILED), ta.COMPILED.misses, ta.COMPILED.hits - hits) == (entries, misses, 4)
+    again = run()  # forward, delta, dq, dk/dv, dr: five launches, all from the cache
+    assert (len(ta.COMPILED), ta.COMPILED.misses, ta.COMPILED.hits - hits) == (entries, misses, 5)
     for name, a, b in zip(('out', *GRAD_NAMES), first, again):
         assert torch.equal(a, b), name
     errs = kernel_relative_errors(*inputs, ta.triton_bias_attention)

@@ -22,7 +22,11 @@ def test_refuses_without_cuda(tmp_path):
 @pytest.mark.gpu
 @gpu
 def test_host_delay_shows_as_idle_not_as_gpu_time():
-    """1 ms of host work before a ~10 us kernel: events ~1 ms, GPU-only well under it, idle ~1 ms."""
+    """1 ms of host work before a ~10 us kernel: events ~1 ms, GPU-only well under it, idle ~1 ms.
+
+    Other processes on the GPU (the suite's parallel workers) can hold it past the host delay, so that this
+    process's start event is stamped only when the kernel is already queued (events then read ~4 us): the best of
+    three measurements must show the delay, and a probe that misplaces it shows it in none."""
     dev = torch.device('cuda')
     probe = probe_tool.Probe(dev, calls=9, host_calls=9, sleep_cycles=20_000_000)  # ~10 ms of GPU busy-wait
     x = torch.randn(1 << 16, device=dev)
@@ -33,11 +37,16 @@ def test_host_delay_shows_as_idle_not_as_gpu_time():
             pass
         probe.keep.append(x * 2)
 
-    res = probe.measure(late_kernel)
-    assert res['events_us'] >= 950, res
-    assert res['gpu_only_us'] < 300, res
-    assert 700 <= res['idle_us'] <= res['events_us'], res
-    assert res['host_us'] >= 950, res
+    def as_expected(res):
+        return (res['events_us'] >= 950 and res['gpu_only_us'] < 300 and 700 <= res['idle_us'] <= res['events_us']
+                and res['host_us'] >= 950)
+
+    attempts = []
+    for _ in range(3):
+        attempts.append(probe.measure(late_kernel))
+        if as_expected(attempts[-1]):
+            break
+    assert as_expected(attempts[-1]), attempts
 
 
 @pytest.mark.gpu

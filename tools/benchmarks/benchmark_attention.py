@@ -42,8 +42,8 @@ PC_RANGE = CMT_PC_RANGE
 SHAPES = dict(CMT_SHAPES, quick=dict(batch=1, bev=(8, 8), views=2, feat=(3, 5), img=(48, 80)))
 PHASES = CMT_QUERIES
 QUICK_PHASES = {'train': 40, 'infer': 20}
-ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'triton-1pass', 'triton-nocache', 'auto',
-        'nobias', 'nobias-qk64', 'flex')
+ROWS = ('sdpa', 'svd', 'exact', 'exact-plain', 'exact-nocache', 'triton', 'triton-1pass', 'triton-nocache',
+        'triton-serial-bwd', 'auto', 'nobias', 'nobias-qk64', 'flex')
 DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
 
 
@@ -196,6 +196,10 @@ def build_rows(case, names):
         clear_key_factor_cache()
         return triton_path_attention(q, k, v, r, o, d, s, length)
 
+    def triton_serial_bwd(q, k, v, r, s):
+        with mod.serial_backward():
+            return triton_path_attention(q, k, v, r, o, d, s, length)
+
     table = {
         'sdpa': (geo(sdpa_bias_attention), 'dense mask -> SDPA'),
         'svd': (geo(svd_bias_attention), 'dense -> svd_lowrank(10) -> SDPA'),
@@ -205,6 +209,7 @@ def build_rows(case, names):
         'triton': (geo(triton_path_attention), 'fused Triton kernel (keys split when queries leave SMs idle)'),
         'triton-1pass': (forced_splits_row(mod, case, 1), 'fused Triton kernel, keys in one pass (no split)'),
         'triton-nocache': (triton_nocache, 'triton, key factors rebuilt every call'),
+        'triton-serial-bwd': (triton_serial_bwd, 'triton, the backward kernels on one stream'),
         'auto': (geo(bias_attention, mode='auto'), f'auto -> {auto_mode}'),
         'nobias':
         (lambda q, k, v, r, s: F.scaled_dot_product_attention(q, k, v), 'bias-free SDPA, head dim 32 (the floor)'),

@@ -22,10 +22,10 @@ and room for delta (each (B, H, Nq)). When the query
 blocks alone would leave SMs idle (batch-1 inference), the forward splits the keys over several
 programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``).
 The backward is
-flash-attention-2 style: a dq kernel looping over key blocks per query block, which also writes
-delta = rowsum(dO * O) of its rows (it runs first: no separate delta kernel, so the GPU waits for one launch
-after the forward, not two) and accumulates G_i = sum_j dS_ij psi_j (tensor cores), then a dk/dv kernel
-looping over query blocks per key block. dA = sm_scale * G, and a last small kernel maps dA to
+flash-attention-2 style: a small kernel writes delta = rowsum(dO * O), then a dq kernel looping over key blocks
+per query block, which also accumulates G_i = sum_j dS_ij psi_j (tensor cores), and a dk/dv kernel looping over
+query blocks per key block run side by side on two CUDA streams (the dq kernel's last wave of programs leaves
+SMs idle that dk/dv programs fill). dA = sm_scale * G, and a last small kernel maps dA to
 d r (through the polynomial phi, summed over heads) and to per-(b, query block, h) partial sums of
 d bias_scale, added up in torch: deterministic, no atomics.
 
@@ -53,7 +53,7 @@ from .triton_launch_cache import CompiledLaunchCache
 __all__ = [
     'triton_bias_attention', 'fused_attention', 'attention_with_keys', 'key_factors', 'KeyFactors', 'split_factors',
     'check_kernel_limits', 'autotune_winners', 'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK',
-    'kv_splits', 'forced_kv_splits', 'COMPILED'
+    'kv_splits', 'forced_kv_splits', 'serial_backward', 'COMPILED'
 ]
 
 
@@ -477,6 +477,27 @@ def _combine_kv_splits(PART, Out, F32, stride_ob, stride_oh, stride_om, stride_o
 
 
 @triton.jit
+def _bwd_delta(DO, F32, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, HEAD_DIM: tl.constexpr,
+               BLOCK: tl.constexpr):
+    """delta = rowsum(dO * O) (fp32) of BLOCK query rows of one b*h, from the forward's fp32 output O in F32
+    (``_f32_rows``, B*H rows) into F32's delta part: the backward's first launch; the dq and dk/dv kernels read it."""
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    n_bh = tl.num_programs(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_Q
+    offs_d = tl.arange(0, HEAD_DIM)
+    do = tl.load(
+        DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
+        mask=ok[:, None],
+        other=0.0)
+    o32 = tl.load(F32 + (pid_bh * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
+    tl.store(_f32_delta(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q + offs, tl.sum(o32 * do.to(tl.float32), 1), mask=ok)
+
+
+@triton.jit
 def _dkdv_tile(dk, dv, k, v, p_x, p_hi, q_base, do_base, a_base, LSE_b, DELTA_b, stride_qm, stride_qd, stride_om,
                stride_od, start_m, N_Q, qk_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
                SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -508,7 +529,7 @@ def _attn_bwd_dkdv(Q, K, V, A, P, DO, F32, DK, DV, stride_qb, stride_qh, stride_
                    FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (key block, b*h); dk, dv outputs are contiguous (B, H, Nk, D). Reads lse and delta from the
-    forward's fp32 buffer F32 (``_f32_rows``; delta written by the dq kernel)."""
+    forward's fp32 buffer F32 (``_f32_rows``; delta written by _bwd_delta)."""
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -599,9 +620,8 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, F32, DQ, DA, stride_qb, stride_qh, stride_qm
                  stride_od, stride_pb, H, N_Q, N_K, qk_scale, sm_scale, HEAD_DIM: tl.constexpr, RANK: tl.constexpr,
                  FW: tl.constexpr, SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program per (query block, b*h); writes dq (B, H, Nq, D), dA (B, H, Nq, RANK) fp32 and delta
-    = rowsum(dO * O) fp32 of its rows, from the forward's fp32 output O in F32 (``_f32_rows``), into F32's delta
-    part: the backward's first launch, so the dk/dv kernel after it reads delta."""
+    """One program per (query block, b*h); writes dq (B, H, Nq, D) and dA (B, H, Nq, RANK) fp32. Reads lse and
+    delta from F32 (``_f32_rows``; delta written by _bwd_delta)."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -621,9 +641,7 @@ def _attn_bwd_dq(Q, K, V, A, P, DO, F32, DQ, DA, stride_qb, stride_qh, stride_qm
     a_x, a_hi = _factor_tiles(A + pid_bh * N_Q * FW, offs_m, m_ok, FW - RANK, RANK, FW, SPLIT, True, False)
     n_bh = tl.num_programs(1)
     lse = tl.load(_f32_lse(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q + offs_m, mask=m_ok, other=float('inf'))
-    o32 = tl.load(F32 + (pid_bh * N_Q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :], mask=m_ok[:, None], other=0.0)
-    delta = tl.sum(o32 * do.to(tl.float32), 1)
-    tl.store(_f32_delta(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q + offs_m, delta, mask=m_ok)
+    delta = tl.load(_f32_delta(F32, n_bh, N_Q, HEAD_DIM) + pid_bh * N_Q + offs_m, mask=m_ok, other=0.0)
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
     p_base = P + b * stride_pb
@@ -673,6 +691,7 @@ _TUNERS = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq, 'dq_fp3
 _JIT_KERNELS = {
     'key_factors': _key_factor_kernel,
     'combine': _combine_kv_splits,
+    'delta': _bwd_delta,
     'query_factor_bwd': _query_factor_bwd_kernel
 }
 _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
@@ -686,12 +705,12 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _launch(name, grid, tensors, scalars, consts):
+def _launch(name, grid, tensors, scalars, consts, stream=None):
     """Launch kernel `name` (a key of _TUNERS or _JIT_KERNELS) with arguments (*tensors, *scalars, **consts) on
-    grid (a tuple, or a function of the config's BLOCK_M/BLOCK_N). Autotuned kernels: with a forced config if
-    set, 16x16 tiles under TRITON_INTERPRET, else the autotuner's choice (the dq kernel with fp32 factors from
-    its safe configs). Compiled launches after the first with the same key skip Triton's binding
-    (COMPILED)."""
+    grid (a tuple, or a function of the config's BLOCK_M/BLOCK_N), on ``stream`` (a torch.cuda.Stream; None: the
+    current stream). Autotuned kernels: with a forced config if set, 16x16 tiles under TRITON_INTERPRET, else the
+    autotuner's choice (the dq kernel with fp32 factors from its safe configs). Compiled launches after the first
+    with the same key skip Triton's binding (COMPILED)."""
     if name in _JIT_KERNELS:
         kernel, options = _JIT_KERNELS[name], {'num_warps': 4}
         if _INTERPRETING:
@@ -702,12 +721,13 @@ def _launch(name, grid, tensors, scalars, consts):
         cfg = _FORCED.get(name)
         if cfg is not None or _INTERPRETING:
             meta = cfg.all_kwargs() if cfg is not None else _INTERPRET_META
-            kernel.fn[grid](*tensors, *scalars, **consts, **meta)
+            with contextlib.nullcontext() if stream is None else torch.cuda.stream(stream):
+                kernel.fn[grid](*tensors, *scalars, **consts, **meta)
             return
         if name == 'dq' and not consts['SPLIT']:
             name = 'dq_fp32_factors'
             kernel = _TUNERS[name]
-    COMPILED.launch(name, kernel, grid, tensors, scalars, consts, options)
+    COMPILED.launch(name, kernel, grid, tensors, scalars, consts, options, stream)
 
 
 def kernel_configs(name: str) -> list:
@@ -954,28 +974,49 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
     return out, ((a, f32) if save else None)
 
 
-def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, f32, dout, sm_scale: float, fact_prec: str):
-    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units. a, f32: what the forward saved.
+def _backward(q,
+              k,
+              v,
+              r,
+              bias_scale,
+              keys: KeyFactors,
+              a,
+              f32,
+              dout,
+              sm_scale: float,
+              fact_prec: str,
+              serial: bool = False):
+    """(dq, dk, dv, dr, d bias_scale) of one call; dr in r's units. a, f32: what the forward saved. ``serial``: the
+    dq and dk/dv kernels one after the other on the current stream (``serial_backward``).
 
-    The dq kernel goes first: it also writes delta = rowsum(dO * O) into f32, which the dk/dv kernel reads. The
-    host work before that first launch is all the GPU waits for after the forward kernel (the later launches are
-    queued while the dq kernel runs), so the other buffers are allocated after it."""
+    A small kernel writes delta = rowsum(dO * O) into f32 first. The dq kernel (one long program per query block:
+    about 1.2 waves of programs at B=2, Nq=1800 on an H200) and the dk/dv kernel (many short programs) then run side
+    by side on CUDA: dk/dv goes to a side stream (``_side_stream``) that waits for the current stream's work up to
+    that point (delta, and every earlier use of the new buffers' memory), not for dq, so its programs fill the SMs
+    the dq kernel's last wave leaves idle; the current stream waits for it before its next kernel. On CPU (the
+    interpreter), and within ``serial_backward``, the kernels run in order on the current stream."""
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     dev = q.device
     dout = dout.to(q.dtype)
+    blk = _aux_block()
+    _launch('delta', (_cdiv(Nq, blk), B * H), (dout, f32), (*dout.stride(), H, Nq), dict(HEAD_DIM=D, BLOCK=blk))
     dq = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
     da = torch.empty((B, H, Nq, KERNEL_RANK), dtype=torch.float32, device=dev)
+    dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
+    dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
+    main, side = (None, None) if serial else _side_stream(dev)
+    if side is not None:
+        side.wait_stream(main)
     scalars = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), _batch_stride(keys.psi), H, Nq, Nk,
                sm_scale * _LOG2E, sm_scale)
     consts = _tile_consts(q, keys, fact_prec)
     _launch('dq', lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H), (q, k, v, a, keys.psi, dout, f32, dq, da), scalars,
             consts)
-    dk = torch.empty((B, H, Nk, D), dtype=k.dtype, device=dev)
-    dv = torch.empty((B, H, Nk, D), dtype=v.dtype, device=dev)
     _launch('dkdv', lambda m: (_cdiv(Nk, m['BLOCK_N']), B * H), (q, k, v, a, keys.psi, dout, f32, dk, dv), scalars,
-            consts)
-    blk = _aux_block()
+            consts, side)
+    if side is not None:
+        main.wait_stream(side)  # before anything else runs on the current stream (or frees these buffers)
     n_blk = _cdiv(Nq, blk)
     dr = torch.empty((B, Nq, 3), dtype=torch.float32, device=dev)
     dbs_part = torch.empty((B, n_blk, H), dtype=torch.float32, device=dev)
@@ -983,6 +1024,35 @@ def _backward(q, k, v, r, bias_scale, keys: KeyFactors, a, f32, dout, sm_scale: 
             (*r.stride(), _batch_stride(keys.centre), H, Nq, -1.0 / sm_scale, keys.inv_len),
             dict(RANK=KERNEL_RANK, BLOCK=blk))
     return dq, dk, dv, dr, dbs_part.sum(dim=(0, 1))
+
+
+_SIDE_STREAMS = {}  # CUDA device -> the backward's side stream
+_SERIAL_BACKWARD = {}  # 'on': True within serial_backward()
+
+
+def _side_stream(device: torch.device) -> tuple:
+    """(current stream, side stream) of ``device`` for the dk/dv kernel, or (None, None) on CPU (the interpreter).
+    All buffers are allocated on the current stream, and it waits for the side stream before its next kernel, so
+    the caching allocator's stream order holds."""
+    if device.type != 'cuda' or _INTERPRETING:
+        return None, None
+    side = _SIDE_STREAMS.get(device)
+    if side is None:
+        side = _SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return torch.cuda.current_stream(device), side
+
+
+@contextlib.contextmanager
+def serial_backward():
+    """Calls made within the block run their backward's dq and dk/dv kernels one after the other on the current
+    stream (benchmarks: ``benchmark_attention.py``'s row triton-serial-bwd)."""
+    previous = _SERIAL_BACKWARD.get('on')
+    _SERIAL_BACKWARD['on'] = True
+    try:
+        yield
+    finally:
+        if previous is None:
+            _SERIAL_BACKWARD.pop('on', None)
 
 
 class _GeoBiasFlashAttention(torch.autograd.Function):
@@ -994,16 +1064,16 @@ class _GeoBiasFlashAttention(torch.autograd.Function):
         with _on_device(q):
             out, (a, f32) = _forward(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save=True)
         ctx.save_for_backward(q, k, v, r, bias_scale, keys.centre, keys.psi, a, f32)
-        ctx.consts = (keys.inv_len, sm_scale, fact_prec)
+        ctx.consts = (keys.inv_len, sm_scale, fact_prec, bool(_SERIAL_BACKWARD))
         return out
 
     @staticmethod
     def backward(ctx, dout):
         q, k, v, r, bias_scale, centre, psi, a, f32 = ctx.saved_tensors
-        inv_len, sm_scale, fact_prec = ctx.consts
+        inv_len, sm_scale, fact_prec, serial = ctx.consts
         with _on_device(dout):
             grads = _backward(q, k, v, r, bias_scale, KeyFactors(centre, psi, inv_len), a, f32, dout, sm_scale,
-                              fact_prec)
+                              fact_prec, serial)
         return (*grads, None, None, None)
 
 

@@ -23,7 +23,8 @@ one driver call per pointer argument on every launch). The key holds each tensor
 key, through Triton, has checked that such addresses are memory the kernel can reach (a CPU tensor is refused there
 and never cached).
 """
-from typing import Callable, Dict, Sequence, Tuple, Union
+import contextlib
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from triton.runtime import Autotuner
@@ -56,14 +57,22 @@ class CompiledLaunchCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def launch(self, name: str, kernel, grid: Grid, tensors: Sequence[torch.Tensor], scalars: tuple, consts: dict,
-               options: dict) -> None:
+    def launch(self,
+               name: str,
+               kernel,
+               grid: Grid,
+               tensors: Sequence[torch.Tensor],
+               scalars: tuple,
+               consts: dict,
+               options: dict,
+               stream: Optional[torch.cuda.Stream] = None) -> None:
         """Run ``kernel`` (a ``triton.JITFunction`` or ``triton.autotune`` wrapper) on ``grid``.
 
         The kernel's signature must be ``(*tensors, *scalars, *constexprs)``: the pointer arguments first, then
         the runtime scalars, then constexpr parameters given by ``consts`` and, for an autotuned kernel, by the
         chosen config. ``grid`` is a tuple or a function of the config's meta-parameters. ``options``: launch
-        options of a plain jit kernel (``num_warps``).
+        options of a plain jit kernel (``num_warps``). ``stream``: launch there instead of on the current stream
+        (a direct launch takes its handle without switching the current stream).
         """
         ptrs = [t.data_ptr() for t in tensors]
         dtypes = tuple(t.dtype for t in tensors)
@@ -74,7 +83,8 @@ class CompiledLaunchCache:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
-            entry = self._launch_through_triton(kernel, grid, tensors, scalars, consts, options)
+            with _on_stream(stream):
+                entry = self._launch_through_triton(kernel, grid, tensors, scalars, consts, options)
             if entry is not None:
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
@@ -86,11 +96,12 @@ class CompiledLaunchCache:
         g = (*g, 1, 1)  # the compiled kernel's launcher reads 3 dims
         hooks = _quiet_launch_hooks() if direct is not None else None
         if hooks is None:
-            compiled[g[:3]](*tensors, *scalars, *tail)
+            with _on_stream(stream):
+                compiled[g[:3]](*tensors, *scalars, *tail)
             return
         run, function, packed_metadata = direct
-        stream = torch._C._cuda_getCurrentRawStream(key[1])
-        run(g[0], g[1], g[2], stream, function, packed_metadata, None, *hooks, *ptrs, *scalars, *tail)
+        handle = torch._C._cuda_getCurrentRawStream(key[1]) if stream is None else stream.cuda_stream
+        run(g[0], g[1], g[2], handle, function, packed_metadata, None, *hooks, *ptrs, *scalars, *tail)
 
     @staticmethod
     def _launch_through_triton(kernel, grid, tensors, scalars, consts, options):
@@ -109,6 +120,11 @@ class CompiledLaunchCache:
         except AttributeError:
             direct = None
         return compiled, tuple(given[n] for n in names), meta, direct
+
+
+def _on_stream(stream: Optional[torch.cuda.Stream]):
+    """``torch.cuda.stream(stream)``, or no change when ``stream`` is None."""
+    return contextlib.nullcontext() if stream is None else torch.cuda.stream(stream)
 
 
 def _quiet_launch_hooks():
