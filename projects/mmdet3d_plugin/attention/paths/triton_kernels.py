@@ -48,7 +48,7 @@ from ..geometry import FACTOR_RANK
 from ..key_factor_cache import KeyFactorCache
 from ..path_inputs import key_centre
 from .triton import interpreting, triton_is_available
-from .triton_launch_cache import CompiledLaunchCache
+from .triton_launch_cache import CompiledLaunchCache, on_stream
 
 __all__ = [
     'triton_bias_attention', 'fused_attention', 'attention_with_keys', 'key_factors', 'KeyFactors', 'split_factors',
@@ -721,7 +721,7 @@ def _launch(name, grid, tensors, scalars, consts, stream=None):
         cfg = _FORCED.get(name)
         if cfg is not None or _INTERPRETING:
             meta = cfg.all_kwargs() if cfg is not None else _INTERPRET_META
-            with contextlib.nullcontext() if stream is None else torch.cuda.stream(stream):
+            with on_stream(stream):
                 kernel.fn[grid](*tensors, *scalars, **consts, **meta)
             return
         if name == 'dq' and not consts['SPLIT']:
@@ -871,7 +871,7 @@ _KEY_FACTORS = KeyFactorCache()
 
 
 def _aux_block() -> int:
-    """Rows per program of the small kernels (key factors, split merge, query-factor backward)."""
+    """Rows per program of the small kernels (key factors, split merge, delta, query-factor backward)."""
     return 16 if _INTERPRETING else 64
 
 
@@ -940,8 +940,8 @@ def _tile_consts(q, keys: KeyFactors, fact_prec: str) -> dict:
 
 def _f32_rows(rows: int, nq: int, d: int, delta: bool, device) -> torch.Tensor:
     """One flat fp32 buffer for ``rows`` rows of ``nq`` queries: [O (rows, Nq, D) | lse (rows, Nq)], and with
-    ``delta`` [... | delta (rows, Nq)]. Rows are b*h (the forward's saved output; delta is written by the dq
-    kernel) or s * B*H + b*h (the key splits' parts). The kernels find lse and delta from the row count
+    ``delta`` [... | delta (rows, Nq)]. Rows are b*h (the forward's saved output; delta is written by
+    _bwd_delta) or s * B*H + b*h (the key splits' parts). The kernels find lse and delta from the row count
     (``_f32_lse``, ``_f32_delta``): one allocation where there were two or three, on the path to a launch."""
     return torch.empty(rows * nq * (d + 2 if delta else d + 1), dtype=torch.float32, device=device)
 

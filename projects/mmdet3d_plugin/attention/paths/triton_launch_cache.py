@@ -83,7 +83,7 @@ class CompiledLaunchCache:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
-            with _on_stream(stream):
+            with on_stream(stream):
                 entry = self._launch_through_triton(kernel, grid, tensors, scalars, consts, options)
             if entry is not None:
                 if len(self._entries) >= self.max_entries:
@@ -96,7 +96,7 @@ class CompiledLaunchCache:
         g = (*g, 1, 1)  # the compiled kernel's launcher reads 3 dims
         hooks = _quiet_launch_hooks() if direct is not None else None
         if hooks is None:
-            with _on_stream(stream):
+            with on_stream(stream):
                 compiled[g[:3]](*tensors, *scalars, *tail)
             return
         run, function, packed_metadata = direct
@@ -122,7 +122,7 @@ class CompiledLaunchCache:
         return compiled, tuple(given[n] for n in names), meta, direct
 
 
-def _on_stream(stream: Optional[torch.cuda.Stream]):
+def on_stream(stream: Optional[torch.cuda.Stream]):
     """``torch.cuda.stream(stream)``, or no change when ``stream`` is None."""
     return contextlib.nullcontext() if stream is None else torch.cuda.stream(stream)
 
