@@ -198,3 +198,53 @@ def test_transformer_init_zeroes_linear_biases_as_cmt():
         for attn in (layer.self_attn.attn, layer.cross_attn.attn):
             w = attn.in_proj_weight
             assert w.abs().max() <= math.sqrt(6.0 / sum(w.shape)) and not attn.in_proj_bias.any()
+
+
+def _self_attention_fp64(attn, x, pos, blocked):
+    """Reference of mmcv MultiheadAttention's self-attention (eval: no dropout), written out in fp64: q = k = x + pos,
+    v = x, per-head softmax(q k^T / sqrt(D) with blocked pairs at -inf) v, output projection, identity residual."""
+    w, b = attn.attn.in_proj_weight.double(), attn.attn.in_proj_bias.double()
+    B, N, C = x.shape
+    H = attn.num_heads
+    D = C // H
+
+    def heads(t, i):
+        return (t @ w[i * C:(i + 1) * C].T + b[i * C:(i + 1) * C]).view(B, N, H, D).transpose(1, 2)
+
+    q, k, v = heads(x + pos, 0), heads(x + pos, 1), heads(x, 2)
+    logits = (q @ k.transpose(-1, -2) / math.sqrt(D)).masked_fill(blocked, float('-inf'))
+    out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, N, C)
+    out = out @ attn.attn.out_proj.weight.double().T + attn.attn.out_proj.bias.double()
+    return x + out
+
+
+def test_decoder_self_attention_is_mmcvs_function_through_sdpa():
+    """CmtDecoderLayer's self-attention (mmcv MultiheadAttention's parameters, run with need_weights=False) equals
+    the attention written out in fp64 under the DN mask, outputs and gradients; in training its attention dropout is
+    applied (output differs from eval, reproducible under one seed)."""
+    from cmt_test_utils import DEMO, build_model
+    layer = build_model(
+        DEMO['fusion'], seed=int(torch.randint(0, 1000, ()))).pts_bbox_head.transformer.decoder.layers[0]
+    layer = layer.double().eval()
+    gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
+    C, pad, nq, groups = layer.embed_dims, 6, 9, 3
+    x = torch.randn(2, pad + nq, C, generator=gen, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(2, pad + nq, C, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = dn_attn_mask(pad, nq, groups)
+    out = layer._self_attention(x, pos, mask)
+    ref = _self_attention_fp64(layer.self_attn, x, pos, mask)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    grads = torch.autograd.grad(out, (x, pos, layer.self_attn.attn.in_proj_weight), g)
+    ref_grads = torch.autograd.grad(ref, (x, pos, layer.self_attn.attn.in_proj_weight), g)
+    for a, r in zip(grads, ref_grads):
+        torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-10)
+    layer.train()
+    layer.self_attn.proj_drop.eval()  # leave only the attention dropout (nn.MultiheadAttention's own) active
+    layer.self_attn.dropout_layer.eval()
+    assert layer.self_attn.attn.dropout > 0
+    torch.manual_seed(5)
+    train_a = layer._self_attention(x, pos, mask)
+    torch.manual_seed(5)
+    train_b = layer._self_attention(x, pos, mask)
+    assert torch.equal(train_a, train_b) and not torch.allclose(train_a, out)

@@ -44,6 +44,16 @@ def _mlp(c_in: int, c_hidden: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(c_in, c_hidden), nn.ReLU(inplace=True), nn.Linear(c_hidden, c_out))
 
 
+def per_layer_mean(loss: Tensor, layers: int, avg_factor: float) -> Tensor:
+    """Elementwise losses of all decoder layers stacked along dim 0 (a loss module's ``reduction_override='none'``
+    output) -> (layers,) ``sum / (avg_factor + eps)`` per layer: mmdet's ``weight_reduce_loss`` with ``avg_factor``
+    and reduction 'mean', layer by layer. A 0-d loss (mmdet's ``L1Loss`` returns ``(pred * weight).sum()`` when every
+    weight is 0) is zero and the same for every layer."""
+    if loss.dim() == 0:
+        loss = loss.expand(layers)
+    return loss.reshape(layers, -1).sum(1) / (avg_factor + torch.finfo(torch.float32).eps)
+
+
 @MODELS.register_module()
 class CmtHead(BaseModule):
     """CMT head for fusion, LiDAR-only (``use_img=False``) and camera-only (``use_bev=False``) models.
@@ -342,117 +352,122 @@ class CmtHead(BaseModule):
 
     def loss_by_feat(self, outs: Dict[str, Tensor], gt_boxes: List[Tensor], gt_labels: List[Tensor],
                      dn: Optional[DNQueries]) -> Dict[str, Tensor]:
-        """Losses of every decoder layer. The host waits for the GPU three times per call (the cost matrices of all
-        layers copied at once, their matches copied back, the DN slots), not once per layer and sample."""
-        losses = {}
+        """Losses of every decoder layer, evaluated for all layers at once: one call of each loss module for the
+        matching queries and one for the DN queries, their elementwise losses summed per layer (see
+        ``per_layer_mean``). The host waits for the GPU three times per call (the cost matrices of all layers copied
+        at once, their matches copied back, the DN slots) plus the loss modules' own checks, and a distributed run
+        makes one collective call for every normaliser it averages."""
         cls_all, bbox_all = outs['cls_scores'], outs['bbox_preds']  # (L, B, Q, K), (L, B, Q, 10)
-        L = cls_all.shape[0]
-        matches = self._hungarian_matches(cls_all.detach(), bbox_all.detach(), gt_boxes, gt_labels)
-        gt_codes = encode_boxes(torch.cat(gt_boxes)) if gt_boxes else bbox_all.new_zeros(0, 10)
-        gt_classes = torch.cat(gt_labels) if gt_labels else cls_all.new_zeros(0, dtype=torch.long)
-        dn_targets = self._dn_targets(dn, cls_all.device) if self.with_dn else None
+        L, B, Q = cls_all.shape[:3]
+        query_idx, gt_idx, num_pos = self._hungarian_matches(cls_all.detach(), bbox_all.detach(), gt_boxes, gt_labels)
+        dn_targets = self._dn_targets(dn) if self.with_dn else None
+        # normalisers (host numbers; the same for every layer): matching classification positives + bg_cls_weight x
+        # negatives, matching L1 positives (per GPU unless sync_avg_factor), DN L1 the valid DN slots (all-reduced)
+        cls_avg, pos_avg = num_pos + (B * Q - num_pos) * self.bg_cls_weight, float(num_pos)
+        to_average = ([dn_targets['num'] if dn_targets else 0.0] if self.with_dn else []) + \
+            ([cls_avg, pos_avg] if self.sync_avg_factor else [])
+        averaged = self._mean_over_ranks(to_average, cls_all.device)
+        if self.sync_avg_factor:
+            cls_avg, pos_avg = averaged[-2:]
+        loss_cls, loss_bbox = self._matching_losses(cls_all, bbox_all, gt_boxes, gt_labels, query_idx, gt_idx, cls_avg,
+                                                    pos_avg)
+        if self.with_dn and dn_targets is None:  # batch without GT: keep the keys, zero losses connected to the graph
+            dn_cls = dn_bbox = (cls_all.flatten(1).sum(1) + bbox_all.flatten(1).sum(1)) * 0
+        elif self.with_dn:
+            dn_cls, dn_bbox = self._dn_losses(outs['dn_cls_scores'], outs['dn_bbox_preds'], dn_targets, averaged[0])
+        per_layer = [loss_cls.unbind(0), loss_bbox.unbind(0)]
+        names = ['loss_cls', 'loss_bbox']
+        if self.with_dn:
+            per_layer += [dn_cls.unbind(0), dn_bbox.unbind(0)]
+            names += ['dn_loss_cls', 'dn_loss_bbox']
+        losses = {}
         for layer in range(L):
             prefix = '' if layer == L - 1 else f'd{layer}.'
-            cls, bbox = cls_all[layer], bbox_all[layer]
-            losses[prefix + 'loss_cls'], losses[prefix + 'loss_bbox'] = self._matching_loss(
-                cls, bbox, gt_codes, gt_classes, *matches[layer])
-            if not self.with_dn:
-                continue
-            if dn_targets is None:  # batch without GT: keep the keys, zero losses connected to the graph
-                zero = (cls.sum() + bbox.sum()) * 0
-                losses[prefix + 'dn_loss_cls'], losses[prefix + 'dn_loss_bbox'] = zero, zero
-            else:
-                losses[prefix + 'dn_loss_cls'], losses[prefix + 'dn_loss_bbox'] = self._dn_loss(
-                    outs['dn_cls_scores'][layer], outs['dn_bbox_preds'][layer], dn_targets)
+            losses.update((prefix + name, values[layer]) for name, values in zip(names, per_layer))
         return losses
 
     def _hungarian_matches(self, cls: Tensor, bbox: Tensor, gt_boxes: List[Tensor],
-                           gt_labels: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
-        """cls (L, B, Q, K) logits, bbox (L, B, Q, 10), detached. Per layer: (query index into the flattened
-        (B * Q), GT index into the batch's concatenated GT), int64 on the predictions' device, from CMT's
-        Hungarian assignment of each (layer, sample) pair. The costs of all layers of a sample are evaluated
-        together (one set of cost kernels per sample, not per pair)."""
+                           gt_labels: List[Tensor]) -> Tuple[Tensor, Tensor, int]:
+        """cls (L, B, Q, K) logits, bbox (L, B, Q, 10), detached. Returns the matched pairs of all layers from CMT's
+        Hungarian assignment of each (layer, sample) pair: query index into the flattened (L * B * Q), GT index into
+        the batch's concatenated GT (int64, on the predictions' device, one host-to-device copy), and the number of
+        matches per layer (each layer matches min(Q, G_b) queries of every sample: the same count in every layer).
+        The costs of all layers of a sample are evaluated together (one set of cost kernels per sample)."""
         L, B, Q = cls.shape[:3]
         samples = [b for b in range(B) if gt_boxes[b].shape[0] and Q]
         costs = {b: self.assigner.cost_matrices(bbox[:, b], cls[:, b], gt_boxes[b], gt_labels[b]) for b in samples}
         pairs = [(layer, b) for layer in range(L) for b in samples]
         offsets = np.cumsum([0] + [int(g.shape[0]) for g in gt_boxes])
-        per_layer = [([], []) for _ in range(L)]
-        for (layer, b), (rows, cols) in zip(pairs, linear_sum_assignments([costs[b][layer] for layer, b in pairs])):
-            per_layer[layer][0].append(rows + b * Q)
-            per_layer[layer][1].append(cols + offsets[b])
-        sizes = [sum(len(r) for r in q) for q, _ in per_layer]
-        flat = np.concatenate([np.concatenate(q + g) if q else np.zeros(0, np.int64) for q, g in per_layer])
-        flat = torch.from_numpy(flat).to(cls.device)  # one host-to-device copy for every layer
-        out, start = [], 0
-        for size in sizes:
-            out.append((flat[start:start + size], flat[start + size:start + 2 * size]))
-            start += 2 * size
-        return out
+        rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for (layer, b), (r, c) in zip(pairs, linear_sum_assignments([costs[b][layer] for layer, b in pairs])):
+            rows.append(r + (layer * B + b) * Q)
+            cols.append(c + offsets[b])
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        flat = torch.from_numpy(np.concatenate([rows, cols])).to(cls.device)
+        return flat[:rows.size], flat[rows.size:], rows.size // L
 
     @staticmethod
     def _mean_over_ranks(values: Sequence[float], device) -> List[float]:
         """Loss normalisers averaged over the ranks of a distributed run (mmdet's ``reduce_mean``: one wait for the
         GPU); as they are otherwise (host numbers: no wait)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if values and torch.distributed.is_available() and torch.distributed.is_initialized():
             return reduce_mean(torch.tensor(values, dtype=torch.float32, device=device)).tolist()
         return [float(v) for v in values]
 
-    def _box_loss(self, bbox: Tensor, targets: Tensor, weights: Tensor, avg_factor: float) -> Tensor:
-        """L1 over the targets that are finite (a zero-size GT box has log(0) = -inf in its target; its row gets
-        weight 0 instead of being indexed out, which would wait for the GPU). Not wrapped in ``nan_to_num`` as CMT
-        does (docs/quirks.md): a NaN prediction must surface (NonFiniteLossHook stops the run)."""
+    def _box_loss(self, bbox: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+        """Elementwise weighted L1 (N, 10) over the targets that are finite (a zero-size GT box has log(0) = -inf in
+        its target; its row gets weight 0 instead of being indexed out, which would wait for the GPU). Not wrapped in
+        ``nan_to_num`` as CMT does (docs/quirks.md): a NaN prediction must surface (NonFiniteLossHook stops the run).
+        """
         finite = torch.isfinite(targets).all(-1, keepdim=True)
-        return self.loss_bbox(bbox, torch.where(finite, targets, 0.0), weights * finite, avg_factor=avg_factor)
+        return self.loss_bbox(bbox, torch.where(finite, targets, 0.0), weights * finite, reduction_override='none')
 
-    def _matching_loss(self, cls: Tensor, bbox: Tensor, gt_codes: Tensor, gt_classes: Tensor, query_idx: Tensor,
-                       gt_idx: Tensor) -> Tuple[Tensor, Tensor]:
-        """cls (B, Q, K) logits, bbox (B, Q, 10); gt_codes (G, 10) / gt_classes (G,) of the batch's G GT boxes;
-        matched pairs query_idx (into B * Q) / gt_idx (into G): focal + weighted L1 with CMT's normalisers."""
-        B, Q, _ = cls.shape
-        labels = cls.new_full((B * Q, ), self.num_classes, dtype=torch.long)
+    def _matching_losses(self, cls: Tensor, bbox: Tensor, gt_boxes: List[Tensor], gt_labels: List[Tensor],
+                         query_idx: Tensor, gt_idx: Tensor, cls_avg: float, pos_avg: float) -> Tuple[Tensor, Tensor]:
+        """cls (L, B, Q, K) logits, bbox (L, B, Q, 10); matched pairs query_idx (into L * B * Q) / gt_idx (into the
+        batch's G GT boxes) -> focal and weighted L1 losses (L,) with CMT's normalisers."""
+        L, B, Q, K = cls.shape
+        gt_codes = encode_boxes(torch.cat(gt_boxes)) if gt_boxes else bbox.new_zeros(0, 10)
+        gt_classes = torch.cat(gt_labels) if gt_labels else cls.new_zeros(0, dtype=torch.long)
+        labels = cls.new_full((L * B * Q, ), self.num_classes, dtype=torch.long)
         labels[query_idx] = gt_classes[gt_idx]
-        targets = bbox.new_zeros(B * Q, 10)
+        targets = bbox.new_zeros(L * B * Q, 10)
         targets[query_idx] = gt_codes[gt_idx].to(targets.dtype)
-        weights = bbox.new_zeros(B * Q, 10)
+        weights = bbox.new_zeros(L * B * Q, 10)
         weights[query_idx] = self.code_weights.to(weights.dtype)
-        num_pos = float(query_idx.numel())  # one match per GT: known on the host
-        cls_avg, pos_avg = num_pos + (B * Q - num_pos) * self.bg_cls_weight, num_pos
-        if self.sync_avg_factor:
-            cls_avg, pos_avg = self._mean_over_ranks([cls_avg, pos_avg], cls.device)
-        loss_cls = self.loss_cls(cls.flatten(0, 1), labels, torch.ones_like(labels), avg_factor=max(cls_avg, 1.0))
-        loss_bbox = self._box_loss(bbox.flatten(0, 1), targets, weights, max(pos_avg, 1.0))
-        return loss_cls, loss_bbox
+        loss_cls = self.loss_cls(cls.reshape(-1, K), labels, reduction_override='none')
+        loss_bbox = self._box_loss(bbox.reshape(-1, 10), targets, weights)
+        return per_layer_mean(loss_cls, L, max(cls_avg, 1.0)), per_layer_mean(loss_bbox, L, max(pos_avg, 1.0))
 
-    def _dn_targets(self, dn: Optional[DNQueries], device) -> Optional[dict]:
+    def _dn_targets(self, dn: Optional[DNQueries]) -> Optional[dict]:
         """What the DN losses of every layer share: the valid slots (flattened index), their labels and box codes,
-        the classification normaliser (expected positives ``num * pi/6 * split^3``) and the count averaged over
-        ranks (as CMT). None without DN queries (no GT in the batch), after joining that average with a count of 0:
-        every rank must make the same collective calls, or a rank without GT would pair its next one (DDP's
-        gradient all-reduce) with the others' count."""
+        their count ``num`` (averaged over ranks by the caller, as CMT) and the classification normaliser (expected
+        positives ``num * pi/6 * split^3``). None without DN queries (no GT in the batch): the caller still joins
+        the average of the count with 0, as every rank must make the same collective calls, or a rank without GT
+        would pair its next one (DDP's gradient all-reduce) with the others' count."""
         if dn is None:
-            self._mean_over_ranks([0.0], device)
             return None
         idx = dn.valid.flatten().nonzero().squeeze(1)  # one wait for the GPU per step
         num = float(idx.numel())
-        split = self.dn_cfg['split']
         return dict(
             idx=idx,
             labels=dn.labels.flatten()[idx],
             codes=encode_boxes(dn.boxes.flatten(0, 1)[idx]),
-            cls_avg=max(num * math.pi / 6 * split**3, 1.0),
-            num_avg=max(self._mean_over_ranks([num], device)[0], 1.0))
+            num=num,
+            cls_avg=max(num * math.pi / 6 * self.dn_cfg['split']**3, 1.0))
 
-    def _dn_loss(self, cls: Tensor, bbox: Tensor, dn_targets: dict) -> Tuple[Tensor, Tensor]:
-        """cls (B, P, K), bbox (B, P, 10) of the DN queries: focal loss of the valid slots normalised by the
-        expected positives, L1 over them normalised by the all-reduced count, both times ``dn_weight``."""
+    def _dn_losses(self, cls: Tensor, bbox: Tensor, dn_targets: dict, num_avg: float) -> Tuple[Tensor, Tensor]:
+        """cls (L, B, P, K), bbox (L, B, P, 10) of the DN queries -> losses (L,): focal loss of the valid slots
+        normalised by the expected positives, L1 over them normalised by the all-reduced count ``num_avg``, both
+        times ``dn_weight``."""
+        L, K = cls.shape[0], cls.shape[-1]
         idx, labels, codes = dn_targets['idx'], dn_targets['labels'], dn_targets['codes']
-        cls, bbox = cls.flatten(0, 1)[idx], bbox.flatten(0, 1)[idx]
-        loss_cls = self.loss_cls(cls, labels, torch.ones_like(labels), avg_factor=dn_targets['cls_avg'])
-        weights = self.code_weights.expand_as(codes)
-        loss_bbox = self._box_loss(bbox, codes.to(bbox.dtype), weights, dn_targets['num_avg'])
+        cls, bbox = cls.flatten(1, 2)[:, idx].reshape(-1, K), bbox.flatten(1, 2)[:, idx].reshape(-1, 10)
+        loss_cls = self.loss_cls(cls, labels.repeat(L), reduction_override='none')
+        loss_bbox = self._box_loss(bbox, codes.to(bbox.dtype).repeat(L, 1), self.code_weights.expand_as(bbox))
         w = self.dn_cfg['dn_weight']
-        return loss_cls * w, loss_bbox * w
+        return per_layer_mean(loss_cls, L, dn_targets['cls_avg']) * w, per_layer_mean(loss_bbox, L, max(num_avg,
+                                                                                                        1.0)) * w
 
     # ------------------------------------------------------------------ inference
     def predict(self, bev_feat, img_feat, batch_data_samples, img_hw=None) -> List[InstanceData]:

@@ -33,14 +33,10 @@ def dn_attn_mask(pad_size: int, num_query: int, groups: int, device=None) -> Ten
     queries and their own group.
     """
     total = pad_size + num_query
-    mask = torch.zeros(total, total, dtype=torch.bool, device=device)
-    mask[pad_size:, :pad_size] = True
-    size = pad_size // groups if groups else 0
-    for g in range(groups):
-        rows = slice(g * size, (g + 1) * size)
-        mask[rows, :g * size] = True
-        mask[rows, (g + 1) * size:pad_size] = True
-    return mask
+    size = pad_size // groups if groups else 1
+    idx = torch.arange(total, device=device)
+    group = torch.where(idx < pad_size, idx // size, groups)  # DN group of each query; matching queries: `groups`
+    return (group[:, None] != group[None, :]) & (idx < pad_size)[None, :]  # a DN key of another group is blocked
 
 
 def build_dn_queries(gt_boxes: List[Tensor],

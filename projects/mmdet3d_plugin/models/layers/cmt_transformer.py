@@ -1,6 +1,7 @@
 """CMT's DETR-style decoder with the geometric-bias cross-attention.
 
-Each layer (post-norm): self-attention over queries (DN block mask) -> LN -> cross-attention over memory tokens
+Each layer (post-norm): self-attention over queries (DN block mask; mmcv ``MultiheadAttention`` run through SDPA)
+-> LN -> cross-attention over memory tokens
 [BEV tokens; image tokens] with ``GeometricBiasAttention`` (query points = reference points in metres, key lines
 = BEV vertical lines / camera rays) -> LN -> FFN -> LN. Every layer output goes through a shared final LN
 (``post_norm``) and is returned; the next layer takes the un-normalised output (as mmcv 1.x PETR/CMT).
@@ -61,7 +62,7 @@ class CmtDecoderLayer(BaseModule):
                 ref_points: Tensor,
                 key_lines: Tuple[Tensor, Tensor],
                 self_attn_mask: Optional[Tensor] = None) -> Tensor:
-        query = self.norms[0](self.self_attn(query, query_pos=query_pos, key_pos=query_pos, attn_mask=self_attn_mask))
+        query = self.norms[0](self._self_attention(query, query_pos, self_attn_mask))
         dtype = self.cross_attn_dtype
         amp = nullcontext() if dtype is None else torch.autocast(query.device.type, dtype=dtype)
         with amp:
@@ -75,6 +76,17 @@ class CmtDecoderLayer(BaseModule):
                 key_lines=key_lines)
         query = self.norms[1](query.float())
         return self.norms[2](self.ffn(query))
+
+    def _self_attention(self, query: Tensor, query_pos: Tensor, attn_mask: Optional[Tensor]) -> Tensor:
+        """mmcv ``MultiheadAttention.forward`` of ``self_attn`` (q = k = query + query_pos, v = query; its dropouts
+        and identity residual), asking ``nn.MultiheadAttention`` for no attention weights: it then runs
+        ``F.scaled_dot_product_attention`` (softmax and attention dropout fused) instead of materialising the
+        (B*H, Nq, Nq) fp32 weights, which mmcv's call computes, averages over the heads and discards. Same
+        parameters, same function. query/query_pos (B, Nq, C); attn_mask (Nq, Nq) bool, True = blocked."""
+        attn = self.self_attn
+        qk = (query + query_pos).transpose(0, 1)  # nn.MultiheadAttention inside mmcv's is sequence-first
+        out = attn.attn(qk, qk, query.transpose(0, 1), attn_mask=attn_mask, need_weights=False)[0]
+        return query + attn.dropout_layer(attn.proj_drop(out.transpose(0, 1)))
 
 
 @MODELS.register_module()
