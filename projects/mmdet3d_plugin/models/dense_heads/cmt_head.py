@@ -364,8 +364,10 @@ class CmtHead(BaseModule):
         # normalisers (host numbers; the same for every layer): matching classification positives + bg_cls_weight x
         # negatives, matching L1 positives (per GPU unless sync_avg_factor), DN L1 the valid DN slots (all-reduced)
         cls_avg, pos_avg = num_pos + (B * Q - num_pos) * self.bg_cls_weight, float(num_pos)
-        to_average = ([dn_targets['num'] if dn_targets else 0.0] if self.with_dn else []) + \
-            ([cls_avg, pos_avg] if self.sync_avg_factor else [])
+        # one all-reduce for what is averaged over ranks: the DN count (as CMT; 0 without GT, so every rank joins) and,
+        # with sync_avg_factor, the matching pair
+        dn_num = dn_targets['num'] if dn_targets else 0.0
+        to_average = ([dn_num] if self.with_dn else []) + ([cls_avg, pos_avg] if self.sync_avg_factor else [])
         averaged = self._mean_over_ranks(to_average, cls_all.device)
         if self.sync_avg_factor:
             cls_avg, pos_avg = averaged[-2:]
@@ -466,8 +468,9 @@ class CmtHead(BaseModule):
         loss_cls = self.loss_cls(cls, labels.repeat(L), reduction_override='none')
         loss_bbox = self._box_loss(bbox, codes.to(bbox.dtype).repeat(L, 1), self.code_weights.expand_as(bbox))
         w = self.dn_cfg['dn_weight']
-        return per_layer_mean(loss_cls, L, dn_targets['cls_avg']) * w, per_layer_mean(loss_bbox, L, max(num_avg,
-                                                                                                        1.0)) * w
+        loss_cls = per_layer_mean(loss_cls, L, dn_targets['cls_avg'])
+        loss_bbox = per_layer_mean(loss_bbox, L, max(num_avg, 1.0))
+        return loss_cls * w, loss_bbox * w
 
     # ------------------------------------------------------------------ inference
     def predict(self, bev_feat, img_feat, batch_data_samples, img_hw=None) -> List[InstanceData]:
