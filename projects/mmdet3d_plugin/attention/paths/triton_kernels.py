@@ -52,8 +52,8 @@ from .triton_launch_cache import CompiledLaunchCache, on_stream
 
 __all__ = [
     'triton_bias_attention', 'fused_attention', 'attention_with_keys', 'key_factors', 'KeyFactors', 'split_factors',
-    'check_kernel_limits', 'autotune_winners', 'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK',
-    'kv_splits', 'forced_kv_splits', 'serial_backward', 'COMPILED'
+    'check_kernel_limits', 'check_int32_offsets', 'autotune_winners', 'kernel_configs', 'forced_config',
+    'widen_configs', 'KERNEL_RANK', 'kv_splits', 'forced_kv_splits', 'serial_backward', 'COMPILED'
 ]
 
 
@@ -446,20 +446,21 @@ def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, F32, stride_qb, stride_qh, stride_qm
 
 
 @triton.jit
+def _row_block(H, N_Q, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
+    """Where a program of the row kernels (grid (cdiv(Nq, BLOCK), B*H): the split merge, delta) works:
+    (pid_bh, n_bh = B*H, b, h, its BLOCK query rows offs, their mask offs < Nq, the head-dim offsets)."""
+    pid_bh = tl.program_id(1)
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    return pid_bh, tl.num_programs(1), pid_bh // H, pid_bh % H, offs, offs < N_Q, tl.arange(0, HEAD_DIM)
+
+
+@triton.jit
 def _combine_kv_splits(PART, Out, F32, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, N_SPLITS,
                        HEAD_DIM: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
     """Merges the key splits of _attn_fwd: from the normalised split outputs o_s and their base-2 log-sum-exps
     lse_s in PART (S * B*H rows, ``_f32_rows``), out = sum_s 2^(lse_s - lse) o_s with lse = log2 sum_s 2^lse_s,
     written to Out (q's dtype, any strides), and with SAVE to F32 (B*H rows)."""
-    pid = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    n_bh = tl.num_programs(1)
-    b = pid_bh // H
-    h = pid_bh % H
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    ok = offs < N_Q
-    offs_d = tl.arange(0, HEAD_DIM)
-    OP = PART
+    pid_bh, n_bh, b, h, offs, ok, offs_d = _row_block(H, N_Q, HEAD_DIM, BLOCK)
     LP = _f32_lse(PART, N_SPLITS * n_bh, N_Q, HEAD_DIM)
     m = tl.full([BLOCK], float('-inf'), dtype=tl.float32)
     for s in range(N_SPLITS):
@@ -469,7 +470,9 @@ def _combine_kv_splits(PART, Out, F32, stride_ob, stride_oh, stride_om, stride_o
     for s in range(N_SPLITS):
         w = tl.exp2(tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0) - m)
         o = tl.load(
-            OP + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
+            PART + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :],
+            mask=ok[:, None],
+            other=0.0)
         l_sum += w
         acc += w[:, None] * o
     _store_fwd_outputs(Out, F32, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, n_bh, offs, ok, stride_ob,
@@ -481,14 +484,7 @@ def _bwd_delta(DO, F32, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, HEAD
                BLOCK: tl.constexpr):
     """delta = rowsum(dO * O) (fp32) of BLOCK query rows of one b*h, from the forward's fp32 output O in F32
     (``_f32_rows``, B*H rows) into F32's delta part: the backward's first launch; the dq and dk/dv kernels read it."""
-    pid = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    n_bh = tl.num_programs(1)
-    b = pid_bh // H
-    h = pid_bh % H
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    ok = offs < N_Q
-    offs_d = tl.arange(0, HEAD_DIM)
+    pid_bh, n_bh, b, h, offs, ok, offs_d = _row_block(H, N_Q, HEAD_DIM, BLOCK)
     do = tl.load(
         DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
         mask=ok[:, None],
@@ -1098,6 +1094,15 @@ def check_kernel_limits(q, k, v):
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError('triton_bias_attention: q, k, v must share one dtype among float16, bfloat16, '
                          f'float32; got {q.dtype}, {k.dtype}, {v.dtype}')
+    check_int32_offsets(q, k, v)
+
+
+def check_int32_offsets(q, k, v):
+    """Every element offset of q, k, v ((B, H, N, D), shapes already checked) and of the kernels' own buffers
+    below 2**31 (the kernels' int32 offsets). It reads strides and storage offsets, so the triton path runs it on
+    every call, also when its other checks are skipped for a known input signature."""
+    B, H, Nq, D = q.shape
+    Nk = k.shape[2]
     if max(B * H * max(Nq, Nk) * (max(D, KERNEL_RANK) + 2), _extent(q), _extent(k), _extent(v)) >= 2**31:
         raise ValueError('triton_bias_attention: tensors must have < 2**31 elements (int32 offsets); got '
                          f'B={B}, H={H}, Nq={Nq}, Nk={Nk}, D={D}')

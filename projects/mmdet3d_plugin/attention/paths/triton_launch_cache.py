@@ -16,7 +16,8 @@ compiled CUDA launches; forced configs and the interpreter go through Triton eve
 A cached launch calls the compiled kernel's launcher (``CompiledKernel.run``) with the arguments Triton's own
 ``kernel[grid](...)`` runner passes, minus the per-call work that only launch hooks read (the runner builds a
 ``launch_metadata`` record for them on every call): with a launch hook installed (e.g. Triton's profiler), or on a
-Triton without ``knobs``, cached launches go through that runner instead. The direct launch passes the tensors'
+Triton without ``knobs``, cached launches go through that runner instead; without one the direct launch passes None
+for the hook arguments, so the launcher calls no empty hook chain. The direct launch passes the tensors'
 device addresses as integers (already read for the key): Triton's launcher takes an integer as the pointer itself,
 where for a tensor it calls ``data_ptr()`` and asks the driver to translate the address (``cuPointerGetAttribute``,
 one driver call per pointer argument on every launch). The key holds each tensor's device, so the first launch of a
@@ -128,12 +129,12 @@ def on_stream(stream: Optional[torch.cuda.Stream]):
 
 
 def _quiet_launch_hooks():
-    """Triton's (enter, exit) launch hooks when no hook is installed (empty hook chains or None), else None: a
-    hook reads the launch_metadata record that only Triton's runner builds."""
+    """(None, None) for the launcher's (enter, exit) hook arguments when no launch hook is installed (empty hook
+    chains or None): the launcher then skips the hook calls, where an empty chain would still be called on every
+    launch. None when a hook is installed: it reads the launch_metadata record that only Triton's runner builds."""
     if _knobs is None:
         return None
-    hooks = (_knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook)
-    for hook in hooks:
+    for hook in (_knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook):
         if hook is not None and getattr(hook, 'calls', True):
             return None
-    return hooks
+    return None, None
