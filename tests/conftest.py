@@ -1,5 +1,5 @@
-"""Shared pytest setup: the repo root and tests/ on sys.path, the `gpu` and `slow` markers, the synthetic data set,
-CPU threads split among pytest-xdist workers.
+"""Shared pytest setup: the repo root and tests/ on sys.path, the `gpu`, `gpu_alone` and `slow` markers, the synthetic
+data set, CPU threads split among pytest-xdist workers, the GPU shared among them (``gpu_turns``).
 
 The test folders mirror the package (attention, configs, datasets, engine, evaluation, models, utils) plus tools/
 for the command-line tools. Helpers shared by several folders live beside this file and are imported by name
@@ -8,6 +8,7 @@ for the command-line tools. Helpers shared by several folders live beside this f
 import os
 import os.path as osp
 import sys
+import tempfile
 
 import pytest
 
@@ -20,6 +21,7 @@ for _path in (TESTS, ROOT):
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'gpu: needs a CUDA device (skipped on CPU)')
+    config.addinivalue_line('markers', 'gpu_alone: a gpu test that times the GPU: no other gpu test runs meanwhile')
     config.addinivalue_line('markers', 'slow: takes more than ~20 s on a 2-core CPU')
     share_threads_among_workers()
 
@@ -36,6 +38,25 @@ def share_threads_among_workers():
     os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(threads)
     import torch
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def gpu_turns(request):
+    """Under pytest-xdist, a `gpu_alone` test holds the GPU alone: it takes an exclusive lock on a file shared by the
+    run's workers, every other `gpu` test a shared one. Timing relations (GPU idle vs busy time, the idle probe)
+    do not hold while another worker's kernels share the device (session 29: a 225 us kernel read 3-5 ms)."""
+    xdist_run = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+    if request.node.get_closest_marker('gpu') is None or xdist_run is None:
+        yield
+        return
+    import fcntl
+    alone = request.node.get_closest_marker('gpu_alone') is not None
+    with open(osp.join(tempfile.gettempdir(), f'cmt_bias_gpu_tests_{xdist_run}.lock'), 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope='session')

@@ -147,8 +147,8 @@ class _FakeCompiled:
 def test_cached_launch_calls_the_launcher_directly_unless_hooked(monkeypatch):
     """Without launch hooks a cached launch calls the compiled kernel's launcher itself, with the arguments
     Triton's runner passes (grid, current stream, function, metadata, no hook record, None for the empty hook
-    chains, the kernel's arguments, tensors as their data pointers); with a hook installed it goes through the runner, which
-    builds the hooks' record, with the tensors themselves."""
+    chains, the kernel's arguments, tensors as their data pointers); with a hook installed it goes through the
+    runner, which builds the hooks' record, with the tensors themselves."""
     pytest.importorskip('triton')
     from triton import knobs
 
@@ -166,8 +166,7 @@ def test_cached_launch_calls_the_launcher_directly_unless_hooked(monkeypatch):
     launch()
     enter = knobs.runtime.launch_enter_hook
     ptr = x.data_ptr()  # tensors go to the launcher as their device addresses
-    assert compiled.launcher_calls == [(2, 1, 1, 777, 1234, ('warps', 4), None, None, None, ptr, ptr, 5, 0.5, 16, 'a')
-                                       ]
+    assert compiled.launcher_calls == [(2, 1, 1, 777, 1234, ('warps', 4), None, None, None, ptr, ptr, 5, 0.5, 16, 'a')]
     assert not compiled.runner_calls
     # a given stream: its handle goes to the launcher instead of the current stream's
     cache.launch('k', kernel, (2, ), (x, x), (5, 0.5), dict(BLOCK=16, MODE='a'), {},
