@@ -99,6 +99,40 @@ def test_inference_and_attention_boundaries(tmp_path):
     assert 'sparse encoder fp16' in rows[1]['run'] and 'Nq=900' in rows[3]['run']
 
 
+def test_model_rows_name_their_sparse_backend_and_warn_without_spconv(tmp_path):
+    """Each model row names the sparse-conv backend its run recorded; a table with a model row that ran without
+    spconv opens with a warning naming that backend; none when every run used spconv or had no sparse conv."""
+    train = [
+        dict(_train('sdpa', 360.0, 1000.0, 0), sparse_conv_backend='mmcv'),
+        dict(_train('auto', 240.0, 400.0, 0), sparse_conv_backend='mmcv')
+    ]
+    from tools.benchmarks.benchmark_model import add_speedups
+    add_speedups(train)
+    infer = [dict(_infer('fp16', 30.0, 'fp32', 0), sparse_conv_backend='spconv 2.3.8')]
+    out = tmp_path / 'out'
+    rows = st.main([
+        '--train',
+        _write(tmp_path, 't.json', train), '--inference',
+        _write(tmp_path, 'i.json', infer), '--out',
+        str(out)
+    ])
+    assert rows[0]['run'] == 'round 1, auto (triton), sparse conv mmcv'
+    assert rows[-1]['run'].endswith('sparse encoder fp32, sparse conv spconv 2.3.8')
+    md = (out / 'speed_targets.md').read_text().splitlines()
+    assert md[2].startswith('**Warning: model rows ran with the sparse-conv backend mmcv, not spconv 2**')
+    for backend in ('spconv 2.3.8', None):
+        for r in train + infer:
+            r['sparse_conv_backend'] = backend
+        st.main([
+            '--train',
+            _write(tmp_path, 't.json', train), '--inference',
+            _write(tmp_path, 'i.json', infer), '--out',
+            str(out)
+        ])
+        md = (out / 'speed_targets.md').read_text()
+        assert 'Warning' not in md and ('sparse conv' in md) == (backend is not None)
+
+
 def test_missing_file_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         st.main(['--train', str(tmp_path / 'nope.json')])

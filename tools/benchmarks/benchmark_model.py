@@ -373,6 +373,7 @@ def benchmark_batch(args, head, device) -> dict:
 
 def run_mode(args, mode):
     from mmdet3d.utils import register_all_modules
+    from projects.mmdet3d_plugin.engine import sparse_conv_backend
     register_all_modules(init_default_scope=True)
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
@@ -446,7 +447,8 @@ def run_mode(args, mode):
         num_queries_train=head.num_query +
         args.num_gt * min(head.dn_cfg['scalar'], head.num_query // max(args.num_gt, 1)),
         attn_dtype=str(head.transformer.decoder.layers[0].cross_attn_dtype),
-        voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'))
+        voxel_impl=getattr(model.data_preprocessor, 'voxel_impl', 'mmcv'),
+        sparse_conv_backend=sparse_conv_backend(model)['backend'])
     timer.remove()
     if args.profile:
         profile_once(args, train_step, f'model_benchmark_profile_{mode}' + ('_' + args.amp if args.amp else ''))
@@ -478,8 +480,8 @@ def to_markdown(args, results, device):
         f'config `{args.config}`; batch {args.batch}, {args.cams} x {args.img_hw[0]}x{args.img_hw[1]} images, '
         f'{args.points} points/sample, {args.num_gt} GT/sample (train queries {r0["num_queries_train"]}); '
         f'{PRECISION_TEXT[args.amp]}; attention core dtype {r0["attn_dtype"]}; '
-        f'voxelization {r0["voxel_impl"]}; median of {args.steps} steps after {args.warmup} warm-up; '
-        f'step = voxelization + forward + loss + backward + {r0.get("optim_wrapper", "AdamW")} step.',
+        f'voxelization {r0["voxel_impl"]}; sparse-conv backend **{r0.get("sparse_conv_backend")}**; median of '
+        f'{args.steps} steps after {args.warmup} warm-up; step = voxelization + forward + loss + backward + {r0.get("optim_wrapper", "AdamW")} step.',
         '',
         '| round | path (ran) | iter ms (median) | speed-up vs sdpa (same round) | peak allocated MiB |'
         ' peak reserved MiB | allocated vs sdpa |',

@@ -27,6 +27,9 @@ fi
 { date -u; nvidia-smi --query-gpu=name,driver_version,utilization.gpu,memory.used --format=csv 2>&1 || true
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv 2>&1 || true
   lscpu 2>/dev/null | grep -E "^Model name|^CPU\(s\)" || true; } > "$OUT/machine.txt"
+if [ "${SMOKE:-0}" != 1 ] && ! python -c "import spconv" 2>/dev/null; then
+  echo "speed_targets: spconv is not importable, so the model rows run mmcv's sparse convolution" | tee -a "$OUT/machine.txt"
+fi
 python tools/benchmarks/benchmark_attention.py "${ATT[@]}" --dtypes bfloat16 --phases train infer \
   --rows triton nobias --no-reference --out "$OUT/attention"
 python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --amp config "${TRAIN[@]}" --rounds 2 --out "$OUT/train"
