@@ -481,7 +481,8 @@ def to_markdown(args, results, device):
         f'{args.points} points/sample, {args.num_gt} GT/sample (train queries {r0["num_queries_train"]}); '
         f'{PRECISION_TEXT[args.amp]}; attention core dtype {r0["attn_dtype"]}; '
         f'voxelization {r0["voxel_impl"]}; sparse-conv backend **{r0.get("sparse_conv_backend")}**; median of '
-        f'{args.steps} steps after {args.warmup} warm-up; step = voxelization + forward + loss + backward + {r0.get("optim_wrapper", "AdamW")} step.',
+        f'{args.steps} steps after {args.warmup} warm-up; step = voxelization + forward + loss + backward + '
+        f'{r0.get("optim_wrapper", "AdamW")} step.',
         '',
         '| round | path (ran) | iter ms (median) | speed-up vs sdpa (same round) | peak allocated MiB |'
         ' peak reserved MiB | allocated vs sdpa |',
