@@ -123,6 +123,11 @@ def key_factors(o: Tensor, d: Tensor) -> Tensor:
     return torch.cat([lin, const, quad], -1)
 
 
+def batched_lines(o: Tensor, d: Tensor) -> Tuple[Tensor, Tensor]:
+    """Key lines given as (Nk, 3) as (1, Nk, 3); (Bk, Nk, 3) as they are."""
+    return (o[None], d[None]) if o.dim() == 2 else (o, d)
+
+
 def point_line_dist2(r: Tensor, o: Tensor, d: Tensor) -> Tensor:
     """Dense squared point-to-line distance.
 
@@ -133,8 +138,7 @@ def point_line_dist2(r: Tensor, o: Tensor, d: Tensor) -> Tensor:
         (B, Nq, Nk) ``|r - o|^2 - ((r - o) . d)^2`` in the units of r squared,
         computed elementwise (no matmul, so TF32 settings cannot change it).
     """
-    if o.dim() == 2:
-        o, d = o[None], d[None]
+    o, d = batched_lines(o, d)
     dist2 = None
     along = None
     for c in range(3):

@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .geometry import point_line_dist2
+from .geometry import batched_lines, point_line_dist2
 
 VALID_BIAS_MODES = ('sdpa', 'svd', 'exact', 'triton', 'auto')
 BIAS_PATHS = ('sdpa', 'svd', 'exact', 'triton')  # what 'auto' resolves among
@@ -61,8 +61,7 @@ def check_geometry(q: Tensor, k: Tensor, r: Tensor, o: Tensor, d: Tensor, bias_s
     if o.shape != d.shape:
         raise ValueError('key line origins o and directions d must have the '
                          f'same shape; got o {_shape(o)}, d {_shape(d)}')
-    if o.dim() == 2:
-        o, d = o[None], d[None]
+    o, d = batched_lines(o, d)
     if o.dim() != 3 or o.shape[0] not in (1, b) or o.shape[1:] != (nk, 3):
         raise ValueError(f'key lines o, d must have shape (B, Nk, 3) = '
                          f'{(b, nk, 3)} or (Nk, 3) to match k {_shape(k)}; '

@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..geometry import batched_lines
 from ..path_inputs import check_geometry, check_qkv
 
 KERNEL_MODULE = __package__ + '.triton_kernels'
@@ -111,7 +112,7 @@ def _checked_inputs(q, k, v, r, o, d, bias_scale) -> tuple:
     mod = _LOADED.get(KERNEL_MODULE)
     if mod is not None and sig in _CHECKED_SIGNATURES:
         mod.check_int32_offsets(q, k, v)
-        return (mod, o[None], d[None]) if o.dim() == 2 else (mod, o, d)
+        return (mod, *batched_lines(o, d))
     check_qkv(q, k, v)
     o3, d3 = check_geometry(q, k, r, o, d, bias_scale)
     mod = _ready_kernel_module(q.device)

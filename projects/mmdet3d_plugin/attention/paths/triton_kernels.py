@@ -695,6 +695,21 @@ _INTERPRETING = interpreting()  # fixed per process: TRITON_INTERPRET is read wh
 COMPILED = CompiledLaunchCache()  # compiled kernels launched without Triton's per-call binding
 
 
+@contextlib.contextmanager
+def _overriding(store: dict, key, value):
+    """Within the block ``store[key] = value``; afterwards the entry it replaced, or none (the module's settings
+    stores: ``_FORCED``, ``_FORCED_KV_SPLITS``, ``_SERIAL_BACKWARD``)."""
+    previous = store.get(key)
+    store[key] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            store.pop(key, None)
+        else:
+            store[key] = previous
+
+
 def _cdiv(a: int, b: int) -> int:
     """ceil(a / b) of host integers (``triton.cdiv`` is a constexpr function since Triton 3.5: microseconds a call
     on the host)."""
@@ -749,15 +764,8 @@ def forced_config(name: str, config):
     kernel_configs(name)  # validates the name
     if set(config.kwargs) != {'BLOCK_M', 'BLOCK_N'}:
         raise ValueError(f'forced_config: config must set exactly BLOCK_M and BLOCK_N; got {config.kwargs}')
-    previous = _FORCED.get(name)
-    _FORCED[name] = config
-    try:
+    with _overriding(_FORCED, name, config):
         yield
-    finally:
-        if previous is None:
-            _FORCED.pop(name, None)
-        else:
-            _FORCED[name] = previous
 
 
 def autotune_winners() -> dict:
@@ -830,15 +838,8 @@ def forced_kv_splits(n: int):
     occupancy rule of ``kv_splits``; n = 1 is the single-pass forward (tests, benchmarks)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f'forced_kv_splits: n must be an int >= 1; got {n!r}')
-    previous = _FORCED_KV_SPLITS.get('n')
-    _FORCED_KV_SPLITS['n'] = n
-    try:
+    with _overriding(_FORCED_KV_SPLITS, 'n', n):
         yield
-    finally:
-        if previous is None:
-            _FORCED_KV_SPLITS.pop('n', None)
-        else:
-            _FORCED_KV_SPLITS['n'] = previous
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1042,13 +1043,8 @@ def _side_stream(device: torch.device) -> tuple:
 def serial_backward():
     """Calls made within the block run their backward's dq and dk/dv kernels one after the other on the current
     stream (benchmarks: ``benchmark_attention.py``'s row triton-serial-bwd)."""
-    previous = _SERIAL_BACKWARD.get('on')
-    _SERIAL_BACKWARD['on'] = True
-    try:
+    with _overriding(_SERIAL_BACKWARD, 'on', True):
         yield
-    finally:
-        if previous is None:
-            _SERIAL_BACKWARD.pop('on', None)
 
 
 class _GeoBiasFlashAttention(torch.autograd.Function):
