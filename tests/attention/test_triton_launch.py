@@ -22,7 +22,7 @@ from projects.mmdet3d_plugin.attention.paths import triton_kernels as ta
 from projects.mmdet3d_plugin.attention.testing import reference_attention
 builds = []
 launch = ta._launch
-ta._launch = lambda name, *a: (builds.append(name) if name == 'key_factors' else None, launch(name, *a))[1]
+ta._launch = lambda name, *a, **kw: (builds.append(name) if name == 'key_factors' else None, launch(name, *a, **kw))[1]
 g = torch.Generator().manual_seed(int(SEED))
 B, H, Nq, Nk, D, L = 2, 2, 19, 37, 32, 10.0
 q, k, v = (torch.randn(B, H, n, D, generator=g) for n in (Nq, Nk, Nk))
@@ -114,6 +114,29 @@ def test_launch_cache_keys_on_what_triton_specializes(monkeypatch):
     assert len(kernel.through_triton) == 6 and len(kernel.direct) == 1
     launch((x[4:], y), 7)  # another tensor, aligned like x: the same compiled kernel
     assert (cache.misses, cache.hits) == (6, 2) and kernel.direct[-1][1][0] is not x
+
+
+def test_launch_cache_with_a_callers_key_reads_only_alignment(monkeypatch):
+    """With a caller's key (a launch plan's) the entry is that key, the kernel's name and the pointers' alignment:
+    a hit launches with the call's own arguments; a misaligned pointer, another key or another name is a miss."""
+    pytest.importorskip('triton')
+    from projects.mmdet3d_plugin.attention.paths.triton_launch_cache import CompiledLaunchCache
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
+    kernel, cache = _FakeKernel(), CompiledLaunchCache()
+    x, y = torch.zeros(64), torch.zeros(64)
+
+    def launch(tensors, n, key, name='k'):
+        cache.launch(name, kernel, (2, ), tensors, (n, 0.5), dict(BLOCK=16, MODE='a'), {}, key=key)
+
+    launch((x, y), 7, ('plan', 1))
+    launch((x[4:], y), 9, ('plan', 1))  # same alignment: a hit, with this call's tensors and scalars
+    assert len(kernel.through_triton) == 1 and len(kernel.direct) == 1
+    grid, args = kernel.direct[0]
+    assert grid == (2, 1, 1) and args[0].data_ptr() == x[4:].data_ptr() and args[2:] == (9, 0.5, 16, 'a')
+    launch((x[1:], y), 7, ('plan', 1))  # 4 bytes past a 16-byte boundary
+    launch((x, y), 7, ('plan', 2))
+    launch((x, y), 7, ('plan', 1), name='other')
+    assert (cache.misses, cache.hits, len(cache)) == (4, 1, 4)
 
 
 def test_launch_cache_skips_kernels_of_another_signature(monkeypatch):

@@ -38,7 +38,7 @@ it lazily, so the package (and every other path) imports without Triton.
 import contextlib
 import functools
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import triton
@@ -716,12 +716,12 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _launch(name, grid, tensors, scalars, consts, stream=None):
+def _launch(name, grid, tensors, scalars, consts, stream=None, key=None):
     """Launch kernel `name` (a key of _TUNERS or _JIT_KERNELS) with arguments (*tensors, *scalars, **consts) on
     grid (a tuple, or a function of the config's BLOCK_M/BLOCK_N), on ``stream`` (a torch.cuda.Stream; None: the
     current stream). Autotuned kernels: with a forced config if set, 16x16 tiles under TRITON_INTERPRET, else the
     autotuner's choice (the dq kernel with fp32 factors from its safe configs). Compiled launches after the first
-    with the same key skip Triton's binding (COMPILED)."""
+    with the same key skip Triton's binding (COMPILED; ``key``: a launch plan's, see CompiledLaunchCache.launch)."""
     if name in _JIT_KERNELS:
         kernel, options = _JIT_KERNELS[name], {'num_warps': 4}
         if _INTERPRETING:
@@ -738,7 +738,7 @@ def _launch(name, grid, tensors, scalars, consts, stream=None):
         if name == 'dq' and not consts['SPLIT']:
             name = 'dq_fp32_factors'
             kernel = _TUNERS[name]
-    COMPILED.launch(name, kernel, grid, tensors, scalars, consts, options, stream)
+    COMPILED.launch(name, kernel, grid, tensors, scalars, consts, options, stream, key)
 
 
 def kernel_configs(name: str) -> list:
@@ -755,6 +755,7 @@ def widen_configs(extra: dict) -> None:
         kernel_configs(name).extend(configs)
     _TUNERS['dq_fp32_factors'].configs = [c for c in kernel_configs('dq') if _dq_fp32_safe(c)]
     COMPILED.clear()  # re-tune on the next call (the autotuners' own caches are keyed without the configs)
+    _FWD_PLANS.clear()  # the key splits' granule is the largest BLOCK_N among the configs
 
 
 @contextlib.contextmanager
@@ -943,13 +944,61 @@ def _f32_rows(rows: int, nq: int, d: int, delta: bool, device) -> torch.Tensor:
     return torch.empty(rows * nq * (d + 2 if delta else d + 1), dtype=torch.float32, device=device)
 
 
+class _ForwardPlan(NamedTuple):
+    """The forward's launch arguments besides its tensors, for one ``_plan_key`` (``_forward_plan``)."""
+    key: Optional[tuple]  # _plan_key (None: not kept), also the compiled-launch key of both launches
+    n_splits: int
+    fwd_grid: Callable[[dict], tuple]
+    fwd_scalars: tuple
+    fwd_consts: dict
+    combine_grid: tuple
+    combine_scalars: tuple
+    combine_consts: dict
+
+
+_FWD_PLANS = {}  # _plan_key -> _ForwardPlan
+_MAX_FWD_PLANS = 1024  # then the plans start over (a training run adds two per new query count)
+
+
+def _plan_key(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
+    """Everything a forward's launches read of their inputs except the data pointers: shapes, strides, dtypes and
+    device of q, k, v, r, bias_scale and the key factors, and the settings. None under a forced tile config or key
+    split count and under the interpreter: those forwards plan every call."""
+    if _FORCED or _FORCED_KV_SPLITS or _INTERPRETING:
+        return None
+    psi, centre = keys.psi, keys.centre
+    return (q.shape, q.stride(), k.shape, k.stride(), v.shape, v.stride(), r.shape, r.stride(), bias_scale.shape,
+            psi.shape, psi.stride(), centre.shape, centre.stride(), q.dtype, k.dtype, v.dtype, r.dtype,
+            bias_scale.dtype, psi.dtype, centre.dtype, q.device, keys.inv_len, sm_scale, fact_prec, save)
+
+
+def _forward_plan(q, k, v, r, keys: KeyFactors, out, sm_scale: float, fact_prec: str, save: bool,
+                  key: Optional[tuple]) -> _ForwardPlan:
+    """The launch arguments of ``_forward`` (out: a new (B, H, Nq, D) output, for its strides)."""
+    B, H, Nq, D = q.shape
+    Nk = k.shape[2]
+    n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, q.device)
+    blk = _aux_block()
+    return _ForwardPlan(
+        key=key,
+        n_splits=n_splits,
+        fwd_grid=lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
+        fwd_scalars=(*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
+                     _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale,
+                     keys.inv_len),
+        fwd_consts=dict(**_tile_consts(q, keys, fact_prec), KV_SPLIT=n_splits > 1, SAVE=save),
+        combine_grid=(_cdiv(Nq, blk), B * H),
+        combine_scalars=(*out.stride(), H, Nq, n_splits),
+        combine_consts=dict(HEAD_DIM=D, SAVE=save, BLOCK=blk))
+
+
 def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
     """out (B, H, Nq, D); with ``save`` also (A, f32) for the backward (else None): A (B, H, Nq, FW) the query
     factors, f32 the fp32 output, lse and room for delta (``_f32_rows``, B*H rows).
 
-    r (B, Nq, 3) fp32 in the caller's units, bias_scale (H,) fp32."""
+    r (B, Nq, 3) fp32 in the caller's units, bias_scale (H,) fp32. The launch arguments come from a plan kept per
+    ``_plan_key`` (on the GPU this host work delays the first kernel: docs/benchmarks/README.md)."""
     B, H, Nq, D = q.shape
-    Nk = k.shape[2]
     dev = q.device
     out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
     if save:
@@ -957,17 +1006,24 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
         f32 = _f32_rows(B * H, Nq, D, True, dev)
     else:  # never written (SAVE False): any pointer
         a = f32 = out
-    n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, dev)
-    part = _f32_rows(n_splits * B * H, Nq, D, False, dev) if n_splits > 1 else f32  # the splits' parts, merged below
-    _launch('fwd', lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
-            (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, part),
-            (*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
-             _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale, keys.inv_len),
-            dict(**_tile_consts(q, keys, fact_prec), KV_SPLIT=n_splits > 1, SAVE=save))
-    if n_splits > 1:
-        blk = _aux_block()
-        _launch('combine', (_cdiv(Nq, blk), B * H), (part, out, f32), (*out.stride(), H, Nq, n_splits),
-                dict(HEAD_DIM=D, SAVE=save, BLOCK=blk))
+    key = _plan_key(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save)
+    plan = _FWD_PLANS.get(key) if key is not None else None
+    if plan is None:
+        plan = _forward_plan(q, k, v, r, keys, out, sm_scale, fact_prec, save, key)
+        if key is not None:
+            if len(_FWD_PLANS) >= _MAX_FWD_PLANS:
+                _FWD_PLANS.clear()
+            _FWD_PLANS[key] = plan
+    split = plan.n_splits > 1
+    part = _f32_rows(plan.n_splits * B * H, Nq, D, False, dev) if split else f32  # the splits' parts, merged below
+    _launch(
+        'fwd',
+        plan.fwd_grid, (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, part),
+        plan.fwd_scalars,
+        plan.fwd_consts,
+        key=key)
+    if split:
+        _launch('combine', plan.combine_grid, (part, out, f32), plan.combine_scalars, plan.combine_consts, key=key)
     return out, ((a, f32) if save else None)
 
 

@@ -10,7 +10,9 @@ launch").
 returns (and the autotuner's choice), and launches that kernel directly afterwards. The key holds everything
 Triton specializes on, conservatively: the exact values of the integer arguments (Triton specializes on
 ``== 1`` and divisibility by 16), each tensor's dtype, device and data pointer modulo 16 (alignment), the constexpr
-values, the launch options and the CUDA device. Equal keys therefore give the same compiled kernel. Only for
+values, the launch options and the CUDA device. Equal keys therefore give the same compiled kernel. A caller that
+already holds a key determining the dtypes, devices, scalars and constexprs (the forward's launch plan) passes it
+instead, and the cache adds only the alignments and the device. Only for
 compiled CUDA launches; forced configs and the interpreter go through Triton every time (see triton_kernels).
 
 A cached launch calls the compiled kernel's launcher (``CompiledKernel.run``) with the arguments Triton's own
@@ -66,21 +68,26 @@ class CompiledLaunchCache:
                scalars: tuple,
                consts: dict,
                options: dict,
-               stream: Optional[torch.cuda.Stream] = None) -> None:
+               stream: Optional[torch.cuda.Stream] = None,
+               key: Optional[tuple] = None) -> None:
         """Run ``kernel`` (a ``triton.JITFunction`` or ``triton.autotune`` wrapper) on ``grid``.
 
         The kernel's signature must be ``(*tensors, *scalars, *constexprs)``: the pointer arguments first, then
         the runtime scalars, then constexpr parameters given by ``consts`` and, for an autotuned kernel, by the
         chosen config. ``grid`` is a tuple or a function of the config's meta-parameters. ``options``: launch
         options of a plain jit kernel (``num_warps``). ``stream``: launch there instead of on the current stream
-        (a direct launch takes its handle without switching the current stream).
+        (a direct launch takes its handle without switching the current stream). ``key``: a hashable the caller
+        builds that determines the tensors' dtypes and devices, the scalars, ``consts`` and ``options`` (a launch
+        plan's key: ``triton_kernels._plan_key``); the cache then reads only the pointers' alignment beside it. None:
+        the cache reads all of them itself.
         """
         ptrs = [t.data_ptr() for t in tensors]
-        dtypes = tuple(t.dtype for t in tensors)
-        devices = tuple(t.get_device() for t in tensors)
         alignments = tuple(p % 16 for p in ptrs)
-        key = (name, torch.cuda.current_device(), tuple(consts.values()), tuple(options.values()), dtypes, devices,
-               alignments, scalars)
+        if key is None:
+            key = (tuple(t.dtype for t in tensors), tuple(t.get_device() for t in tensors), tuple(consts.values()),
+                   tuple(options.values()), scalars)
+        device = torch.cuda.current_device()
+        key = (name, device, key, alignments)
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -101,7 +108,7 @@ class CompiledLaunchCache:
                 compiled[g[:3]](*tensors, *scalars, *tail)
             return
         run, function, packed_metadata = direct
-        handle = torch._C._cuda_getCurrentRawStream(key[1]) if stream is None else stream.cuda_stream
+        handle = torch._C._cuda_getCurrentRawStream(device) if stream is None else stream.cuda_stream
         run(g[0], g[1], g[2], handle, function, packed_metadata, None, *hooks, *ptrs, *scalars, *tail)
 
     @staticmethod
