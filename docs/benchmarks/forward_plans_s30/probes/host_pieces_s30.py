@@ -1,5 +1,6 @@
 """Host pieces of the triton path at the voxel0100 inference shape (bf16, inference mode), session 30's code
-(forward launch plans): medians of 300 calls, each after a device synchronisation (as benchmark_attention.py times a call).
+(forward launch plans): medians of 300 calls, each after a device synchronisation
+(as benchmark_attention.py times a call).
     python docs/benchmarks/forward_plans_s30/probes/host_pieces_s30.py   # on a GPU, from the repository root
 """
 import statistics
