@@ -38,7 +38,7 @@ it lazily, so the package (and every other path) imports without Triton.
 import contextlib
 import functools
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple
 
 import torch
 import triton
@@ -946,7 +946,6 @@ def _f32_rows(rows: int, nq: int, d: int, delta: bool, device) -> torch.Tensor:
 
 class _ForwardPlan(NamedTuple):
     """The forward's launch arguments besides its tensors, for one ``_plan_key`` (``_forward_plan``)."""
-    key: Optional[tuple]  # _plan_key (None: not kept), also the compiled-launch key of both launches
     n_splits: int
     fwd_grid: Callable[[dict], tuple]
     fwd_scalars: tuple
@@ -972,15 +971,13 @@ def _plan_key(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pr
             bias_scale.dtype, psi.dtype, centre.dtype, q.device, keys.inv_len, sm_scale, fact_prec, save)
 
 
-def _forward_plan(q, k, v, r, keys: KeyFactors, out, sm_scale: float, fact_prec: str, save: bool,
-                  key: Optional[tuple]) -> _ForwardPlan:
+def _forward_plan(q, k, v, r, keys: KeyFactors, out, sm_scale: float, fact_prec: str, save: bool) -> _ForwardPlan:
     """The launch arguments of ``_forward`` (out: a new (B, H, Nq, D) output, for its strides)."""
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, q.device)
     blk = _aux_block()
     return _ForwardPlan(
-        key=key,
         n_splits=n_splits,
         fwd_grid=lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
         fwd_scalars=(*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
@@ -1009,19 +1006,15 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
     key = _plan_key(q, k, v, r, bias_scale, keys, sm_scale, fact_prec, save)
     plan = _FWD_PLANS.get(key) if key is not None else None
     if plan is None:
-        plan = _forward_plan(q, k, v, r, keys, out, sm_scale, fact_prec, save, key)
+        plan = _forward_plan(q, k, v, r, keys, out, sm_scale, fact_prec, save)
         if key is not None:
             if len(_FWD_PLANS) >= _MAX_FWD_PLANS:
                 _FWD_PLANS.clear()
             _FWD_PLANS[key] = plan
     split = plan.n_splits > 1
     part = _f32_rows(plan.n_splits * B * H, Nq, D, False, dev) if split else f32  # the splits' parts, merged below
-    _launch(
-        'fwd',
-        plan.fwd_grid, (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, part),
-        plan.fwd_scalars,
-        plan.fwd_consts,
-        key=key)
+    tensors = (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, part)
+    _launch('fwd', plan.fwd_grid, tensors, plan.fwd_scalars, plan.fwd_consts, key=key)
     if split:
         _launch('combine', plan.combine_grid, (part, out, f32), plan.combine_scalars, plan.combine_consts, key=key)
     return out, ((a, f32) if save else None)
