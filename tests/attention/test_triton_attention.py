@@ -111,7 +111,7 @@ def _run_interpreted_cases(selected):
         q, k, v, r, o, d, bs, grad_out = make_kernel_inputs(1, 2, 37, 53, 32, torch.float32, 'shared', seed=99)
 
         def no_bias(q, k, v, r, o, d, bs):
-            keys = ta.key_factors(o, d, o, d, split=True)
+            keys = ta.key_factors(o, d, split=True)
             return ta._GeoBiasFlashAttention.apply(q, k, v, r, bs, keys, 32**-0.5, 'off')
 
         errs = kernel_relative_errors(q, k, v, r, o, d, torch.zeros_like(bs), grad_out, no_bias)

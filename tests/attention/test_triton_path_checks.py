@@ -1,5 +1,5 @@
-"""The 'triton' path's input checks: in full on the first call with an input signature (shapes, dtypes, devices),
-then only the int32 offsets, which depend on strides.
+"""The 'triton' path's input checks: in full on the first call with an input signature (shapes, dtypes, devices, and
+the strides and storage offsets of q, k, v, which the int32 offsets depend on), then none but the mask and dropout.
 
 The inputs are meta tensors (shapes, no memory) and the kernel entry points are stand-ins, so these tests run the
 path's Python on CPU without a GPU or the interpreter.
@@ -26,8 +26,8 @@ def _inputs(**changes):
 
 @pytest.fixture
 def path(monkeypatch):
-    """(triton path module, kernel module, calls): full checks counted in calls['full'], the kernel's key lines
-    in calls['lines'], the attention call replaced by a stand-in returning 'out'."""
+    """(triton path module, kernel module, calls): full checks counted in calls['full'], the key lines handed to
+    key_factors in calls['lines'], the attention call replaced by a stand-in returning 'out'."""
     pytest.importorskip('triton')
     from projects.mmdet3d_plugin.attention.paths import triton as tp
     mod = tp.load_triton_module(required=True)
@@ -38,8 +38,8 @@ def path(monkeypatch):
         calls['full'] += 1
         return real_geometry(*args)
 
-    def key_lines(o, d, o3, d3, *args, **kwargs):
-        calls['lines'].append((tuple(o3.shape), tuple(d3.shape)))
+    def key_lines(o, d, *args, **kwargs):
+        calls['lines'].append((o, d))
 
     monkeypatch.setattr(tp, '_CHECKED_SIGNATURES', set())
     monkeypatch.setattr(tp, 'check_geometry', counted_geometry)
@@ -51,16 +51,21 @@ def path(monkeypatch):
 
 def test_full_checks_once_per_signature(path):
     tp, _, calls = path
+    inputs = _inputs()
     for _ in range(3):
-        assert tp.triton_path_attention(**_inputs()) == 'out'
+        assert tp.triton_path_attention(**inputs) == 'out'
     assert calls['full'] == 1
-    assert calls['lines'] == [((1, NK, 3), (1, NK, 3))] * 3  # (Nk, 3) lines as (1, Nk, 3), also when skipped
+    assert all(o is inputs['o'] and d is inputs['d'] for o, d in calls['lines'])  # the caller's lines, as given
     tp.triton_path_attention(**_inputs(o=torch.empty(B, NK, 3, device='meta'), d=torch.empty(B, NK, 3, device='meta')))
     tp.triton_path_attention(**_inputs(
         q=torch.empty(B, H, NQ + 1, D, dtype=torch.bfloat16, device='meta'), r=torch.empty(B, NQ +
                                                                                            1, 3, device='meta')))
     tp.triton_path_attention(**_inputs(r=torch.empty(B, NQ, 3, dtype=torch.float64, device='meta')))
-    assert calls['full'] == 4  # another line batch, query count, r dtype: new signatures
+    q = torch.empty(B, NQ, H, D, dtype=torch.bfloat16, device='meta').transpose(1, 2)  # (B, H, Nq, D) of other strides
+    tp.triton_path_attention(**_inputs(q=q))
+    tp.triton_path_attention(**_inputs(
+        q=torch.empty(2 * q.numel(), dtype=q.dtype, device='meta')[1:q.numel() + 1].view(q.shape)))
+    assert calls['full'] == 6  # another line batch, query count, r dtype, q strides, q storage offset
 
 
 @pytest.mark.parametrize(
@@ -82,9 +87,9 @@ def test_bad_input_after_a_good_call_names_the_field(path, field, value, match):
         tp.triton_path_attention(**bad)
 
 
-def test_known_signature_still_checks_offsets_and_mask(path):
-    """Same shapes, dtypes and devices as a checked call: a view whose offsets reach 2**31 is refused, and so are
-    an attention mask and dropout."""
+def test_known_shapes_still_check_offsets_and_mask(path):
+    """Same shapes, dtypes and devices as a checked call: a view whose offsets reach 2**31 (other strides: a new
+    signature) is refused, and so are an attention mask and dropout with a known signature."""
     tp, _, calls = path
     tp.triton_path_attention(**_inputs())
     q = torch.empty(B, H, NQ, D, dtype=torch.bfloat16, device='meta')
@@ -95,7 +100,7 @@ def test_known_signature_still_checks_offsets_and_mask(path):
         tp.triton_path_attention(**_inputs(), attn_mask=torch.zeros(B, H, NQ, NK, dtype=torch.bool, device='meta'))
     with pytest.raises(ValueError, match='supports neither attn_mask'):
         tp.triton_path_attention(**_inputs(), dropout_p=0.1)
-    assert calls['full'] == 1
+    assert calls['full'] == 2  # the first call and the wide view
 
 
 def test_signature_set_is_bounded(path, monkeypatch):

@@ -98,8 +98,8 @@ def variants(case, phase: str, keep: list) -> dict:
     train = phase == 'train'
     q, k, v, r, s = leaves(case, train)
     o, d, length = case['o'], case['d'], case['L']
-    o3, d3 = check_geometry(q, k, r, o, d, s)
-    keys = mod.key_factors(o, d, o3, d3, mod.split_factors('auto', q.dtype), length, centred=True)
+    check_geometry(q, k, r, o, d, s)
+    keys = mod.key_factors(o, d, mod.split_factors('auto', q.dtype), length, centred=True)
     sm_scale = 1.0 / math.sqrt(q.shape[-1])
 
     def path():

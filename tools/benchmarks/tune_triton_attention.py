@@ -59,7 +59,7 @@ def ours(factor_precision):
 def ours_without_bias(q, k, v, r, o, d, bs):
     """The same kernels (bf16x3 layout) with the bias dots switched off: separates the cost of
     the bias from the Triton-vs-cuDNN gap."""
-    keys = ta.key_factors(o, d, o, d, split=True)
+    keys = ta.key_factors(o, d, split=True)
     return ta._GeoBiasFlashAttention.apply(q, k, v, r, bs, keys, q.shape[-1]**-0.5, 'off')
 
 

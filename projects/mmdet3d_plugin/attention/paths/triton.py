@@ -13,7 +13,6 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..geometry import batched_lines
 from ..path_inputs import check_geometry, check_qkv
 
 KERNEL_MODULE = __package__ + '.triton_kernels'
@@ -76,51 +75,51 @@ def triton_path_attention(q: Tensor,
     ((x - centroid of the line origins) / ``length_scale``, fp32) themselves; the key-side factors are built
     once per (o, d) tensors (``key_factors``: the decoder layers share them). Inputs are checked here
     (``_checked_inputs``), not again by the kernel."""
-    mod, o3, d3 = _checked_inputs(q, k, v, r, o, d, bias_scale)
+    mod = _checked_inputs(q, k, v, r, o, d, bias_scale)
     if attn_mask is not None or dropout_p > 0:
         raise ValueError("bias_mode='triton' supports neither attn_mask/"
                          "key_padding_mask nor attention dropout; use "
                          "bias_mode='exact' (or 'auto')")
     split = mod.split_factors('auto', q.dtype)
-    keys = mod.key_factors(o, d, o3, d3, split, length_scale, centred=True)
+    keys = mod.key_factors(o, d, split, length_scale, centred=True)
     return mod.attention_with_keys(q, k, v, r.float(), bias_scale.float(), keys, 1.0 / math.sqrt(q.shape[-1]))
 
 
-_CHECKED_SIGNATURES = set()  # input signatures (``_signature``) whose full checks passed
+_CHECKED_SIGNATURES = set()  # input signatures (``_signature``) whose checks passed
 _MAX_CHECKED_SIGNATURES = 1024  # then the set starts over (a training run adds one per new query count)
 
 
 def _signature(q, k, v, r, o, d, bias_scale) -> Optional[tuple]:
-    """Everything the path's checks read of the inputs except strides: shapes, dtypes, devices (None when an
-    input is missing, which the full checks report)."""
+    """Everything the path's checks read of the inputs: shapes, dtypes, devices, and the strides and storage offsets
+    of q, k, v (their int32 offsets); None when an input is missing, which the checks report."""
     try:
-        return (q.shape, k.shape, v.shape, r.shape, o.shape, d.shape, bias_scale.shape, q.dtype, k.dtype, v.dtype,
+        return (q.shape, k.shape, v.shape, r.shape, o.shape, d.shape, bias_scale.shape, q.stride(), k.stride(),
+                v.stride(), q.storage_offset(), k.storage_offset(), v.storage_offset(), q.dtype, k.dtype, v.dtype,
                 r.dtype, o.dtype, d.dtype, bias_scale.dtype, q.device, k.device, v.device, r.device, o.device, d.device,
                 bias_scale.device)
     except AttributeError:
         return None
 
 
-def _checked_inputs(q, k, v, r, o, d, bias_scale) -> tuple:
-    """(kernel module, o3, d3) with the lines as (Bk, Nk, 3), after checking the inputs.
+def _checked_inputs(q, k, v, r, o, d, bias_scale):
+    """The kernel module, after checking the inputs.
 
-    The first call with a signature (shapes, dtypes, devices) runs every check: path_inputs' shapes and devices,
-    Triton on the device, the kernels' limits. Later calls with it check only the int32 offsets, which depend on
-    strides. On the GPU that host work comes before the kernel's launch, so it is GPU idle time (the first checks
-    took ~40 us of a ~300 us inference-shape call on a slow host: docs/benchmarks/README.md)."""
+    The first call with a signature (``_signature``) runs every check: path_inputs' shapes and devices, Triton on
+    the device, the kernels' limits and int32 offsets; later calls with it run none. On the GPU that host work
+    comes before the kernel's launch, so it is GPU idle time (the checks took ~40 us of a ~300 us inference-shape
+    call on a slow host: docs/benchmarks/README.md)."""
     sig = _signature(q, k, v, r, o, d, bias_scale)
     mod = _LOADED.get(KERNEL_MODULE)
     if mod is not None and sig in _CHECKED_SIGNATURES:
-        mod.check_int32_offsets(q, k, v)
-        return (mod, *batched_lines(o, d))
+        return mod
     check_qkv(q, k, v)
-    o3, d3 = check_geometry(q, k, r, o, d, bias_scale)
+    check_geometry(q, k, r, o, d, bias_scale)
     mod = _ready_kernel_module(q.device)
     mod.check_kernel_limits(q, k, v)
     if len(_CHECKED_SIGNATURES) >= _MAX_CHECKED_SIGNATURES:
         _CHECKED_SIGNATURES.clear()
     _CHECKED_SIGNATURES.add(sig)
-    return mod, o3, d3
+    return mod
 
 
 def _ready_kernel_module(device: torch.device):

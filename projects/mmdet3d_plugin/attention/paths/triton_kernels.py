@@ -20,7 +20,8 @@ With s = q.k + A.psi, p = exp2(s * sm_scale * log2(e) - lse2). When a gradient i
 saves the output, and in one fp32 buffer (``_f32_rows``) an fp32 copy of it (for delta), the base-2 log-sum-exp
 and room for delta (each (B, H, Nq)). When the query
 blocks alone would leave SMs idle (batch-1 inference), the forward splits the keys over several
-programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``).
+programs per query block and merges their outputs by log-sum-exp (flash-decoding, ``kv_splits``) within the
+same launch: the split of a block that finishes last merges them.
 The backward is
 flash-attention-2 style: a small kernel writes delta = rowsum(dO * O), then a dq kernel looping over key blocks
 per query block, which also accumulates G_i = sum_j dS_ij psi_j (tensor cores), and a dk/dv kernel looping over
@@ -44,7 +45,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..geometry import FACTOR_RANK
+from ..geometry import FACTOR_RANK, batched_lines
 from ..key_factor_cache import KeyFactorCache
 from ..path_inputs import key_centre
 from .triton import interpreting, triton_is_available
@@ -52,8 +53,8 @@ from .triton_launch_cache import CompiledLaunchCache, on_stream
 
 __all__ = [
     'triton_bias_attention', 'fused_attention', 'attention_with_keys', 'key_factors', 'KeyFactors', 'split_factors',
-    'check_kernel_limits', 'check_int32_offsets', 'autotune_winners', 'kernel_configs', 'forced_config',
-    'widen_configs', 'KERNEL_RANK', 'kv_splits', 'forced_kv_splits', 'serial_backward', 'COMPILED'
+    'check_kernel_limits', 'autotune_winners', 'kernel_configs', 'forced_config', 'widen_configs', 'KERNEL_RANK',
+    'kv_splits', 'forced_kv_splits', 'serial_backward', 'COMPILED'
 ]
 
 
@@ -391,20 +392,50 @@ def _store_fwd_outputs(Out, F32, acc, lse, b, h, row, n_rows, offs_m, m_ok, stri
         tl.store(_f32_lse(F32, n_rows, N_Q, HEAD_DIM) + row * N_Q + offs_m, lse, mask=m_ok)
 
 
+@triton.jit
+def _merge_kv_splits(PART, Out, F32, pid_bh, n_bh, b, h, offs, ok, stride_ob, stride_oh, stride_om, stride_od, N_Q,
+                     N_SPLITS, HEAD_DIM: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
+    """Merges the key splits of BLOCK query rows ``offs`` (valid where ``ok``) of one b*h: from the normalised split
+    outputs o_s and their base-2 log-sum-exps lse_s in PART (S * B*H rows, ``_f32_rows``), out = sum_s 2^(lse_s -
+    lse) o_s with lse = log2 sum_s 2^lse_s, written to Out (q's dtype, any strides), and with SAVE to F32 (B*H rows).
+    The splits are summed in their order, whichever program merges. PART is read through L2 (``.cg``): other
+    programs of the launch wrote it."""
+    offs_d = tl.arange(0, HEAD_DIM)
+    LP = _f32_lse(PART, N_SPLITS * n_bh, N_Q, HEAD_DIM)
+    m = tl.full([BLOCK], float('-inf'), dtype=tl.float32)
+    for s in range(N_SPLITS):
+        m = tl.maximum(m, tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0, cache_modifier='.cg'))
+    l_sum = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
+    for s in range(N_SPLITS):
+        w = tl.exp2(tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0, cache_modifier='.cg') - m)
+        o = tl.load(
+            PART + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :],
+            mask=ok[:, None],
+            other=0.0,
+            cache_modifier='.cg')
+        l_sum += w
+        acc += w[:, None] * o
+    _store_fwd_outputs(Out, F32, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, n_bh, offs, ok, stride_ob,
+                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False, SAVE)
+
+
 @triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY + ['KV_SPLIT', 'SAVE'])
 @triton.jit
-def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, F32, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh,
-              stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om,
-              stride_od, stride_rb, stride_rm, stride_rc, stride_cb, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT, qk_scale,
-              coef_scale, inv_len, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr, SPLIT: tl.constexpr,
-              DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, KV_SPLIT: tl.constexpr, SAVE: tl.constexpr,
-              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, F32, PART, LOCKS, stride_qb, stride_qh, stride_qm, stride_qd, stride_kb,
+              stride_kh, stride_kn, stride_kd, stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh,
+              stride_om, stride_od, stride_rb, stride_rm, stride_rc, stride_cb, stride_pb, H, N_Q, N_K, KEYS_PER_SPLIT,
+              qk_scale, coef_scale, inv_len, HEAD_DIM: tl.constexpr, RANK: tl.constexpr, FW: tl.constexpr,
+              SPLIT: tl.constexpr, DOT_PREC: tl.constexpr, FACT_PREC: tl.constexpr, KV_SPLIT: tl.constexpr,
+              SAVE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """One program per (query block, b*h, key split s): keys s * KEYS_PER_SPLIT .. + KEYS_PER_SPLIT.
     The query factors of the block come from r, the key-frame centre C and bias_scale in registers; with SAVE
     (a backward follows) split 0 also writes them to A (B, H, Nq, FW) for the backward kernels.
-    KV_SPLIT False (one split): writes Out, and with SAVE the fp32 output and log-sum-exp to F32 (B*H rows). KV_SPLIT
-    True: writes the split's normalised fp32 output and log-sum-exp to F32 (S * B*H rows, row s * B*H + b*h), for
-    _combine_kv_splits. F32's layout: ``_f32_rows``."""
+    Writes Out, and with SAVE the fp32 output and log-sum-exp to F32 (B*H rows, ``_f32_rows``).
+    KV_SPLIT True (S splits): each split writes its normalised fp32 output and log-sum-exp to PART (S * B*H rows,
+    row s * B*H + b*h), then counts itself done in LOCKS (int32, one counter per (b*h, query block), zero before
+    the launch); the split that counts last merges the block's S parts (``_merge_kv_splits``) and sets the counter
+    back to zero for the next launch (flash-decoding without a second launch)."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -439,44 +470,29 @@ def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, F32, stride_qb, stride_qh, stride_qm
         acc, l_i, m_i = _fwd_tile(acc, l_i, m_i, q, a_x, a_hi, k_base, v_base, p_base, stride_kn, stride_kd, stride_vn,
                                   stride_vd, n_full, hi, qk_scale, HEAD_DIM, RANK, FW, SPLIT, DOT_PREC, FACT_PREC,
                                   BLOCK_M, BLOCK_N, True)
-    row = pid_s * tl.num_programs(1) + pid_bh  # the (split, b*h) row of the fp32 outputs
-    _store_fwd_outputs(Out, F32, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, row,
-                       tl.num_programs(1) * tl.num_programs(2), offs_m, m_ok, stride_ob, stride_oh, stride_om,
-                       stride_od, N_Q, HEAD_DIM, KV_SPLIT, SAVE)
+    n_bh = tl.num_programs(1)
+    if KV_SPLIT:
+        n_s = tl.num_programs(2)
+        _store_fwd_outputs(Out, PART, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, pid_s * n_bh + pid_bh, n_s * n_bh,
+                           offs_m, m_ok, stride_ob, stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, True, SAVE)
+        tl.debug_barrier()  # every thread's part is stored before the count below releases it to the merging program
+        lock = LOCKS + pid_bh * tl.num_programs(0) + pid_m
+        if tl.atomic_add(lock, 1, sem='acq_rel') == n_s - 1:  # the block's other splits are done: merge
+            _merge_kv_splits(PART, Out, F32, pid_bh, n_bh, b, h, offs_m, m_ok, stride_ob, stride_oh, stride_om,
+                             stride_od, N_Q, n_s, HEAD_DIM, SAVE, BLOCK_M)
+            tl.atomic_xchg(lock, 0)
+    else:
+        _store_fwd_outputs(Out, F32, acc / l_i[:, None], m_i + tl.log2(l_i), b, h, pid_bh, n_bh, offs_m, m_ok,
+                           stride_ob, stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False, SAVE)
 
 
 @triton.jit
 def _row_block(H, N_Q, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
-    """Where a program of the row kernels (grid (cdiv(Nq, BLOCK), B*H): the split merge, delta) works:
-    (pid_bh, n_bh = B*H, b, h, its BLOCK query rows offs, their mask offs < Nq, the head-dim offsets)."""
+    """Where a program of the delta kernel (grid (cdiv(Nq, BLOCK), B*H)) works: (pid_bh, n_bh = B*H, b, h, its
+    BLOCK query rows offs, their mask offs < Nq, the head-dim offsets)."""
     pid_bh = tl.program_id(1)
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     return pid_bh, tl.num_programs(1), pid_bh // H, pid_bh % H, offs, offs < N_Q, tl.arange(0, HEAD_DIM)
-
-
-@triton.jit
-def _combine_kv_splits(PART, Out, F32, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, N_SPLITS,
-                       HEAD_DIM: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
-    """Merges the key splits of _attn_fwd: from the normalised split outputs o_s and their base-2 log-sum-exps
-    lse_s in PART (S * B*H rows, ``_f32_rows``), out = sum_s 2^(lse_s - lse) o_s with lse = log2 sum_s 2^lse_s,
-    written to Out (q's dtype, any strides), and with SAVE to F32 (B*H rows)."""
-    pid_bh, n_bh, b, h, offs, ok, offs_d = _row_block(H, N_Q, HEAD_DIM, BLOCK)
-    LP = _f32_lse(PART, N_SPLITS * n_bh, N_Q, HEAD_DIM)
-    m = tl.full([BLOCK], float('-inf'), dtype=tl.float32)
-    for s in range(N_SPLITS):
-        m = tl.maximum(m, tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0))
-    l_sum = tl.zeros([BLOCK], dtype=tl.float32)
-    acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
-    for s in range(N_SPLITS):
-        w = tl.exp2(tl.load(LP + (s * n_bh + pid_bh) * N_Q + offs, mask=ok, other=0.0) - m)
-        o = tl.load(
-            PART + ((s * n_bh + pid_bh) * N_Q + offs[:, None]) * HEAD_DIM + offs_d[None, :],
-            mask=ok[:, None],
-            other=0.0)
-        l_sum += w
-        acc += w[:, None] * o
-    _store_fwd_outputs(Out, F32, acc / l_sum[:, None], m + tl.log2(l_sum), b, h, pid_bh, n_bh, offs, ok, stride_ob,
-                       stride_oh, stride_om, stride_od, N_Q, HEAD_DIM, False, SAVE)
 
 
 @triton.jit
@@ -684,12 +700,7 @@ _attn_bwd_dq_fp32 = triton.autotune(
 # Kernel name -> Autotuner; 'dq_fp32_factors' is the dq kernel over the configs that suit fp32
 # factors (see _dq_fp32_safe).
 _TUNERS = {'fwd': _attn_fwd, 'dkdv': _attn_bwd_dkdv, 'dq': _attn_bwd_dq, 'dq_fp32_factors': _attn_bwd_dq_fp32}
-_JIT_KERNELS = {
-    'key_factors': _key_factor_kernel,
-    'combine': _combine_kv_splits,
-    'delta': _bwd_delta,
-    'query_factor_bwd': _query_factor_bwd_kernel
-}
+_JIT_KERNELS = {'key_factors': _key_factor_kernel, 'delta': _bwd_delta, 'query_factor_bwd': _query_factor_bwd_kernel}
 _FORCED = {}  # kernel name -> triton.Config used instead of autotuning (see forced_config)
 _INTERPRETING = interpreting()  # fixed per process: TRITON_INTERPRET is read when triton is imported
 COMPILED = CompiledLaunchCache()  # compiled kernels launched without Triton's per-call binding
@@ -878,18 +889,19 @@ def _batch_stride(t: torch.Tensor) -> int:
     return 0 if t.shape[0] == 1 else t.stride(0)
 
 
-def key_factors(o, d, o3, d3, split: bool, length_scale: float = 1.0, centred: bool = False) -> KeyFactors:
-    """KeyFactors of lines (o3, d3) (Bk, Nk, 3) (batch stride 0 allowed; detached and taken in fp32 when built),
-    cached per caller tensors (o, d) (identity and in-place version) and settings: the decoder layers of one forward
+def key_factors(o, d, split: bool, length_scale: float = 1.0, centred: bool = False) -> KeyFactors:
+    """KeyFactors of key lines o, d ((Nk, 3) or (Bk, Nk, 3), batch stride 0 allowed; detached and taken in fp32 when
+    built), cached per tensors (o, d) (identity and in-place version) and settings: the decoder layers of one forward
     build them once, and a cached call does no tensor work.
 
     centred: the key frame's origin is the origins' centroid (the path: metres in, divided by ``length_scale``);
-    else 0 (coordinates already in the kernel frame). Lines are shared by the batch (Bp = 1) when both o3 and d3
-    have one entry or batch stride 0.
+    else 0 (coordinates already in the kernel frame). Lines are shared by the batch (Bp = 1) when both o and d
+    are (Nk, 3) or have one entry or batch stride 0.
     """
     inv_len = 1.0 / float(length_scale)
 
     def build():
+        o3, d3 = batched_lines(o, d)
         return _build_key_factors(o3.detach().float(), d3.detach().float(), split, inv_len, centred)
 
     # inference tensors (built under torch.inference_mode) cannot be saved for a backward: their own entries
@@ -945,18 +957,19 @@ def _f32_rows(rows: int, nq: int, d: int, delta: bool, device) -> torch.Tensor:
 
 
 class _ForwardPlan(NamedTuple):
-    """The forward's launch arguments besides its tensors, for one ``_plan_key`` (``_forward_plan``)."""
+    """The forward's launch arguments besides its tensors, for one ``_plan_key`` (``_forward_plan``): n_splits key
+    splits of part_numel fp32 elements and lock_numel merge counters (``_split_scratch``)."""
     n_splits: int
-    fwd_grid: Callable[[dict], tuple]
-    fwd_scalars: tuple
-    fwd_consts: dict
-    combine_grid: tuple
-    combine_scalars: tuple
-    combine_consts: dict
+    part_numel: int
+    lock_numel: int
+    grid: Callable[[dict], tuple]
+    scalars: tuple
+    consts: dict
 
 
 _FWD_PLANS = {}  # _plan_key -> _ForwardPlan
 _MAX_FWD_PLANS = 1024  # then the plans start over (a training run adds two per new query count)
+_MIN_BLOCK_M = 16  # the smallest query tile of any forward config (merge counters are sized for it)
 
 
 def _plan_key(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
@@ -976,25 +989,48 @@ def _forward_plan(q, k, v, r, keys: KeyFactors, out, sm_scale: float, fact_prec:
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, q.device)
-    blk = _aux_block()
     return _ForwardPlan(
         n_splits=n_splits,
-        fwd_grid=lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
-        fwd_scalars=(*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
-                     _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale,
-                     keys.inv_len),
-        fwd_consts=dict(**_tile_consts(q, keys, fact_prec), KV_SPLIT=n_splits > 1, SAVE=save),
-        combine_grid=(_cdiv(Nq, blk), B * H),
-        combine_scalars=(*out.stride(), H, Nq, n_splits),
-        combine_consts=dict(HEAD_DIM=D, SAVE=save, BLOCK=blk))
+        part_numel=n_splits * B * H * Nq * (D + 1) if n_splits > 1 else 0,
+        lock_numel=B * H * _cdiv(Nq, _MIN_BLOCK_M) if n_splits > 1 else 0,
+        grid=lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
+        scalars=(*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
+                 _batch_stride(keys.psi), H, Nq, Nk, keys_per_split, sm_scale * _LOG2E, -1.0 / sm_scale, keys.inv_len),
+        consts=dict(**_tile_consts(q, keys, fact_prec), KV_SPLIT=n_splits > 1, SAVE=save))
+
+
+_SPLIT_SCRATCH = {}  # (CUDA device index, raw stream) -> (parts, counters) the stream's split forwards reuse
+_MAX_SPLIT_SCRATCH = 16  # streams; then the buffers start over
+
+
+def _split_scratch(part_numel: int, lock_numel: int, device: torch.device) -> tuple:
+    """(parts, counters) for a forward with key splits: >= part_numel fp32 elements (``_f32_rows`` of the splits)
+    and >= lock_numel int32 merge counters, all zero (every launch sets the counters it used back to zero).
+
+    On CUDA the buffers are kept per stream and reused by the next split forward on that stream, which runs after
+    the previous one has ended (stream order). On CPU (the interpreter) and during CUDA-graph capture they are new
+    (a captured graph owns its counters: their zeroing is part of the graph)."""
+    if device.type != 'cuda' or torch.cuda.is_current_stream_capturing():
+        return (torch.empty(part_numel, dtype=torch.float32,
+                            device=device), torch.zeros(lock_numel, dtype=torch.int32, device=device))
+    where = (device.index, torch._C._cuda_getCurrentRawStream(device.index))
+    kept = _SPLIT_SCRATCH.get(where)
+    if kept is None or kept[0].numel() < part_numel or kept[1].numel() < lock_numel:
+        if kept is None and len(_SPLIT_SCRATCH) >= _MAX_SPLIT_SCRATCH:
+            _SPLIT_SCRATCH.clear()
+        old = (0, 0) if kept is None else (kept[0].numel(), kept[1].numel())
+        kept = _SPLIT_SCRATCH[where] = (torch.empty(max(part_numel, old[0]), dtype=torch.float32, device=device),
+                                        torch.zeros(max(lock_numel, old[1]), dtype=torch.int32, device=device))
+    return kept
 
 
 def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_prec: str, save: bool):
     """out (B, H, Nq, D); with ``save`` also (A, f32) for the backward (else None): A (B, H, Nq, FW) the query
     factors, f32 the fp32 output, lse and room for delta (``_f32_rows``, B*H rows).
 
-    r (B, Nq, 3) fp32 in the caller's units, bias_scale (H,) fp32. The launch arguments come from a plan kept per
-    ``_plan_key`` (on the GPU this host work delays the first kernel: docs/benchmarks/README.md)."""
+    r (B, Nq, 3) fp32 in the caller's units, bias_scale (H,) fp32. One launch, with key splits too (their merge is
+    in the kernel). The launch arguments come from a plan kept per ``_plan_key`` (on the GPU this host work delays
+    the kernel: docs/benchmarks/README.md)."""
     B, H, Nq, D = q.shape
     dev = q.device
     out = torch.empty((B, H, Nq, D), dtype=q.dtype, device=dev)
@@ -1011,12 +1047,13 @@ def _forward(q, k, v, r, bias_scale, keys: KeyFactors, sm_scale: float, fact_pre
             if len(_FWD_PLANS) >= _MAX_FWD_PLANS:
                 _FWD_PLANS.clear()
             _FWD_PLANS[key] = plan
-    split = plan.n_splits > 1
-    part = _f32_rows(plan.n_splits * B * H, Nq, D, False, dev) if split else f32  # the splits' parts, merged below
-    tensors = (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, part)
-    _launch('fwd', plan.fwd_grid, tensors, plan.fwd_scalars, plan.fwd_consts, key=key)
-    if split:
-        _launch('combine', plan.combine_grid, (part, out, f32), plan.combine_scalars, plan.combine_consts, key=key)
+    part, locks = _split_scratch(plan.part_numel, plan.lock_numel, dev) if plan.n_splits > 1 else (f32, f32)
+    _launch(
+        'fwd',
+        plan.grid, (q, k, v, r, keys.centre, bias_scale, keys.psi, a, out, f32, part, locks),
+        plan.scalars,
+        plan.consts,
+        key=key)
     return out, ((a, f32) if save else None)
 
 
@@ -1144,8 +1181,8 @@ def check_kernel_limits(q, k, v):
 
 def check_int32_offsets(q, k, v):
     """Every element offset of q, k, v ((B, H, N, D), shapes already checked) and of the kernels' own buffers
-    below 2**31 (the kernels' int32 offsets). It reads strides and storage offsets, so the triton path runs it on
-    every call, also when its other checks are skipped for a known input signature."""
+    below 2**31 (the kernels' int32 offsets). It reads strides and storage offsets, which the triton path's input
+    signature therefore holds (``paths/triton.py``, ``_signature``)."""
     B, H, Nq, D = q.shape
     Nk = k.shape[2]
     if max(B * H * max(Nq, Nk) * (max(D, KERNEL_RANK) + 2), _extent(q), _extent(k), _extent(v)) >= 2**31:
@@ -1154,7 +1191,7 @@ def check_int32_offsets(q, k, v):
 
 
 def _extent(t: torch.Tensor) -> int:
-    """1 + the largest element offset a 4-D tensor reaches in its storage (straight-line: checked every call)."""
+    """1 + the largest element offset a 4-D tensor reaches in its storage."""
     n0, n1, n2, n3 = t.shape
     s0, s1, s2, s3 = t.stride()
     return t.storage_offset() + 1 + (n0 - 1) * abs(s0) + (n1 - 1) * abs(s1) + (n2 - 1) * abs(s2) + (n3 - 1) * abs(s3)
@@ -1211,7 +1248,7 @@ def fused_attention(q, k, v, r, o, d, bias_scale, sm_scale=None, factor_precisio
     """``triton_bias_attention`` without the input checks (kernel-frame coordinates)."""
     split = split_factors(factor_precision, q.dtype)
     sm_scale = 1.0 / math.sqrt(q.shape[-1]) if sm_scale is None else float(sm_scale)
-    keys = key_factors(o, d, o, d, split)
+    keys = key_factors(o, d, split)
     return attention_with_keys(q, k, v, r, bias_scale, keys, sm_scale)
 
 
