@@ -11,6 +11,7 @@ Before the Runner is built the data, the nuScenes version and the checkpoint to 
 (SignalCheckpointHook: SIGTERM 143, SIGUSR1 138).
 """
 import argparse
+import gc
 import logging
 import os
 import os.path as osp
@@ -179,10 +180,13 @@ def use_shared_gpu_distributed(cfg: Config, device: int) -> None:
 
 
 def close_process_group() -> None:
-    """After a finished run: wait for every rank, then tear the process group down (PyTorch asks for it; a gloo
-    group left to the interpreter's exit may abort the process, exit status -6, after training succeeded)."""
+    """After a finished run, once the caller has dropped its runner: collect what still holds the process group (the
+    DDP-wrapped model outlives the runner in reference cycles), wait for every rank, then tear the group down
+    (PyTorch asks for it). A gloo group whose last holder is freed while the interpreter exits can abort a process
+    whose training succeeded (exit status -6, "terminate called without an active exception")."""
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
@@ -218,6 +222,7 @@ def main(argv=None):
     except TrainingInterrupted as err:
         print(str(err), file=sys.stderr)
         return 128 + err.signum
+    del runner  # with it the DDP model, which holds the process group: freed before the group is torn down
     close_process_group()
     return 0
 

@@ -10,11 +10,13 @@ for gloo, which fails without CUDA, and its default DDP wrapper passes
 initializes the gloo process group itself (the Runner then skips
 ``init_dist``) and wraps with ``device_ids=None``.
 """
+import gc
 import os
 import os.path as osp
 import sys
 
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -34,3 +36,5 @@ if __name__ == '__main__':
         launcher='pytorch',
         model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None))
     close_process_group()  # as tools/train.py ends a finished run: wait for both ranks, then tear down
+    # the DDP model holds the gloo group: it must be gone by now, not left for the interpreter's exit
+    print('DDP models alive after teardown:', sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
