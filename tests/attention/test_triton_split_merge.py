@@ -107,5 +107,5 @@ def test_gpu_split_forwards_on_kept_counters_and_in_a_graph():
         ref = reference_attention(*x[:4], o, d, x[6])
         err = float((eager[2 * i].double() - ref).abs().max() / ref.abs().max())
         assert err < 3e-2, (seed, i, err)
-    for part, locks in ta._SPLIT_SCRATCH.values():
+    for _, locks in ta._SPLIT_SCRATCH.values():
         assert not locks.any(), seed

@@ -487,20 +487,18 @@ def _attn_fwd(Q, K, V, R, C, BS, P, A, Out, F32, PART, LOCKS, stride_qb, stride_
 
 
 @triton.jit
-def _row_block(H, N_Q, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr):
-    """Where a program of the delta kernel (grid (cdiv(Nq, BLOCK), B*H)) works: (pid_bh, n_bh = B*H, b, h, its
-    BLOCK query rows offs, their mask offs < Nq, the head-dim offsets)."""
-    pid_bh = tl.program_id(1)
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    return pid_bh, tl.num_programs(1), pid_bh // H, pid_bh % H, offs, offs < N_Q, tl.arange(0, HEAD_DIM)
-
-
-@triton.jit
 def _bwd_delta(DO, F32, stride_ob, stride_oh, stride_om, stride_od, H, N_Q, HEAD_DIM: tl.constexpr,
                BLOCK: tl.constexpr):
-    """delta = rowsum(dO * O) (fp32) of BLOCK query rows of one b*h, from the forward's fp32 output O in F32
-    (``_f32_rows``, B*H rows) into F32's delta part: the backward's first launch; the dq and dk/dv kernels read it."""
-    pid_bh, n_bh, b, h, offs, ok, offs_d = _row_block(H, N_Q, HEAD_DIM, BLOCK)
+    """delta = rowsum(dO * O) (fp32) of BLOCK query rows of one b*h (grid (cdiv(Nq, BLOCK), B*H)), from the forward's
+    fp32 output O in F32 (``_f32_rows``, B*H rows) into F32's delta part: the backward's first launch; the dq and
+    dk/dv kernels read it."""
+    pid_bh = tl.program_id(1)
+    n_bh = tl.num_programs(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < N_Q
+    offs_d = tl.arange(0, HEAD_DIM)
     do = tl.load(
         DO + b * stride_ob + h * stride_oh + offs[:, None] * stride_om + offs_d[None, :] * stride_od,
         mask=ok[:, None],
@@ -948,12 +946,18 @@ def _tile_consts(q, keys: KeyFactors, fact_prec: str) -> dict:
         FACT_PREC=fact_prec)
 
 
+def _f32_numel(rows: int, nq: int, d: int, delta: bool) -> int:
+    """Elements of one flat fp32 buffer for ``rows`` rows of ``nq`` queries: [O (rows, Nq, D) | lse (rows, Nq)], and
+    with ``delta`` [... | delta (rows, Nq)]. Rows are b*h (the forward's saved output; delta is written by _bwd_delta)
+    or s * B*H + b*h (the key splits' parts, ``_split_scratch``). The kernels find lse and delta from the row count
+    (``_f32_lse``, ``_f32_delta``)."""
+    return rows * nq * (d + 2 if delta else d + 1)
+
+
 def _f32_rows(rows: int, nq: int, d: int, delta: bool, device) -> torch.Tensor:
-    """One flat fp32 buffer for ``rows`` rows of ``nq`` queries: [O (rows, Nq, D) | lse (rows, Nq)], and with
-    ``delta`` [... | delta (rows, Nq)]. Rows are b*h (the forward's saved output; delta is written by
-    _bwd_delta) or s * B*H + b*h (the key splits' parts). The kernels find lse and delta from the row count
-    (``_f32_lse``, ``_f32_delta``): one allocation where there were two or three, on the path to a launch."""
-    return torch.empty(rows * nq * (d + 2 if delta else d + 1), dtype=torch.float32, device=device)
+    """A new fp32 buffer of ``_f32_numel`` elements: one allocation where there were two or three, on the path to a
+    launch."""
+    return torch.empty(_f32_numel(rows, nq, d, delta), dtype=torch.float32, device=device)
 
 
 class _ForwardPlan(NamedTuple):
@@ -991,7 +995,7 @@ def _forward_plan(q, k, v, r, keys: KeyFactors, out, sm_scale: float, fact_prec:
     n_splits, keys_per_split = kv_splits(B, H, Nq, Nk, q.device)
     return _ForwardPlan(
         n_splits=n_splits,
-        part_numel=n_splits * B * H * Nq * (D + 1) if n_splits > 1 else 0,
+        part_numel=_f32_numel(n_splits * B * H, Nq, D, False) if n_splits > 1 else 0,
         lock_numel=B * H * _cdiv(Nq, _MIN_BLOCK_M) if n_splits > 1 else 0,
         grid=lambda m: (_cdiv(Nq, m['BLOCK_M']), B * H, n_splits),
         scalars=(*q.stride(), *k.stride(), *v.stride(), *out.stride(), *r.stride(), _batch_stride(keys.centre),
@@ -1011,8 +1015,8 @@ def _split_scratch(part_numel: int, lock_numel: int, device: torch.device) -> tu
     the previous one has ended (stream order). On CPU (the interpreter) and during CUDA-graph capture they are new
     (a captured graph owns its counters: their zeroing is part of the graph)."""
     if device.type != 'cuda' or torch.cuda.is_current_stream_capturing():
-        return (torch.empty(part_numel, dtype=torch.float32,
-                            device=device), torch.zeros(lock_numel, dtype=torch.int32, device=device))
+        parts = torch.empty(part_numel, dtype=torch.float32, device=device)
+        return parts, torch.zeros(lock_numel, dtype=torch.int32, device=device)
     where = (device.index, torch._C._cuda_getCurrentRawStream(device.index))
     kept = _SPLIT_SCRATCH.get(where)
     if kept is None or kept[0].numel() < part_numel or kept[1].numel() < lock_numel:
