@@ -133,6 +133,42 @@ def test_model_rows_name_their_sparse_backend_and_warn_without_spconv(tmp_path):
         assert 'Warning' not in md and ('sparse conv' in md) == (backend is not None)
 
 
+def test_notes_say_what_bounds_each_run_and_the_host_line(tmp_path):
+    """Training rows note the forward's host time and the backward's GPU time, inference rows the middle encoder,
+    attention rows the host time per call; ``--host`` records give one line above the table, in file order."""
+    train = [_train('sdpa', 300.0, 900.0, 0), _train('auto', 180.0, 300.0, 0)]
+    train[1]['phase_ms_median'] = dict(forward=dict(host=72.46, gpu=72.4), backward=dict(host=50.0, gpu=95.44))
+    infer = [dict(_infer('fp16', 32.0, 'fp32', 0), part_ms_median=dict(pts_middle_encoder=18.66))]
+    attn = [dict(_attn('triton', 'infer', 900, 1.1, 1.12), fwd_host_ms=0.0521)]
+    host = dict(device='NVIDIA H200', cpu='Xeon', calls=2000, repeats=7, op_us=[4.0], op_us_median=4.25, op_us_min=4.0)
+    paths = []
+    for name, median in (('host_speed_start', 4.25), ('host_speed_end', 6.5)):
+        paths.append(str(tmp_path / f'{name}.json'))
+        (tmp_path / f'{name}.json').write_text(json.dumps(dict(host, op_us_median=median)))
+    out = tmp_path / 'out'
+    from tools.benchmarks.benchmark_model import add_speedups
+    add_speedups(train)
+    rows = st.main([
+        '--train',
+        _write(tmp_path, 't.json', train), '--inference',
+        _write(tmp_path, 'i.json', infer), '--attention',
+        _write(tmp_path, 'a.json', attn), '--host', *paths, '--out',
+        str(out)
+    ])
+    notes = {r['target']: r['note'] for r in rows}
+    assert notes['training step ms'] == 'forward host 72.5 ms, backward GPU 95.4 ms'
+    assert notes['training speed-up vs sdpa'] == ''
+    cpu_run = dict(phase_ms_median=dict(forward=dict(host=5.04, gpu=None), backward=dict(host=9.0, gpu=None)))
+    assert st._phases_note(cpu_run) == 'forward host 5.0 ms' and st._phases_note({}) == ''
+    assert notes['inference FPS (batch 1, fp16)'] == '31.25 ms/call, middle encoder 18.7 ms'
+    assert notes['attention fwd vs bias-free'] == 'wall 1.12x, host 0.052 ms'
+    md = (out / 'speed_targets.md').read_text().splitlines()
+    assert md[2] == ('Host speed (`host_speed.py`, host time per small operator on NVIDIA H200, median of 7 x 2000): '
+                     '4.25 us (host_speed_start), 6.50 us (host_speed_end); host Xeon.')
+    with pytest.raises(SystemExit):
+        st.main(['--train', _write(tmp_path, 't.json', train), '--host', str(tmp_path / 'none.json')])
+
+
 def test_missing_file_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         st.main(['--train', str(tmp_path / 'nope.json')])
@@ -161,3 +197,5 @@ def test_speed_targets_script_smoke_run(tmp_path):
     assert [r['run'].split(',')[0] for r in train] == ['round 1', 'round 1', 'round 2', 'round 2']  # no memory on CPU
     assert len(infer) == 4 and all(r['value'] > 0 for r in rows)
     assert (out / 'machine.txt').is_file() and (out / 'attention' / 'attention_benchmark.json').is_file()
+    assert json.loads((out / 'host_speed_end.json').read_text())['op_us_median'] > 0
+    assert 'Host speed (`host_speed.py`' in (out / 'speed_targets.md').read_text()

@@ -2,7 +2,8 @@
 much.
 
     python tools/benchmarks/speed_targets.py --train OUT/train/model_benchmark_config_amp.json \
-        --inference OUT/inference/model_inference.json --attention OUT/attention/attention_benchmark.json --out OUT
+        --inference OUT/inference/model_inference.json --attention OUT/attention/attention_benchmark.json \
+        --host OUT/host_speed_start.json OUT/host_speed_end.json --out OUT
 
 Inputs (any subset) are what ``benchmark_model.py --amp config`` (training), ``benchmark_model.py --inference``
 and ``benchmark_attention.py`` write. Targets (one H200; ratios inside one run):
@@ -16,6 +17,11 @@ and ``benchmark_attention.py`` write. Targets (one H200; ratios inside one run):
 The model rows name their sparse-conv backend (files written before it was recorded: not named); when one ran
 without spconv 2 the table opens with a warning, since issue #12's numbers are spconv's (mmcv's sparse convolution
 took 385 ms per step and ran at 11 FPS in session 29's run without the kit).
+
+What bounds each run is in its note: a training row's forward host time and backward GPU time (the step is the
+host-bound forward, then the GPU-bound backward), an inference row's sparse middle encoder time (host-bound spconv
+index building), an attention row's host time per call. ``--host`` (``host_speed.py`` records) puts the host's
+speed above the table, so a miss on a slow host reads as one.
 
 Prints a markdown table and writes ``<out>/speed_targets.json`` and ``.md``.
 """
@@ -53,6 +59,15 @@ def _row(target, run, value, limit, at_most, unit, note=''):
     return dict(target=target, run=run, value=value, limit=limit, at_most=at_most, met=bool(met), unit=unit, note=note)
 
 
+def _phases_note(r: dict) -> str:
+    """'forward host X ms, backward GPU Y ms' of a training result's ``phase_ms_median`` (the parts recorded: no GPU
+    times on CPU, no phases in older files)."""
+    phases = r.get('phase_ms_median') or {}
+    parts = [(f'{phase} {clock.replace("gpu", "GPU")}', (phases.get(phase) or {}).get(clock))
+             for phase, clock in (('forward', 'host'), ('backward', 'gpu'))]
+    return ', '.join(f'{name} {ms:.1f} ms' for name, ms in parts if ms is not None)
+
+
 def train_rows(results: list) -> list:
     """One row per target per ``auto`` run (``benchmark_model.py`` training results)."""
     results = [dict(r, round=r.get('round', 0)) for r in results]
@@ -63,7 +78,7 @@ def train_rows(results: list) -> list:
         if r['mode'] != 'auto':
             continue
         run = f'round {r["round"] + 1}, auto ({r["resolved_path"]}){_sparse(r)}'
-        rows.append(_row('training step ms', run, r['iter_ms_median'], TRAIN_MS, True, 'ms'))
+        rows.append(_row('training step ms', run, r['iter_ms_median'], TRAIN_MS, True, 'ms', _phases_note(r)))
         rows.append(_row('training speed-up vs sdpa', run, r['speedup_vs_sdpa'], TRAIN_SPEEDUP, False, 'x'))
         if r['allocated_vs_sdpa'] is not None:
             rows.append(
@@ -79,10 +94,18 @@ def inference_rows(results: list) -> list:
             continue
         run = (f'round {r.get("round", 0) + 1}, {r["bias_mode"]} ({r["resolved_path"]}), graph {r["cuda_graph"]}, '
                f'sparse encoder {r["sparse_precision"]}{_sparse(r)}')
-        rows.append(
-            _row('inference FPS (batch 1, fp16)', run, r['fps'], INFER_FPS, False, 'FPS',
-                 f'{r["wall_ms_median"]:.2f} ms/call'))
+        note = f'{r["wall_ms_median"]:.2f} ms/call'
+        middle = (r.get('part_ms_median') or {}).get('pts_middle_encoder')
+        if middle is not None:
+            note += f', middle encoder {middle:.1f} ms'
+        rows.append(_row('inference FPS (batch 1, fp16)', run, r['fps'], INFER_FPS, False, 'FPS', note))
     return rows
+
+
+def _host_ms(r: dict, phase: str) -> str:
+    """', host X ms' of a ``benchmark_attention.py`` result's ``phase`` ('fwd' / 'fwd_bwd'), '' if not recorded."""
+    host = r.get(f'{phase}_host_ms')
+    return '' if host is None else f', host {host:.3f} ms'
 
 
 def attention_rows(results: list) -> list:
@@ -96,11 +119,11 @@ def attention_rows(results: list) -> list:
         if r['phase'] == 'train':
             rows.append(
                 _row('attention fwd+bwd vs bias-free', shape, r['fwd_bwd_x'], ATTN_TRAIN_X, True, 'x',
-                     f'wall {r["fwd_bwd_wall_x"]:.2f}x'))
+                     f'wall {r["fwd_bwd_wall_x"]:.2f}x{_host_ms(r, "fwd_bwd")}'))
         elif r['phase'] == 'infer':
             rows.append(
                 _row('attention fwd vs bias-free', shape, r['fwd_x'], ATTN_INFER_X, True, 'x',
-                     f'wall {r["fwd_wall_x"]:.2f}x'))
+                     f'wall {r["fwd_wall_x"]:.2f}x{_host_ms(r, "fwd")}'))
     return rows
 
 
@@ -108,10 +131,23 @@ def _fmt(value, unit):
     return f'{100 * value:+.0f}%' if unit == 'fraction' else f'{value:.2f} {unit}'
 
 
-def to_markdown(rows: list, other_backends: tuple = ()) -> str:
-    """The table; ``other_backends``: sparse-conv backends other than spconv that model rows ran (a warning)."""
+def host_line(records: list) -> str:
+    """One line on the host's speed from (label, ``host_speed.py`` record) pairs, in their order; '' if none."""
+    if not records:
+        return ''
+    speeds = ', '.join(f'{r["op_us_median"]:.2f} us ({label})' for label, r in records)
+    first = records[0][1]
+    return (f'Host speed (`host_speed.py`, host time per small operator on {first["device"]}, median of '
+            f'{first["repeats"]} x {first["calls"]}): {speeds}; host {first["cpu"]}.')
+
+
+def to_markdown(rows: list, other_backends: tuple = (), host: str = '') -> str:
+    """The table; ``other_backends``: sparse-conv backends other than spconv that model rows ran (a warning);
+    ``host``: a line on the host's speed (``host_line``)."""
     met = sum(r['met'] for r in rows)
     lines = [f'# Issue #12 speed targets: {met} of {len(rows)} rows met', '']
+    if host:
+        lines += [host, '']
     if other_backends:
         lines += [
             f'**Warning: model rows ran with the sparse-conv backend {", ".join(other_backends)}, not spconv 2**: '
@@ -133,6 +169,7 @@ def main(argv=None) -> list:
     p.add_argument('--train', help="benchmark_model.py --amp config JSON (modes sdpa and auto)")
     p.add_argument('--inference', help='benchmark_model.py --inference JSON')
     p.add_argument('--attention', help='benchmark_attention.py JSON')
+    p.add_argument('--host', nargs='+', default=[], help='host_speed.py JSON files (e.g. before and after the runs)')
     p.add_argument('--out', default=None, help='folder for speed_targets.json / .md (default: print only)')
     args = p.parse_args(argv)
     if not (args.train or args.inference or args.attention):
@@ -147,7 +184,12 @@ def main(argv=None) -> list:
         rows += rows_of(results)
         if rows_of is not attention_rows:
             others.update(not_spconv(results))
-    md = to_markdown(rows, tuple(sorted(others)))
+    hosts = []
+    for path in args.host:
+        if not osp.isfile(path):
+            p.error(f'no such host speed file: {path}')
+        hosts.append((osp.splitext(osp.basename(path))[0], json.load(open(path))))
+    md = to_markdown(rows, tuple(sorted(others)), host_line(hosts))
     print(md)
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -5,7 +5,8 @@
 # host speed of a lent machine drifts and the model's forward is bound by the host.
 #   bash tools/benchmarks/speed_targets.sh OUT            # on the GPU machine, nothing else running on it
 #   SMOKE=1 bash tools/benchmarks/speed_targets.sh OUT    # CPU smoke run: demo config, tiny shapes (the test)
-# Writes OUT/{attention,train,inference}/ (the benchmarks' JSON/markdown), OUT/machine.txt and
+# Writes OUT/{attention,train,inference}/ (the benchmarks' JSON/markdown), OUT/machine.txt,
+# OUT/host_speed_{start,end}.json (the host's speed before and after the benchmarks: host_speed.py) and
 # OUT/speed_targets.{md,json}.
 set -euo pipefail
 OUT=${1:?usage: bash tools/benchmarks/speed_targets.sh OUT}
@@ -18,11 +19,13 @@ if [ "${SMOKE:-0}" = 1 ]; then
          --img-hw 96 256 --steps 1 --warmup 0)
   TRAIN=(--modes sdpa auto)
   INFER=(--precision fp16)
+  HOST=(--device cpu --calls 200 --repeats 3)
 else
   ATT=(--shapes voxel0100 --warmup 5 --iters 20)
   MODEL=()
   TRAIN=(--modes sdpa auto --steps 10 --warmup 3)
   INFER=(--precision fp16 --steps 20 --warmup 5)
+  HOST=(--device cuda)
 fi
 { date -u; nvidia-smi --query-gpu=name,driver_version,utilization.gpu,memory.used --format=csv 2>&1 || true
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv 2>&1 || true
@@ -30,10 +33,13 @@ fi
 if [ "${SMOKE:-0}" != 1 ] && ! python -c "import spconv" 2>/dev/null; then
   echo "speed_targets: spconv is not importable, so the model rows run mmcv's sparse convolution" | tee -a "$OUT/machine.txt"
 fi
+python tools/benchmarks/host_speed.py "${HOST[@]}" --out "$OUT/host_speed_start.json"
 python tools/benchmarks/benchmark_attention.py "${ATT[@]}" --dtypes bfloat16 --phases train infer \
   --rows triton nobias --no-reference --out "$OUT/attention"
 python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --amp config "${TRAIN[@]}" --rounds 2 --out "$OUT/train"
 python tools/benchmarks/benchmark_model.py ${MODEL[@]+"${MODEL[@]}"} --inference "${INFER[@]}" --cuda-graph head all \
   --rounds 2 --out "$OUT/inference"
+python tools/benchmarks/host_speed.py "${HOST[@]}" --out "$OUT/host_speed_end.json"
 python tools/benchmarks/speed_targets.py --attention "$OUT/attention/attention_benchmark.json" \
-  --train "$OUT/train/model_benchmark_config_amp.json" --inference "$OUT/inference/model_inference.json" --out "$OUT"
+  --train "$OUT/train/model_benchmark_config_amp.json" --inference "$OUT/inference/model_inference.json" \
+  --host "$OUT/host_speed_start.json" "$OUT/host_speed_end.json" --out "$OUT"
