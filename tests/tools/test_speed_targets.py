@@ -55,14 +55,14 @@ def test_training_file_written_before_rounds(tmp_path):
     assert speedups == pytest.approx([1.5, 1.25])
 
 
-def _infer(precision, fps, sparse, rnd=None):
+def _infer(precision, fps, sparse, rnd=None, graph='all'):
     r = dict(
         precision=precision,
         fps=fps,
         wall_ms_median=1000 / fps,
         bias_mode='config',
         resolved_path='triton',
-        cuda_graph='all',
+        cuda_graph=graph,
         sparse_precision=sparse)
     if rnd is not None:
         r['round'] = rnd
@@ -97,6 +97,29 @@ def test_inference_and_attention_boundaries(tmp_path):
         ('attention fwd vs bias-free', 1.31, False),
     ]
     assert 'sparse encoder fp16' in rows[1]['run'] and 'Nq=900' in rows[3]['run']
+
+
+def test_inference_is_judged_on_the_graphs_tools_test_runs(tmp_path):
+    """With 'all' rows (``tools/test.py --amp --cuda-graph``) in the file, only they count; the head-graph rows are
+    printed, marked not judged, whichever side of the limit they fall. Without 'all' rows every fp16 row counts."""
+    infer = [
+        _infer('fp16', 24.0, 'fp32', 0, graph='head'),
+        _infer('fp16', 30.0, 'fp32', 0),
+        _infer('fp16', 26.0, 'fp32', 1, graph='head'),
+        _infer('fp16', 25.5, 'fp32', 1)
+    ]
+    out = tmp_path / 'out'
+    rows = st.main(['--inference', _write(tmp_path, 'i.json', infer), '--out', str(out)])
+    assert [(r['value'], r['met'], r['judged']) for r in rows] == [(24.0, False, False), (30.0, True, True),
+                                                                   (26.0, True, False), (25.5, True, True)]
+    md = (out / 'speed_targets.md').read_text()
+    assert md.startswith('# Issue #12 speed targets: 2 of 2 rows met\n\n2 more rows are printed for comparison')
+    assert '| 24.00 FPS (41.67 ms/call) | >= 25.00 FPS | not judged (misses the limit) |' in md
+    assert '| 26.00 FPS (38.46 ms/call) | >= 25.00 FPS | not judged (meets the limit) |' in md
+    head_only = [r for r in infer if r['cuda_graph'] == 'head']
+    rows = st.main(['--inference', _write(tmp_path, 'h.json', head_only), '--out', str(out)])
+    assert [r['judged'] for r in rows] == [True, True]
+    assert (out / 'speed_targets.md').read_text().startswith('# Issue #12 speed targets: 1 of 2 rows met\n\n| target')
 
 
 def test_model_rows_name_their_sparse_backend_and_warn_without_spconv(tmp_path):
