@@ -106,7 +106,7 @@ def inference_rows(results: list) -> list:
     """One row per fp16 run (``benchmark_model.py --inference`` results); judged: the runs with all CUDA graphs, or
     every run when none had them."""
     fp16 = [r for r in results if r['precision'] == 'fp16']
-    some_judged = any(r['cuda_graph'] == JUDGED_GRAPHS for r in fp16)
+    has_all_graphs = any(r['cuda_graph'] == JUDGED_GRAPHS for r in fp16)
     rows = []
     for r in fp16:
         run = (f'round {r.get("round", 0) + 1}, {r["bias_mode"]} ({r["resolved_path"]}), graph {r["cuda_graph"]}, '
@@ -115,7 +115,7 @@ def inference_rows(results: list) -> list:
         middle = (r.get('part_ms_median') or {}).get('pts_middle_encoder')
         if middle is not None:
             note += f', middle encoder {middle:.1f} ms'
-        judged = r['cuda_graph'] == JUDGED_GRAPHS or not some_judged
+        judged = r['cuda_graph'] == JUDGED_GRAPHS or not has_all_graphs
         rows.append(_row('inference FPS (batch 1, fp16)', run, r['fps'], INFER_FPS, False, 'FPS', note, judged))
     return rows
 
@@ -162,7 +162,7 @@ def host_line(records: list) -> str:
 def to_markdown(rows: list, other_backends: tuple = (), host: str = '') -> str:
     """The table; ``other_backends``: sparse-conv backends other than spconv that model rows ran (a warning);
     ``host``: a line on the host's speed (``host_line``)."""
-    judged = [r for r in rows if r.get('judged', True)]
+    judged = [r for r in rows if r['judged']]
     met = sum(r['met'] for r in judged)
     lines = [f'# Issue #12 speed targets: {met} of {len(judged)} rows met', '']
     if len(judged) < len(rows):
@@ -182,7 +182,7 @@ def to_markdown(rows: list, other_backends: tuple = (), host: str = '') -> str:
     for r in rows:
         sign = '<=' if r['at_most'] else '>='
         verdict = 'met' if r['met'] else 'missed'
-        if not r.get('judged', True):
+        if not r['judged']:
             verdict = f'not judged ({"meets" if r["met"] else "misses"} the limit)'
         note = f' ({r["note"]})' if r['note'] else ''
         lines.append(f'| {r["target"]} | {r["run"]} | {_fmt(r["value"], r["unit"])}{note} | '
@@ -200,21 +200,23 @@ def main(argv=None) -> list:
     args = p.parse_args(argv)
     if not (args.train or args.inference or args.attention):
         p.error('give at least one of --train, --inference, --attention')
+
+    def read(path, what):
+        """The JSON in ``path``; a missing file is named (``what``: which kind of file) as a usage error."""
+        if not osp.isfile(path):
+            p.error(f'no such {what} file: {path}')
+        with open(path) as f:
+            return json.load(f)
+
     rows, others = [], set()
     for path, rows_of in ((args.train, train_rows), (args.inference, inference_rows), (args.attention, attention_rows)):
         if path is None:
             continue
-        if not osp.isfile(path):
-            p.error(f'no such benchmark file: {path}')
-        results = json.load(open(path))['results']
+        results = read(path, 'benchmark')['results']
         rows += rows_of(results)
         if rows_of is not attention_rows:
             others.update(not_spconv(results))
-    hosts = []
-    for path in args.host:
-        if not osp.isfile(path):
-            p.error(f'no such host speed file: {path}')
-        hosts.append((osp.splitext(osp.basename(path))[0], json.load(open(path))))
+    hosts = [(osp.splitext(osp.basename(path))[0], read(path, 'host speed')) for path in args.host]
     md = to_markdown(rows, tuple(sorted(others)), host_line(hosts))
     print(md)
     if args.out:
